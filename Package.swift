@@ -1,0 +1,58 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Engram's layers, one target each; dependencies only point down:
+/// engram (CLI) → EngramData → EngramNN → EngramTensor → COpenBLAS.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Engram",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "engram", targets: ["engram"]),
+        .library(name: "EngramTensor", targets: ["EngramTensor"]),
+        .library(name: "EngramNN", targets: ["EngramNN"]),
+        .library(name: "EngramData", targets: ["EngramData"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "EngramTensor", dependencies: ["COpenBLAS"], swiftSettings: optimized),
+        .target(name: "EngramNN", dependencies: ["EngramTensor"], swiftSettings: optimized),
+        .target(
+            name: "EngramData",
+            dependencies: [
+                "EngramTensor", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: optimized
+        ),
+        .executableTarget(
+            name: "engram",
+            dependencies: [
+                "EngramTensor", "EngramNN", "EngramData",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: optimized
+        ),
+        .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
+        .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
+        .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
