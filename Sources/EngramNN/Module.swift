@@ -1,0 +1,102 @@
+@_exported import EngramTensor
+
+/// A building block of a network: it maps a batch to a batch and owns named parameters,
+/// named buffers (state that is saved but not trained, e.g. BatchNorm running statistics)
+/// and named child modules.
+///
+/// Names compose with dots, as in PyTorch (`features.0.weight`), and are stable: checkpoints,
+/// importance maps and masks are keyed by them.
+public protocol Module: AnyObject {
+    /// Maps a batch to a batch.
+    func forward(_ x: Tensor) -> Tensor
+    /// This module's own parameters (not its children's), named relative to it.
+    var localParameters: [(String, Tensor)] { get }
+    /// This module's own buffers, named relative to it.
+    var localBuffers: [(String, Tensor)] { get }
+    /// Direct children, named relative to this module.
+    var children: [(String, any Module)] { get }
+    /// Training mode (batch statistics, dropout) or evaluation mode.
+    var isTraining: Bool { get set }
+}
+
+extension Module {
+    public var localParameters: [(String, Tensor)] { [] }
+    public var localBuffers: [(String, Tensor)] { [] }
+    public var children: [(String, any Module)] { [] }
+
+    /// Same as `forward(_:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { forward(x) }
+
+    /// Every module in the tree, depth first, with its dotted path ("" for this one).
+    public func namedModules(prefix: String = "") -> [(String, any Module)] {
+        var result: [(String, any Module)] = [(prefix, self)]
+        for (name, child) in children {
+            result += child.namedModules(prefix: prefix.isEmpty ? name : "\(prefix).\(name)")
+        }
+        return result
+    }
+
+    /// All parameters of the tree, in a stable order, with dotted names.
+    public func namedParameters() -> [(String, Tensor)] {
+        namedModules().flatMap { path, module in
+            module.localParameters.map { (path.isEmpty ? $0.0 : "\(path).\($0.0)", $0.1) }
+        }
+    }
+
+    /// All buffers of the tree with dotted names.
+    public func namedBuffers() -> [(String, Tensor)] {
+        namedModules().flatMap { path, module in
+            module.localBuffers.map { (path.isEmpty ? $0.0 : "\(path).\($0.0)", $0.1) }
+        }
+    }
+
+    /// Parameters and buffers together (what a checkpoint holds for the model).
+    public func stateDictionary() -> [(String, Tensor)] { namedParameters() + namedBuffers() }
+
+    /// Total number of trainable scalars.
+    public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.1.count } }
+
+    /// Switches the whole tree to training mode.
+    public func train() { for (_, m) in namedModules() { m.isTraining = true } }
+    /// Switches the whole tree to evaluation mode.
+    public func eval() { for (_, m) in namedModules() { m.isTraining = false } }
+
+    /// Clears the gradients of all parameters.
+    public func zeroGrad() { for (_, p) in namedParameters() { p.grad = nil } }
+
+    /// Tells every task-conditioned module in the tree (multi-head classifiers, per-task BatchNorm…)
+    /// which task the next batches belong to.
+    public func setActiveTask(_ task: Int) {
+        for (_, m) in namedModules() { (m as? any TaskConditioned)?.activeTask = task }
+    }
+
+    /// Loads values by name; every parameter and buffer of the module must be present with its shape.
+    public func load(_ state: [String: Tensor]) throws {
+        for (name, tensor) in stateDictionary() {
+            guard let value = state[name] else { throw ModuleError.missingTensor(name) }
+            guard value.shape == tensor.shape else {
+                throw ModuleError.shapeMismatch(name: name, expected: tensor.shape, found: value.shape)
+            }
+            tensor.assign(value)
+        }
+    }
+}
+
+/// A module whose computation depends on the current task (e.g. one head per task).
+public protocol TaskConditioned: Module {
+    /// The task the next batches belong to (0-based).
+    var activeTask: Int { get set }
+}
+
+/// Errors when loading a state into a module.
+public enum ModuleError: Error, CustomStringConvertible, Equatable {
+    case missingTensor(String)
+    case shapeMismatch(name: String, expected: [Int], found: [Int])
+
+    public var description: String {
+        switch self {
+        case .missingTensor(let name): "the state has no tensor named '\(name)'"
+        case let .shapeMismatch(name, expected, found): "tensor '\(name)' has shape \(found), the model expects \(expected)"
+        }
+    }
+}

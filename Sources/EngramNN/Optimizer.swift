@@ -1,0 +1,245 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Updates named parameters from their gradients.
+///
+/// Every optimizer honours two kinds of restriction: a parameter in `frozen` is never changed,
+/// and a parameter with an update mask (1 = may change, 0 = frozen) changes only where the
+/// mask is 1 — its gradient is masked before it enters any running statistic, and the update is
+/// masked again (so weight decay cannot move frozen entries). PackNet and MIND build on the masks.
+public protocol Optimizer: AnyObject {
+    /// The parameters, by stable name.
+    var parameters: [(String, Tensor)] { get }
+    /// The current learning rate (schedules set it each epoch).
+    var learningRate: Float { get set }
+    /// Parameters that are not updated at all.
+    var frozen: Set<String> { get set }
+    /// Per-parameter update masks (1 = may change, 0 = frozen), keyed by parameter name.
+    var updateMasks: [String: [Float]] { get set }
+    /// Applies one update from the parameters' current `grad`.
+    func step()
+    /// The optimizer's state (moments, step counts) as named tensors, for checkpoints.
+    func stateTensors() -> [(String, Tensor)]
+    /// Restores state saved by `stateTensors()`.
+    func loadState(_ state: [String: Tensor]) throws
+}
+
+extension Optimizer {
+    /// Clears every parameter's gradient.
+    public func zeroGrad() { for (_, p) in parameters { p.grad = nil } }
+
+    /// Gradient of `p` with the mask applied, or nil if `p` is frozen or has no gradient.
+    func maskedGradient(_ name: String, _ p: Tensor) -> [Float]? {
+        guard !frozen.contains(name), let g = p.grad?.scalars else { return nil }
+        precondition(g.count == p.count, "gradient of '\(name)' has \(g.count) elements, parameter \(p.count)")
+        guard let mask = updateMasks[name] else { return g }
+        precondition(mask.count == p.count, "update mask of '\(name)' has \(mask.count) elements, parameter \(p.count)")
+        return zip(g, mask).map { $0 * $1 }
+    }
+
+    /// p ← p − Δ, with Δ masked where a mask exists.
+    func apply(_ name: String, _ p: Tensor, delta: inout [Float]) {
+        if let mask = updateMasks[name] {
+            for i in 0..<delta.count { delta[i] *= mask[i] }
+        }
+        p.scalars.withUnsafeMutableBufferPointer { pp in
+            delta.withUnsafeBufferPointer { pd in for i in 0..<pp.count { pp[i] -= pd[i] } }
+        }
+    }
+}
+
+/// Errors when restoring optimizer state.
+public enum OptimizerError: Error, CustomStringConvertible {
+    case missingState(String)
+    case shapeMismatch(String, expected: Int, found: Int)
+    public var description: String {
+        switch self {
+        case .missingState(let name): "optimizer state '\(name)' is missing from the checkpoint"
+        case let .shapeMismatch(name, expected, found): "optimizer state '\(name)' has \(found) elements, expected \(expected)"
+        }
+    }
+}
+
+/// Stochastic gradient descent with PyTorch's semantics:
+/// g ← ∇ + λp; b ← μb + g (b = g at the first step); g ← g + μb (Nesterov) or b; p ← p − η g.
+public final class SGD: Optimizer {
+    public let parameters: [(String, Tensor)]
+    public var learningRate: Float
+    public let momentum: Float
+    public let nesterov: Bool
+    public let weightDecay: Float
+    public var frozen: Set<String> = []
+    public var updateMasks: [String: [Float]] = [:]
+    private var buffers: [String: [Float]] = [:]
+
+    public init(_ parameters: [(String, Tensor)], learningRate: Float, momentum: Float = 0,
+                nesterov: Bool = false, weightDecay: Float = 0) {
+        precondition(learningRate >= 0 && momentum >= 0 && weightDecay >= 0, "SGD: negative hyper-parameter")
+        precondition(!nesterov || momentum > 0, "SGD: Nesterov needs momentum > 0")
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+    }
+
+    public func step() {
+        let (lr, mu, wd) = (learningRate, momentum, weightDecay)
+        for (name, p) in parameters {
+            guard var g = maskedGradient(name, p) else { continue }
+            if wd != 0 {
+                let pv = p.scalars
+                for i in 0..<g.count { g[i] += wd * pv[i] }
+            }
+            if mu != 0 {
+                if var b = buffers[name] {
+                    for i in 0..<b.count { b[i] = mu * b[i] + g[i] }
+                    buffers[name] = b
+                } else {
+                    buffers[name] = g
+                }
+                let b = buffers[name]!
+                if nesterov { for i in 0..<g.count { g[i] += mu * b[i] } } else { g = b }
+            }
+            for i in 0..<g.count { g[i] *= lr }
+            apply(name, p, delta: &g)
+        }
+    }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        buffers.keys.sorted().map { ("momentum_buffer.\($0)", Tensor(buffers[$0]!)) }
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        buffers = [:]
+        for (name, p) in parameters {
+            guard let t = state["momentum_buffer.\(name)"] else { continue }
+            guard t.count == p.count else { throw OptimizerError.shapeMismatch("momentum_buffer.\(name)", expected: p.count, found: t.count) }
+            buffers[name] = t.scalars
+        }
+    }
+}
+
+/// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), PyTorch's semantics:
+/// m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − η·m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
+/// Adam adds λp to g (L2); AdamW instead decays p ← p(1 − ηλ) before the step.
+public final class Adam: Optimizer {
+    public let parameters: [(String, Tensor)]
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    /// Decoupled weight decay (AdamW).
+    public let decoupled: Bool
+    public var frozen: Set<String> = []
+    public var updateMasks: [String: [Float]] = [:]
+    private var m: [String: [Float]] = [:]
+    private var v: [String: [Float]] = [:]
+    private var steps: [String: Int] = [:]
+
+    public init(_ parameters: [(String, Tensor)], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
+                epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
+        precondition(learningRate >= 0 && (0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon > 0 && weightDecay >= 0,
+                     "Adam: invalid hyper-parameters")
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.decoupled = decoupled
+    }
+
+    /// AdamW with PyTorch's default weight decay 0.01.
+    public static func adamW(_ parameters: [(String, Tensor)], learningRate: Float = 1e-3, beta1: Float = 0.9,
+                             beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01) -> Adam {
+        Adam(parameters, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+             weightDecay: weightDecay, decoupled: true)
+    }
+
+    public func step() {
+        let (lr, b1, b2, eps, wd) = (learningRate, beta1, beta2, epsilon, weightDecay)
+        for (name, p) in parameters {
+            guard var g = maskedGradient(name, p) else { continue }
+            let pv = p.scalars
+            if wd != 0 && !decoupled { for i in 0..<g.count { g[i] += wd * pv[i] } }
+            let t = (steps[name] ?? 0) + 1
+            steps[name] = t
+            var mm = m[name] ?? [Float](repeating: 0, count: g.count)
+            var vv = v[name] ?? [Float](repeating: 0, count: g.count)
+            let c1 = 1 - powf(b1, Float(t)), c2 = 1 - powf(b2, Float(t))
+            let stepSize = lr / c1, c2Root = c2.squareRoot()
+            var delta = [Float](repeating: 0, count: g.count)
+            for i in 0..<g.count {
+                mm[i] = b1 * mm[i] + (1 - b1) * g[i]
+                vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
+                delta[i] = stepSize * mm[i] / (vv[i].squareRoot() / c2Root + eps)
+                if decoupled && wd != 0 { delta[i] += lr * wd * pv[i] }
+            }
+            m[name] = mm
+            v[name] = vv
+            apply(name, p, delta: &delta)
+        }
+    }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        steps.keys.sorted().flatMap { name in
+            [("exp_avg.\(name)", Tensor(m[name]!)), ("exp_avg_sq.\(name)", Tensor(v[name]!)),
+             ("step.\(name)", Tensor(Float(steps[name]!)))]
+        }
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        m = [:]; v = [:]; steps = [:]
+        for (name, p) in parameters {
+            guard let step = state["step.\(name)"] else { continue }
+            guard let a = state["exp_avg.\(name)"] else { throw OptimizerError.missingState("exp_avg.\(name)") }
+            guard let b = state["exp_avg_sq.\(name)"] else { throw OptimizerError.missingState("exp_avg_sq.\(name)") }
+            guard a.count == p.count else { throw OptimizerError.shapeMismatch("exp_avg.\(name)", expected: p.count, found: a.count) }
+            guard b.count == p.count else { throw OptimizerError.shapeMismatch("exp_avg_sq.\(name)", expected: p.count, found: b.count) }
+            m[name] = a.scalars; v[name] = b.scalars; steps[name] = Int(step.item)
+        }
+    }
+}
+
+/// A learning-rate schedule: the rate for an epoch (0-based) given the base rate.
+public protocol LearningRateSchedule: Sendable {
+    func learningRate(epoch: Int, base: Float) -> Float
+}
+
+/// Constant rate.
+public struct ConstantSchedule: LearningRateSchedule {
+    public init() {}
+    public func learningRate(epoch: Int, base: Float) -> Float { base }
+}
+
+/// η·γ^⌊epoch/stepSize⌋.
+public struct StepSchedule: LearningRateSchedule {
+    public let stepSize: Int, gamma: Float
+    public init(stepSize: Int, gamma: Float = 0.1) {
+        precondition(stepSize > 0, "StepSchedule: stepSize must be positive")
+        self.stepSize = stepSize; self.gamma = gamma
+    }
+    public func learningRate(epoch: Int, base: Float) -> Float { base * powf(gamma, Float(epoch / stepSize)) }
+}
+
+/// η·γ^(number of milestones ≤ epoch).
+public struct MultiStepSchedule: LearningRateSchedule {
+    public let milestones: [Int], gamma: Float
+    public init(milestones: [Int], gamma: Float = 0.1) { self.milestones = milestones.sorted(); self.gamma = gamma }
+    public func learningRate(epoch: Int, base: Float) -> Float {
+        base * powf(gamma, Float(milestones.filter { $0 <= epoch }.count))
+    }
+}
+
+/// Cosine annealing: η_min + ½(η − η_min)(1 + cos(π·epoch/T)).
+public struct CosineSchedule: LearningRateSchedule {
+    public let totalEpochs: Int, minimum: Float
+    public init(totalEpochs: Int, minimum: Float = 0) {
+        precondition(totalEpochs > 0, "CosineSchedule: totalEpochs must be positive")
+        self.totalEpochs = totalEpochs; self.minimum = minimum
+    }
+    public func learningRate(epoch: Int, base: Float) -> Float {
+        let t = Float(min(epoch, totalEpochs)) / Float(totalEpochs)
+        return minimum + 0.5 * (base - minimum) * (1 + cosf(Float.pi * t))
+    }
+}
