@@ -31,24 +31,33 @@ extension Optimizer {
     /// Clears every parameter's gradient.
     public func zeroGrad() { for (_, p) in parameters { p.grad = nil } }
 
-    /// Gradient of `p` with the mask applied, or nil if `p` is frozen or has no gradient.
-    func maskedGradient(_ name: String, _ p: Tensor) -> [Float]? {
-        guard !frozen.contains(name), let g = p.grad?.scalars else { return nil }
-        precondition(g.count == p.count, "gradient of '\(name)' has \(g.count) elements, parameter \(p.count)")
-        guard let mask = updateMasks[name] else { return g }
-        precondition(mask.count == p.count, "update mask of '\(name)' has \(mask.count) elements, parameter \(p.count)")
-        return zip(g, mask).map { $0 * $1 }
+    /// Runs `update(p, g, mask)` over raw buffers for every parameter that has a gradient and is
+    /// not frozen; `mask` is nil where the parameter has no update mask.
+    func forEachTrainable(_ update: (String, UnsafeMutableBufferPointer<Float>, UnsafeBufferPointer<Float>,
+                                     UnsafeBufferPointer<Float>?) -> Void) {
+        for (name, p) in parameters {
+            guard !frozen.contains(name), let grad = p.grad else { continue }
+            precondition(grad.count == p.count, "gradient of '\(name)' has \(grad.count) elements, parameter \(p.count)")
+            let mask = updateMasks[name]
+            if let mask { precondition(mask.count == p.count, "update mask of '\(name)' has \(mask.count) elements, parameter \(p.count)") }
+            grad.scalars.withUnsafeBufferPointer { g in
+                p.scalars.withUnsafeMutableBufferPointer { w in
+                    if let mask {
+                        mask.withUnsafeBufferPointer { m in update(name, w, g, m) }
+                    } else {
+                        update(name, w, g, nil)
+                    }
+                }
+            }
+        }
     }
+}
 
-    /// p ← p − Δ, with Δ masked where a mask exists.
-    func apply(_ name: String, _ p: Tensor, delta: inout [Float]) {
-        if let mask = updateMasks[name] {
-            for i in 0..<delta.count { delta[i] *= mask[i] }
-        }
-        p.scalars.withUnsafeMutableBufferPointer { pp in
-            delta.withUnsafeBufferPointer { pd in for i in 0..<pp.count { pp[i] -= pd[i] } }
-        }
-    }
+/// A per-parameter state array, updated in place.
+final class StateBuffer {
+    var values: [Float]
+    init(_ values: [Float]) { self.values = values }
+    init(zeros n: Int) { values = [Float](repeating: 0, count: n) }
 }
 
 /// Errors when restoring optimizer state.
@@ -73,7 +82,7 @@ public final class SGD: Optimizer {
     public let weightDecay: Float
     public var frozen: Set<String> = []
     public var updateMasks: [String: [Float]] = [:]
-    private var buffers: [String: [Float]] = [:]
+    private var buffers: [String: StateBuffer] = [:]
 
     public init(_ parameters: [(String, Tensor)], learningRate: Float, momentum: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0) {
@@ -87,30 +96,48 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
-        let (lr, mu, wd) = (learningRate, momentum, weightDecay)
-        for (name, p) in parameters {
-            guard var g = maskedGradient(name, p) else { continue }
-            if wd != 0 {
-                let pv = p.scalars
-                for i in 0..<g.count { g[i] += wd * pv[i] }
-            }
-            if mu != 0 {
-                if var b = buffers[name] {
-                    for i in 0..<b.count { b[i] = mu * b[i] + g[i] }
-                    buffers[name] = b
+        let (lr, mu, wd, nesterov) = (learningRate, momentum, weightDecay, nesterov)
+        forEachTrainable { name, w, g, mask in
+            let n = w.count
+            let fresh = buffers[name] == nil
+            let buffer = buffers[name] ?? StateBuffer(zeros: mu != 0 ? n : 0)
+            buffers[name] = buffer
+            buffer.values.withUnsafeMutableBufferPointer { b in
+                if let mask {
+                    for i in 0..<n {
+                        var d = g[i] * mask[i] + wd * w[i]
+                        if mu != 0 {
+                            b[i] = fresh ? d : mu * b[i] + d
+                            d = nesterov ? d + mu * b[i] : b[i]
+                        }
+                        w[i] -= lr * d * mask[i]
+                    }
+                } else if mu == 0 {
+                    for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
+                } else if fresh {
+                    for i in 0..<n {
+                        let d = g[i] + wd * w[i]
+                        b[i] = d
+                        w[i] -= lr * (nesterov ? d + mu * d : d)
+                    }
+                } else if nesterov {
+                    for i in 0..<n {
+                        let d = g[i] + wd * w[i]
+                        b[i] = mu * b[i] + d
+                        w[i] -= lr * (d + mu * b[i])
+                    }
                 } else {
-                    buffers[name] = g
+                    for i in 0..<n {
+                        b[i] = mu * b[i] + g[i] + wd * w[i]
+                        w[i] -= lr * b[i]
+                    }
                 }
-                let b = buffers[name]!
-                if nesterov { for i in 0..<g.count { g[i] += mu * b[i] } } else { g = b }
             }
-            for i in 0..<g.count { g[i] *= lr }
-            apply(name, p, delta: &g)
         }
     }
 
     public func stateTensors() -> [(String, Tensor)] {
-        buffers.keys.sorted().map { ("momentum_buffer.\($0)", Tensor(buffers[$0]!)) }
+        momentum == 0 ? [] : buffers.keys.sorted().map { ("momentum_buffer.\($0)", Tensor(buffers[$0]!.values)) }
     }
 
     public func loadState(_ state: [String: Tensor]) throws {
@@ -118,7 +145,7 @@ public final class SGD: Optimizer {
         for (name, p) in parameters {
             guard let t = state["momentum_buffer.\(name)"] else { continue }
             guard t.count == p.count else { throw OptimizerError.shapeMismatch("momentum_buffer.\(name)", expected: p.count, found: t.count) }
-            buffers[name] = t.scalars
+            buffers[name] = StateBuffer(t.scalars)
         }
     }
 }
@@ -134,8 +161,8 @@ public final class Adam: Optimizer {
     public let decoupled: Bool
     public var frozen: Set<String> = []
     public var updateMasks: [String: [Float]] = [:]
-    private var m: [String: [Float]] = [:]
-    private var v: [String: [Float]] = [:]
+    private var m: [String: StateBuffer] = [:]
+    private var v: [String: StateBuffer] = [:]
     private var steps: [String: Int] = [:]
 
     public init(_ parameters: [(String, Tensor)], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
@@ -157,33 +184,36 @@ public final class Adam: Optimizer {
     }
 
     public func step() {
-        let (lr, b1, b2, eps, wd) = (learningRate, beta1, beta2, epsilon, weightDecay)
-        for (name, p) in parameters {
-            guard var g = maskedGradient(name, p) else { continue }
-            let pv = p.scalars
-            if wd != 0 && !decoupled { for i in 0..<g.count { g[i] += wd * pv[i] } }
+        let (lr, b1, b2, eps, wd, decoupled) = (learningRate, beta1, beta2, epsilon, weightDecay, decoupled)
+        forEachTrainable { name, w, g, mask in
+            let n = w.count
             let t = (steps[name] ?? 0) + 1
             steps[name] = t
-            var mm = m[name] ?? [Float](repeating: 0, count: g.count)
-            var vv = v[name] ?? [Float](repeating: 0, count: g.count)
+            let first = m[name] ?? StateBuffer(zeros: n), second = v[name] ?? StateBuffer(zeros: n)
+            m[name] = first
+            v[name] = second
             let c1 = 1 - powf(b1, Float(t)), c2 = 1 - powf(b2, Float(t))
             let stepSize = lr / c1, c2Root = c2.squareRoot()
-            var delta = [Float](repeating: 0, count: g.count)
-            for i in 0..<g.count {
-                mm[i] = b1 * mm[i] + (1 - b1) * g[i]
-                vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i]
-                delta[i] = stepSize * mm[i] / (vv[i].squareRoot() / c2Root + eps)
-                if decoupled && wd != 0 { delta[i] += lr * wd * pv[i] }
+            first.values.withUnsafeMutableBufferPointer { mm in
+                second.values.withUnsafeMutableBufferPointer { vv in
+                    for i in 0..<n {
+                        let keep: Float = mask?[i] ?? 1
+                        var gi = g[i] * keep
+                        if !decoupled { gi += wd * w[i] }
+                        mm[i] = b1 * mm[i] + (1 - b1) * gi
+                        vv[i] = b2 * vv[i] + (1 - b2) * gi * gi
+                        var d = stepSize * mm[i] / (vv[i].squareRoot() / c2Root + eps)
+                        if decoupled { d += lr * wd * w[i] }
+                        w[i] -= d * keep
+                    }
+                }
             }
-            m[name] = mm
-            v[name] = vv
-            apply(name, p, delta: &delta)
         }
     }
 
     public func stateTensors() -> [(String, Tensor)] {
         steps.keys.sorted().flatMap { name in
-            [("exp_avg.\(name)", Tensor(m[name]!)), ("exp_avg_sq.\(name)", Tensor(v[name]!)),
+            [("exp_avg.\(name)", Tensor(m[name]!.values)), ("exp_avg_sq.\(name)", Tensor(v[name]!.values)),
              ("step.\(name)", Tensor(Float(steps[name]!)))]
         }
     }
@@ -196,7 +226,7 @@ public final class Adam: Optimizer {
             guard let b = state["exp_avg_sq.\(name)"] else { throw OptimizerError.missingState("exp_avg_sq.\(name)") }
             guard a.count == p.count else { throw OptimizerError.shapeMismatch("exp_avg.\(name)", expected: p.count, found: a.count) }
             guard b.count == p.count else { throw OptimizerError.shapeMismatch("exp_avg_sq.\(name)", expected: p.count, found: b.count) }
-            m[name] = a.scalars; v[name] = b.scalars; steps[name] = Int(step.item)
+            m[name] = StateBuffer(a.scalars); v[name] = StateBuffer(b.scalars); steps[name] = Int(step.item)
         }
     }
 }

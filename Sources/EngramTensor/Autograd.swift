@@ -48,10 +48,13 @@ extension Tensor {
     /// Back-propagates from this tensor, accumulating into `grad` of every leaf that requires
     /// gradients (and of tensors that called `retainGrad()`).
     ///
+    /// As in PyTorch, the graph is released afterwards (so the values it saved are freed and
+    /// parameters can be updated in place without copies) unless `retainGraph` is true.
+    ///
     /// - Parameter seed: ∂L/∂self; defaults to ones, so a scalar loss needs none.
-    public func backward(seed: Tensor? = nil) {
+    public func backward(seed: Tensor? = nil, retainGraph: Bool = false) {
         if let seed { precondition(seed.count == count, "backward: seed has \(seed.count) elements, tensor \(count)") }
-        let grads = Tensor.propagate(from: self, seed: seed?.scalars, keep: [])
+        let grads = Tensor.propagate(from: self, seed: seed?.scalars, keep: [], release: !retainGraph)
         for (tensor, g) in grads.accumulate {
             if let existing = tensor.grad {
                 var sum = existing.scalars
@@ -66,9 +69,10 @@ extension Tensor {
     /// Gradients of this tensor (a scalar, or weighted by `seed`) with respect to `targets`,
     /// which may be leaves or intermediate activations. Leaves' `grad` are left untouched.
     /// A target the result does not depend on gets zeros.
-    public func gradients(withRespectTo targets: [Tensor], seed: Tensor? = nil) -> [Tensor] {
+    public func gradients(withRespectTo targets: [Tensor], seed: Tensor? = nil, retainGraph: Bool = false) -> [Tensor] {
         let keep = Set(targets.map { ObjectIdentifier($0) })
-        let result = Tensor.propagate(from: self, seed: seed?.scalars, keep: keep, accumulateLeaves: false)
+        let result = Tensor.propagate(from: self, seed: seed?.scalars, keep: keep, accumulateLeaves: false,
+                                      release: !retainGraph)
         return targets.map { t in
             Tensor(shape: t.shape, scalars: result.kept[ObjectIdentifier(t)] ?? [Float](repeating: 0, count: t.count))
         }
@@ -80,8 +84,9 @@ extension Tensor {
     }
 
     private static func propagate(from root: Tensor, seed: [Float]?, keep: Set<ObjectIdentifier>,
-                                  accumulateLeaves: Bool = true) -> Propagation {
+                                  accumulateLeaves: Bool = true, release: Bool) -> Propagation {
         precondition(root.requiresGrad, "backward: the tensor does not require gradients (no input requires them, or it was made without grad)")
+
         // Topological order by iterative depth-first search.
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
@@ -91,6 +96,8 @@ extension Tensor {
             let id = ObjectIdentifier(t)
             if visited.contains(id) { continue }
             visited.insert(id)
+            precondition(!t.graphReleased,
+                         "backward through a graph that an earlier backward already released (pass retainGraph: true to the first one)")
             stack.append((t, true))
             if let node = t.gradNode {
                 for input in node.inputs where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
@@ -107,6 +114,7 @@ extension Tensor {
             if keep.contains(id) { result.kept[id] = g }
             if accumulateLeaves && (t.gradNode == nil || t.retainsGrad) { result.accumulate.append((t, g)) }
             guard let node = t.gradNode else { continue }
+            if release { t.gradNode = nil; t.graphReleased = true }
             let inputGrads = node.backward(g)
             for (input, ig) in zip(node.inputs, inputGrads) where input.requiresGrad {
                 guard let ig else { continue }

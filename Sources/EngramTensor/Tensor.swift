@@ -10,8 +10,14 @@ public final class Tensor {
     public private(set) var shape: [Int]
     /// The values, row-major. Writing them changes the tensor in place (as an optimizer step does).
     public var scalars: [Float] {
-        didSet { precondition(scalars.count == oldValue.count, "scalars must keep the tensor's element count") }
+        get { storage }
+        _modify {
+            let n = storage.count
+            yield &storage
+            precondition(storage.count == n, "scalars must keep the tensor's element count (\(n))")
+        }
     }
+    @usableFromInline internal var storage: [Float]
     /// Whether gradients flow to this tensor. Set it on leaves (parameters, inputs);
     /// results of operations on such tensors get it automatically.
     public var requiresGrad: Bool
@@ -24,6 +30,8 @@ public final class Tensor {
     /// The operation that produced this tensor, if it requires gradients and is not a leaf.
     internal var gradNode: GradNode?
     internal var retainsGrad = false
+    /// Set when `backward()` released the operation that produced this tensor.
+    internal var graphReleased = false
 
     /// Creates a tensor holding `scalars` in the given `shape` (row-major).
     public init(shape: [Int], scalars: [Float], requiresGrad: Bool = false) {
@@ -31,7 +39,7 @@ public final class Tensor {
         precondition(shape.reduce(1, *) == scalars.count,
                      "shape \(shape) holds \(shape.reduce(1, *)) elements, got \(scalars.count)")
         self.shape = shape
-        self.scalars = scalars
+        self.storage = scalars
         self.requiresGrad = requiresGrad
     }
 
@@ -46,7 +54,7 @@ public final class Tensor {
     }
 
     /// Number of elements.
-    @inlinable public var count: Int { scalars.count }
+    public var count: Int { storage.count }
     /// Number of axes.
     public var rank: Int { shape.count }
     /// Whether this tensor was made by an operation (not a leaf of the graph).

@@ -1,0 +1,124 @@
+import ArgumentParser
+import EngramNN
+import Foundation
+
+/// `engram bench`: training throughput of the standard workloads (forward, backward, SGD-momentum update).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training throughput (samples/s of a full SGD-momentum step) on the standard workloads.",
+        discussion: """
+        Workloads: mlp400_b10, mlp400_b128 (MLP 784-400-400-10), mlp1000_b256 (MLP 784-1000-1000-10),
+        resnet18r_b32 (reduced ResNet-18, nf = 20, 3×32×32 input, 100 classes). benchmarks/pytorch_peer.py
+        times the same workloads in PyTorch and prints the same JSON keys.
+        """
+    )
+
+    @Option(help: "Comma-separated workloads to run (default: all).")
+    var workloads: String = BenchWorkload.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(help: "OpenBLAS threads (default: the number of cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Seconds of timed steps per workload (after warm-up).")
+    var seconds: Double = 3
+
+    @Option(help: "Seed for the model and the synthetic batches.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print one JSON object per workload and line: {\"workload\", \"batch\", \"threads\", \"samples_per_second\"}.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+        for name in workloads.split(separator: ",") where BenchWorkload(rawValue: String(name)) == nil {
+            throw ValidationError("unknown workload '\(name)'; known: \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let selected = workloads.split(separator: ",").compactMap { BenchWorkload(rawValue: String($0)) }
+        if !json { print("workload          batch  threads  samples/s    ms/step") }
+        for workload in selected {
+            let result = workload.measure(seconds: seconds, seed: seed)
+            if json {
+                let line: [String: Any] = ["workload": workload.rawValue, "batch": workload.batch, "threads": threads,
+                                           "samples_per_second": (result.samplesPerSecond * 10).rounded() / 10]
+                let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(workload.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)
+                      + String(format: "%5d  %7d  %9.1f  %9.3f", workload.batch, threads, result.samplesPerSecond,
+                               1000 * Double(workload.batch) / result.samplesPerSecond))
+            }
+        }
+    }
+}
+
+/// The benchmark workloads of the engine issue.
+enum BenchWorkload: String, CaseIterable {
+    case mlp400_b10, mlp400_b128, mlp1000_b256, resnet18r_b32
+
+    var batch: Int {
+        switch self {
+        case .mlp400_b10: 10
+        case .mlp400_b128: 128
+        case .mlp1000_b256: 256
+        case .resnet18r_b32: 32
+        }
+    }
+
+    /// Times full training steps for about `seconds` after a warm-up.
+    func measure(seconds: Double, seed: UInt64) -> (samplesPerSecond: Double, steps: Int) {
+        var rng = RandomGenerator(seed: seed, label: "bench/\(rawValue)")
+        let model: Classifier
+        let inputShape: [Int]
+        let classes: Int
+        switch self {
+        case .mlp400_b10, .mlp400_b128:
+            model = Models.mlp(input: 784, hidden: [400, 400], classes: 10, using: &rng)
+            inputShape = [784]; classes = 10
+        case .mlp1000_b256:
+            model = Models.mlp(input: 784, hidden: [1000, 1000], classes: 10, using: &rng)
+            inputShape = [784]; classes = 10
+        case .resnet18r_b32:
+            model = Models.resnet18Reduced(inputChannels: 3, classes: 100, nf: 20, using: &rng)
+            inputShape = [3, 32, 32]; classes = 100
+        }
+        model.train()
+        let optimizer = SGD(model.namedParameters(), learningRate: 0.01, momentum: 0.9)
+        // A small pool of synthetic batches, so data generation is outside the timed loop.
+        let pool = (0..<4).map { _ in
+            (Tensor.normal([batch] + inputShape, using: &rng), (0..<batch).map { _ in rng.nextInt(below: classes) })
+        }
+        let profile = ProcessInfo.processInfo.environment["ENGRAM_BENCH_PROFILE"] != nil
+        let clock0 = ContinuousClock()
+        var phase = [Duration](repeating: .zero, count: 3)
+        func step(_ i: Int) {
+            let (x, y) = pool[i % pool.count]
+            let t0 = clock0.now
+            let loss = Losses.crossEntropy(model(x), targets: y)
+            let t1 = clock0.now
+            optimizer.zeroGrad()
+            loss.backward()
+            let t2 = clock0.now
+            optimizer.step()
+            if profile { phase[0] += t1 - t0; phase[1] += t2 - t1; phase[2] += clock0.now - t2 }
+        }
+        defer { if profile { print("  forward \(phase[0]) backward \(phase[1]) step \(phase[2])") } }
+        let warmup = self == .resnet18r_b32 ? 2 : 10
+        for i in 0..<warmup { step(i) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var steps = 0
+        var elapsed: Double = 0
+        repeat {
+            step(steps)
+            steps += 1
+            let d = clock.now - start
+            elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        } while elapsed < seconds || steps < 3
+        return (Double(steps * batch) / elapsed, steps)
+    }
+}
