@@ -25,12 +25,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "EngramTensor", dependencies: ["COpenBLAS"], swiftSettings: optimized),
+        .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: optimized),
         .target(name: "EngramNN", dependencies: ["EngramTensor"], swiftSettings: optimized),
         .target(
             name: "EngramData",

@@ -101,17 +101,17 @@ extension Tensor {
         precondition(geo.outHeight > 0 && geo.outWidth > 0, "conv2d: kernel larger than padded input \(x.shape)")
         let outC = weight.shape[0]
         let (k, cols, ohw) = (geo.patchSize, geo.columns, geo.outHeight * geo.outWidth)
-        var colsBuf = [Float](repeating: 0, count: k * cols)
-        x.scalars.withUnsafeBufferPointer { px in
-            colsBuf.withUnsafeMutableBufferPointer { pc in im2col(px.baseAddress!, geo, pc.baseAddress!) }
+        let colsBuf = [Float](unsafeUninitializedCapacity: k * cols) { pc, initialized in
+            x.scalars.withUnsafeBufferPointer { px in im2col(px.baseAddress!, geo, pc.baseAddress!) }
+            initialized = k * cols
         }
         // [O, N·HWo] = W[O, K] · cols[K, N·HWo]
         let wv = weight.scalars
         let y2 = gemm(wv, transA: false, colsBuf, transB: false, m: outC, n: cols, k: k)
         // to NCHW, adding the bias
         let bv = bias?.scalars
-        var values = [Float](repeating: 0, count: geo.batch * outC * ohw)
-        values.withUnsafeMutableBufferPointer { po in
+        let values = [Float](unsafeUninitializedCapacity: geo.batch * outC * ohw) { po, initialized in
+            initialized = geo.batch * outC * ohw
             y2.withUnsafeBufferPointer { py in
                 for o in 0..<outC {
                     let b = bv?[o] ?? 0
@@ -131,9 +131,9 @@ extension Tensor {
         let inCount = x.count
         return differentiable(shape: [geo.batch, outC, geo.outHeight, geo.outWidth], scalars: values, inputs: inputs) { g in
             // gradient in [O, N·HWo] layout
-            var g2 = [Float](repeating: 0, count: outC * cols)
             var gb = needB ? [Float](repeating: 0, count: outC) : []
-            g2.withUnsafeMutableBufferPointer { pg2 in
+            let g2 = [Float](unsafeUninitializedCapacity: outC * cols) { pg2, initialized in
+                initialized = outC * cols
                 g.withUnsafeBufferPointer { pg in
                     for o in 0..<outC {
                         var s: Float = 0

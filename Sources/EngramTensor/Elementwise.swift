@@ -115,7 +115,12 @@ extension Tensor {
         unary({ Swift.min(Swift.max($0, low), high) }, derivative: { x, _ in x >= low && x <= high ? 1 : 0 })
     }
     /// max(x, 0).
-    public func relu() -> Tensor { unary({ $0 > 0 ? $0 : 0 }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
+    public func relu() -> Tensor {
+        let values = mapScalars(scalars) { $0 > 0 ? $0 : 0 }
+        return Tensor.differentiable(shape: shape, scalars: values, inputs: [self]) { g in
+            [zipScalars(g, values) { $1 > 0 ? $0 : 0 }]
+        }
+    }
     /// 1 / (1 + e⁻ˣ), computed without overflow.
     public func sigmoid() -> Tensor {
         unary({ $0 >= 0 ? 1 / (1 + expf(-$0)) : expf($0) / (1 + expf($0)) }, derivative: { _, y in y * (1 - y) })

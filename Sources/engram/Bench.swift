@@ -37,6 +37,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        Runtime.configureAllocator()
         BLAS.setThreads(threads)
         let selected = workloads.split(separator: ",").compactMap { BenchWorkload(rawValue: String($0)) }
         if !json { print("workload          batch  threads  samples/s    ms/step") }
