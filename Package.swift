@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// Engram's layers, one target each; dependencies only point down:
-/// engram (CLI) → EngramData → EngramNN → EngramTensor → COpenBLAS.
+/// engram (CLI) → EngramCL → EngramData → EngramNN → EngramTensor → COpenBLAS.
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "EngramTensor", targets: ["EngramTensor"]),
         .library(name: "EngramNN", targets: ["EngramNN"]),
         .library(name: "EngramData", targets: ["EngramData"]),
+        .library(name: "EngramCL", targets: ["EngramCL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,10 +43,15 @@ let package = Package(
             ],
             swiftSettings: optimized
         ),
+        .target(
+            name: "EngramCL",
+            dependencies: ["EngramNN", "EngramData", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: optimized
+        ),
         .executableTarget(
             name: "engram",
             dependencies: [
-                "EngramTensor", "EngramNN", "EngramData",
+                "EngramTensor", "EngramNN", "EngramData", "EngramCL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -54,6 +60,7 @@ let package = Package(
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
         .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
         .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
+        .testTarget(name: "EngramCLTests", dependencies: ["EngramCL"]),
     ],
     swiftLanguageModes: [.v6]
 )

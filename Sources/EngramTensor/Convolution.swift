@@ -281,3 +281,35 @@ extension Tensor {
         }
     }
 }
+
+extension PerSampleGradients {
+    /// Σ over the batch and output positions of the conv weight gradient for the given output
+    /// gradient Δ: ∂L/∂W = Σₙ Δ₂ₙ · colsₙᵀ (im2col). With `absolute`, |Δ| and |x| are used instead,
+    /// which is the Hebbian co-activation Σ|yᵢ|·|xⱼ| of local MAS.
+    public static func conv2dWeightGradient(input x: Tensor, outputGradient g: Tensor, kernelSize: Int,
+                                            stride: Int, padding: Int, absolute: Bool = false) -> Tensor {
+        precondition(x.rank == 4 && g.rank == 4 && x.shape[0] == g.shape[0], "conv2dWeightGradient: shapes \(x.shape), \(g.shape)")
+        let geo = Conv2dGeometry(batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                 kernelHeight: kernelSize, kernelWidth: kernelSize, stride: stride, padding: padding)
+        precondition(g.shape[2] == geo.outHeight && g.shape[3] == geo.outWidth, "conv2dWeightGradient: output \(g.shape) does not fit")
+        let outC = g.shape[1]
+        let (k, cols, ohw) = (geo.patchSize, geo.columns, geo.outHeight * geo.outWidth)
+        let xv = absolute ? x.scalars.map { Swift.abs($0) } : x.scalars
+        let colsBuf = [Float](unsafeUninitializedCapacity: k * cols) { pc, initialized in
+            xv.withUnsafeBufferPointer { px in im2col(px.baseAddress!, geo, pc.baseAddress!) }
+            initialized = k * cols
+        }
+        var g2 = [Float](repeating: 0, count: outC * cols)
+        let gv = g.scalars
+        for o in 0..<outC {
+            for n in 0..<geo.batch {
+                for i in 0..<ohw {
+                    let v = gv[(n * outC + o) * ohw + i]
+                    g2[o * cols + n * ohw + i] = absolute ? Swift.abs(v) : v
+                }
+            }
+        }
+        let w = gemm(g2, transA: false, colsBuf, transB: true, m: outC, n: k, k: cols)
+        return Tensor(shape: [outC, x.shape[1], kernelSize, kernelSize], scalars: w)
+    }
+}

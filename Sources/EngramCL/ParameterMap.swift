@@ -1,0 +1,87 @@
+import EngramNN
+
+/// One array of values per named parameter (importance Ω, anchors θ*, path integrals ω …).
+public typealias ParameterMap = [String: [Float]]
+
+extension Dictionary where Key == String, Value == [Float] {
+    /// Zeros shaped like each of `parameters`.
+    public static func zeros(like parameters: [(String, Tensor)]) -> ParameterMap {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.0, [Float](repeating: 0, count: $0.1.count)) })
+    }
+
+    /// A copy of the parameters' current values.
+    public static func values(of parameters: [(String, Tensor)]) -> ParameterMap {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.0, $0.1.scalars) })
+    }
+
+    /// Number of scalars held.
+    public var scalarCount: Int { values.reduce(0) { $0 + $1.count } }
+
+    /// Bytes held (Float32).
+    public var byteCount: Int { scalarCount * MemoryLayout<Float>.size }
+
+    /// self[k] ← a·self[k] + b·other[k] for every key of `other` (missing keys start at zero).
+    public mutating func blend(_ a: Float, _ b: Float, _ other: ParameterMap) {
+        for (name, values) in other {
+            var current = self[name] ?? [Float](repeating: 0, count: values.count)
+            precondition(current.count == values.count, "parameter '\(name)': \(current.count) vs \(values.count) values")
+            current.withUnsafeMutableBufferPointer { c in
+                values.withUnsafeBufferPointer { v in for i in 0..<c.count { c[i] = a * c[i] + b * v[i] } }
+            }
+            self[name] = current
+        }
+    }
+
+    /// Tensors for a checkpoint, named `prefix.parameter`.
+    public func tensors(prefix: String) -> [(String, Tensor)] {
+        keys.sorted().map { ("\(prefix).\($0)", Tensor(self[$0]!)) }
+    }
+
+    /// Reads back what `tensors(prefix:)` wrote.
+    public static func from(_ state: [String: Tensor], prefix: String) -> ParameterMap {
+        var map = ParameterMap()
+        for (name, t) in state where name.hasPrefix(prefix + ".") {
+            map[String(name.dropFirst(prefix.count + 1))] = t.scalars
+        }
+        return map
+    }
+}
+
+/// The quadratic penalty shared by MAS, EWC, SI and RWalk: λ Σᵢ Ωᵢ (θᵢ − θ*ᵢ)², fused into one
+/// differentiable operation per parameter (value and gradient 2λΩ(θ − θ*) in one pass).
+public func quadraticPenalty(parameters: [(String, Tensor)], importance: ParameterMap, anchor: ParameterMap,
+                             strength lambda: Float) -> Tensor? {
+    var terms: [Tensor] = []
+    for (name, p) in parameters {
+        guard let omega = importance[name], let star = anchor[name] else { continue }
+        precondition(omega.count == p.count && star.count == p.count, "penalty: '\(name)' has \(p.count) values, Ω \(omega.count), θ* \(star.count)")
+        var value: Double = 0
+        let w = p.scalars
+        w.withUnsafeBufferPointer { pw in
+            omega.withUnsafeBufferPointer { po in
+                star.withUnsafeBufferPointer { ps in
+                    var acc: Float = 0
+                    for i in 0..<pw.count { let d = pw[i] - ps[i]; acc += po[i] * d * d }
+                    value = Double(acc)
+                }
+            }
+        }
+        terms.append(Tensor.differentiable(shape: [], scalars: [lambda * Float(value)], inputs: [p]) { g in
+            let scale = 2 * lambda * g[0]
+            var grad = [Float](repeating: 0, count: w.count)
+            grad.withUnsafeMutableBufferPointer { pg in
+                w.withUnsafeBufferPointer { pw in
+                    omega.withUnsafeBufferPointer { po in
+                        star.withUnsafeBufferPointer { ps in
+                            for i in 0..<pg.count { pg[i] = scale * po[i] * (pw[i] - ps[i]) }
+                        }
+                    }
+                }
+            }
+            return [grad]
+        })
+    }
+    guard var total = terms.first else { return nil }
+    for t in terms.dropFirst() { total = total + t }
+    return total
+}
