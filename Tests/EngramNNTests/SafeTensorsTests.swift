@@ -408,8 +408,9 @@ private enum Python {
     static func run(_ script: String, arguments: [String] = []) throws -> String {
         let (probeStatus, _, probeError) = try execute("import safetensors, numpy", [])
         guard probeStatus == 0 else {
+            let reason = probeError.split(separator: "\n").last.map(String.init) ?? "exit status \(probeStatus)"
             throw Failure(description: "the interoperability tests need python3 with safetensors and numpy; "
-                + "install them with `python3 -m pip install safetensors numpy` (\(probeError.trimmingCharacters(in: .whitespacesAndNewlines)))")
+                + "install them with `python3 -m pip install safetensors numpy` (\(reason))")
         }
         let (status, output, error) = try execute(script, arguments)
         guard status == 0 else { throw Failure(description: "python3 exited with status \(status):\n\(error)") }
