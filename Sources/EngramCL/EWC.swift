@@ -1,0 +1,89 @@
+import EngramNN
+
+/// Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017).
+///
+/// After task t: the diagonal Fisher F_t = (1/N) Σₖ (∂ log p(yₖ|xₖ; θ)/∂θ)², from per-sample gradients,
+/// with yₖ the true label (empirical Fisher) or sampled from the model; θ*_t the parameters. Loss for
+/// later tasks: L(θ) + (λ/2) Σ_{t' < t} Σᵢ F_{t',i} (θᵢ − θ*_{t',i})² — one penalty per past task, so
+/// memory grows by 2 × the parameter count per task.
+public final class EWC: Strategy {
+    public var lambda: Float
+    public var empiricalFisher: Bool
+    /// (F_t, θ*_t) of every finished task.
+    public private(set) var penalties: [(fisher: ParameterMap, anchor: ParameterMap)] = []
+
+    public init(lambda: Float, empiricalFisher: Bool = true) throws {
+        self.lambda = try validatedStrength(lambda, flag: "--lambda")
+        self.empiricalFisher = empiricalFisher
+    }
+
+    public var name: String { "ewc" }
+
+    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        var total = taskLoss
+        for (fisher, anchor) in penalties {
+            if let p = quadraticPenalty(parameters: context.penalizedParameters, importance: fisher, anchor: anchor,
+                                        strength: lambda / 2) { total = total + p }
+        }
+        return total
+    }
+
+    public func afterTask(_ task: Int, context: TrainingContext) throws {
+        let fisher = EWC.fisher(task: task, empirical: empiricalFisher, context: context)
+        penalties.append((fisher.mean, .values(of: context.model.namedParameters())))
+    }
+
+    /// The task's diagonal Fisher from its training data (labels used for the empirical Fisher,
+    /// or drawn from the model's predictive distribution).
+    static func fisher(task: Int, empirical: Bool, context: TrainingContext) -> ImportanceEstimate {
+        context.model.setActiveTask(task)
+        let batches = context.stream.trainingBatches(task: task, epoch: 0, batchSize: context.configuration.batchSize)
+        var rng = context.generator("fisher/task \(task)")
+        return Importance.fisher(model: context.model, batches: batches.map { ($0.inputs, $0.labels) },
+                                 empirical: empirical, rng: &rng)
+    }
+
+    public var memoryBytes: Int { penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        penalties.enumerated().flatMap { t, p in p.fisher.tensors(prefix: "fisher.\(t)") + p.anchor.tensors(prefix: "anchor.\(t)") }
+            + [("tasks", Tensor(Float(penalties.count)))]
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        let n = Int(state["tasks"]?.item ?? 0)
+        penalties = (0..<n).map { (ParameterMap.from(state, prefix: "fisher.\($0)"), ParameterMap.from(state, prefix: "anchor.\($0)")) }
+    }
+}
+
+/// Online EWC (Schwarz et al., "Progress & Compress", ICML 2018): one running Fisher
+/// F̃ ← γ F̃ + F_t and the latest anchor θ*; loss L(θ) + (λ/2) Σᵢ F̃ᵢ (θᵢ − θ*ᵢ)². Memory stays 2 × parameters.
+public final class OnlineEWC: Strategy {
+    public var lambda: Float
+    /// γ, the decay of older tasks' Fisher information.
+    public var gamma: Float
+    public var empiricalFisher: Bool
+    public private(set) var state = AnchoredImportance(accumulation: .sum)
+
+    public init(lambda: Float, gamma: Float = 1, empiricalFisher: Bool = true) throws {
+        self.lambda = try validatedStrength(lambda, flag: "--lambda")
+        guard gamma >= 0, gamma <= 1 else { throw StrategyError("--gamma must be in [0, 1], got \(gamma)") }
+        self.gamma = gamma
+        self.empiricalFisher = empiricalFisher
+    }
+
+    public var name: String { "online-ewc" }
+
+    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        state.regularized(taskLoss, strength: lambda / 2, context: context)
+    }
+
+    public func afterTask(_ task: Int, context: TrainingContext) throws {
+        state.accumulate(EWC.fisher(task: task, empirical: empiricalFisher, context: context), decay: gamma)
+        state.setAnchor(context.model.namedParameters())
+    }
+
+    public var memoryBytes: Int { state.memoryBytes }
+    public func stateTensors() -> [(String, Tensor)] { state.stateTensors() }
+    public func loadState(_ saved: [String: Tensor]) throws { state.loadState(saved) }
+}

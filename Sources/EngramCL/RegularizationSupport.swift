@@ -1,0 +1,80 @@
+import EngramNN
+
+extension TrainingContext {
+    /// The parameters a penalty should cover while training the current task: all of them, except the
+    /// heads of other tasks in a multi-head model (untouched by this task, so their penalty is constant).
+    public var penalizedParameters: [(String, Tensor)] {
+        let all = model.namedParameters()
+        guard model.head is MultiHead else { return all }
+        let own = "head.heads.\(task)."
+        return all.filter { !$0.0.hasPrefix("head.heads.") || $0.0.hasPrefix(own) }
+    }
+
+    /// The inputs of the current task's training data, in batches (labels are not used).
+    public func unlabeledTrainingInputs(task: Int) -> [Tensor] {
+        stream.trainingBatches(task: task, epoch: 0, batchSize: configuration.batchSize).map(\.inputs)
+    }
+}
+
+/// How importance from successive tasks is combined.
+public enum ImportanceAccumulation: String, Sendable, Codable, CaseIterable {
+    /// Ω ← Ω + Ω_t (each task's average importance added).
+    case sum
+    /// Ω ← running average over every sample seen so far.
+    case average
+}
+
+/// Importance Ω and anchor θ* with the penalty λ Σ Ω (θ − θ*)² — the state shared by MAS (both
+/// versions), online EWC and SI. Methods hold one (composition) and decide how Ω is estimated.
+public struct AnchoredImportance: Sendable {
+    public var accumulation: ImportanceAccumulation
+    /// Ω, per parameter.
+    public var importance: ParameterMap = [:]
+    /// θ*, per parameter.
+    public var anchor: ParameterMap = [:]
+    /// Samples behind Ω (for the running average).
+    public var samplesSeen = 0
+
+    public init(accumulation: ImportanceAccumulation = .sum) { self.accumulation = accumulation }
+
+    /// Folds a new estimate into Ω: Ω + mean (sum), or the running average over all samples seen.
+    public mutating func accumulate(_ estimate: ImportanceEstimate, decay: Float = 1) {
+        switch accumulation {
+        case .sum:
+            importance.blend(decay, 1, estimate.mean)
+        case .average:
+            let total = samplesSeen + estimate.samples
+            guard total > 0 else { return }
+            importance.blend(Float(samplesSeen) / Float(total), 1 / Float(total), estimate.sums)
+        }
+        samplesSeen += estimate.samples
+    }
+
+    /// θ* ← the model's current parameters.
+    public mutating func setAnchor(_ parameters: [(String, Tensor)]) { anchor = .values(of: parameters) }
+
+    /// taskLoss + strength · Σ Ω (θ − θ*)² over the parameters the current task may change.
+    public func regularized(_ taskLoss: Tensor, strength: Float, context: TrainingContext) -> Tensor {
+        guard strength > 0, let penalty = quadraticPenalty(parameters: context.penalizedParameters, importance: importance,
+                                                           anchor: anchor, strength: strength) else { return taskLoss }
+        return taskLoss + penalty
+    }
+
+    public var memoryBytes: Int { importance.byteCount + anchor.byteCount }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        importance.tensors(prefix: "omega") + anchor.tensors(prefix: "anchor") + [("samples", Tensor(Float(samplesSeen)))]
+    }
+
+    public mutating func loadState(_ state: [String: Tensor]) {
+        importance = .from(state, prefix: "omega")
+        anchor = .from(state, prefix: "anchor")
+        samplesSeen = Int(state["samples"]?.item ?? 0)
+    }
+}
+
+/// Checks a regularization strength given on the command line.
+func validatedStrength(_ value: Float, flag: String) throws -> Float {
+    guard value >= 0, value.isFinite else { throw StrategyError("\(flag) must be a finite value ≥ 0, got \(value)") }
+    return value
+}

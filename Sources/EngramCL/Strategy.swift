@@ -1,0 +1,109 @@
+import EngramNN
+
+/// What a strategy sees while a stream is trained.
+public final class TrainingContext {
+    public let model: Classifier
+    public let optimizer: any Optimizer
+    public let stream: any TaskStream
+    public let configuration: TrainingConfiguration
+    /// The task being trained (0-based).
+    public internal(set) var task = 0
+    /// Optimizer steps taken on the current task.
+    public internal(set) var stepInTask = 0
+
+    public init(model: Classifier, optimizer: any Optimizer, stream: any TaskStream, configuration: TrainingConfiguration) {
+        self.model = model
+        self.optimizer = optimizer
+        self.stream = stream
+        self.configuration = configuration
+    }
+
+    /// A generator for one purpose, fixed by the run's seed and `label` only.
+    public func generator(_ label: String) -> RandomGenerator {
+        RandomGenerator(seed: configuration.seed, label: label)
+    }
+}
+
+/// A continual-learning method: hooks at the points of a training step where methods act.
+///
+/// The trainer calls, for each task t: `beforeTask` → for every batch: `loss` (task loss plus
+/// penalties/distillation) → backward → `afterBackward` → optimizer step → `afterStep`; then
+/// `afterTask` (importance, anchors, pruning …) and evaluation. Every hook has a default that
+/// does nothing, so a method implements only what it needs; methods compose through `CompositeStrategy`.
+public protocol Strategy: AnyObject {
+    /// The name used on the command line (`mas`, `ewc`, …).
+    var name: String { get }
+    func beforeTask(_ task: Int, context: TrainingContext) throws
+    /// The loss to minimize for a batch, given the task loss: add penalties or distillation terms here.
+    func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor
+    func afterBackward(context: TrainingContext)
+    func afterStep(context: TrainingContext)
+    func afterTask(_ task: Int, context: TrainingContext) throws
+    /// Whether `trainingBatches` replaces the task's own data (joint training, replay).
+    var changesTrainingData: Bool { get }
+    /// The batches to train on for `task` and `epoch` (default: the task's own data).
+    func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> [Batch]
+    /// Bytes of state the method holds beyond the model (importance, anchors, buffers …).
+    var memoryBytes: Int { get }
+    /// The method's state as named tensors, for checkpoints.
+    func stateTensors() -> [(String, Tensor)]
+    /// Restores state saved by `stateTensors()`.
+    func loadState(_ state: [String: Tensor]) throws
+}
+
+extension Strategy {
+    public func beforeTask(_ task: Int, context: TrainingContext) throws {}
+    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor { taskLoss }
+    public func afterBackward(context: TrainingContext) {}
+    public func afterStep(context: TrainingContext) {}
+    public func afterTask(_ task: Int, context: TrainingContext) throws {}
+    public var changesTrainingData: Bool { false }
+    public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> [Batch] {
+        context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
+    }
+    public var memoryBytes: Int { 0 }
+    public func stateTensors() -> [(String, Tensor)] { [] }
+    public func loadState(_ state: [String: Tensor]) throws {}
+}
+
+/// Several strategies applied together (e.g. a regularizer and replay): hooks run in order, losses add up,
+/// the first strategy that changes the training data decides it. State names are prefixed by position.
+public final class CompositeStrategy: Strategy {
+    public let parts: [any Strategy]
+    public init(_ parts: [any Strategy]) { self.parts = parts }
+    public var name: String { parts.map(\.name).joined(separator: "+") }
+    public func beforeTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.beforeTask(task, context: context) } }
+    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        var total = taskLoss
+        for p in parts {
+            let l = p.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
+            if l !== taskLoss { total = total + (l - taskLoss) }
+        }
+        return total
+    }
+    public func afterBackward(context: TrainingContext) { for p in parts { p.afterBackward(context: context) } }
+    public func afterStep(context: TrainingContext) { for p in parts { p.afterStep(context: context) } }
+    public func afterTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.afterTask(task, context: context) } }
+    public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> [Batch] {
+        parts.first { $0.changesTrainingData }?.trainingBatches(task: task, epoch: epoch, context: context)
+            ?? context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
+    }
+    public var changesTrainingData: Bool { parts.contains { $0.changesTrainingData } }
+    public var memoryBytes: Int { parts.reduce(0) { $0 + $1.memoryBytes } }
+    public func stateTensors() -> [(String, Tensor)] {
+        parts.enumerated().flatMap { i, p in p.stateTensors().map { ("\(i).\($0.0)", $0.1) } }
+    }
+    public func loadState(_ state: [String: Tensor]) throws {
+        for (i, p) in parts.enumerated() {
+            var sub: [String: Tensor] = [:]
+            for (k, v) in state where k.hasPrefix("\(i).") { sub[String(k.dropFirst("\(i).".count))] = v }
+            try p.loadState(sub)
+        }
+    }
+}
+
+/// Errors a user can cause through a strategy's configuration.
+public struct StrategyError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

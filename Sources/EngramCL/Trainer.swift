@@ -1,0 +1,187 @@
+import EngramNN
+import Foundation
+
+/// The optimizers a run can use.
+public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
+    case sgd, adam, adamw
+}
+
+/// How each task is trained.
+public struct TrainingConfiguration: Sendable, Codable, Equatable {
+    /// Epochs per task (ignored when `iterations` is set).
+    public var epochs = 1
+    /// Optimizer steps per task, cycling through epochs of data (papers use either).
+    public var iterations: Int? = nil
+    public var batchSize = 128
+    public var learningRate: Float = 0.01
+    public var optimizer: OptimizerKind = .sgd
+    public var momentum: Float = 0
+    public var weightDecay: Float = 0
+    /// Fixes every random choice of the run.
+    public var seed: UInt64 = 0
+    /// Batch size for evaluation.
+    public var evaluationBatchSize = 1000
+    /// Start every task with a fresh optimizer state (as most reference implementations do).
+    public var resetOptimizerPerTask = true
+
+    public init() {}
+
+    /// Checks the values, naming the offending one.
+    public func validate() throws {
+        guard epochs >= 1 else { throw StrategyError("epochs must be at least 1, got \(epochs)") }
+        if let iterations, iterations < 1 { throw StrategyError("iterations must be at least 1, got \(iterations)") }
+        guard batchSize >= 1 else { throw StrategyError("batch size must be at least 1, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else { throw StrategyError("learning rate must be positive, got \(learningRate)") }
+        guard momentum >= 0, momentum < 1 else { throw StrategyError("momentum must be in [0, 1), got \(momentum)") }
+        guard weightDecay >= 0 else { throw StrategyError("weight decay must be ≥ 0, got \(weightDecay)") }
+    }
+
+    /// The optimizer this configuration describes, over `parameters`.
+    public func makeOptimizer(_ parameters: [(String, Tensor)]) -> any Optimizer {
+        switch optimizer {
+        case .sgd: SGD(parameters, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
+        case .adam: Adam(parameters, learningRate: learningRate, weightDecay: weightDecay)
+        case .adamw: Adam.adamW(parameters, learningRate: learningRate, weightDecay: weightDecay)
+        }
+    }
+}
+
+/// A problem during training that the user can act on (divergence, bad configuration).
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// What the trainer reports while it runs.
+public enum TrainingEvent {
+    case taskStarted(task: Int, of: Int)
+    case batchFinished(task: Int, epoch: Int, batch: Int, batches: Int, loss: Float, samples: Int)
+    case epochFinished(task: Int, epoch: Int, meanLoss: Float)
+    case taskFinished(task: Int, accuracies: [Float], seconds: Double)
+}
+
+/// The outcome of training a stream.
+public struct StreamResult: Sendable, Codable {
+    /// R[i][j]: test accuracy on task j after training task i (all tasks, for forward transfer).
+    public var accuracy: [[Float]]
+    /// Accuracy of the untrained model on each task (the baseline of forward transfer).
+    public var initialAccuracy: [Float]
+    /// Wall-clock seconds spent training each task.
+    public var secondsPerTask: [Double]
+    /// Bytes the strategy held after each task.
+    public var strategyMemoryBytes: [Int]
+}
+
+/// Runs a stream of tasks through a model with a strategy, evaluating after each task.
+public final class Trainer {
+    public let context: TrainingContext
+    public let strategy: any Strategy
+    public var onEvent: ((TrainingEvent) -> Void)?
+
+    public init(model: Classifier, stream: any TaskStream, strategy: any Strategy, configuration: TrainingConfiguration) throws {
+        try configuration.validate()
+        self.strategy = strategy
+        context = TrainingContext(model: model, optimizer: configuration.makeOptimizer(model.namedParameters()),
+                                  stream: stream, configuration: configuration)
+    }
+
+    /// Trains every task in order and returns the accuracy matrix.
+    public func run() throws -> StreamResult {
+        let stream = context.stream
+        let t = stream.taskCount
+        var result = StreamResult(accuracy: [], initialAccuracy: evaluateAll(), secondsPerTask: [], strategyMemoryBytes: [])
+        for task in 0..<t {
+            let start = Date()
+            try train(task: task)
+            result.secondsPerTask.append(Date().timeIntervalSince(start))
+            let row = evaluateAll()
+            result.accuracy.append(row)
+            result.strategyMemoryBytes.append(strategy.memoryBytes)
+            onEvent?(.taskFinished(task: task, accuracies: row, seconds: result.secondsPerTask.last!))
+        }
+        return result
+    }
+
+    /// Trains one task with the strategy's hooks.
+    public func train(task: Int) throws {
+        let model = context.model, optimizer = context.optimizer, config = context.configuration
+        context.task = task
+        context.stepInTask = 0
+        onEvent?(.taskStarted(task: task, of: context.stream.taskCount))
+        if config.resetOptimizerPerTask && task > 0 { try optimizer.loadState([:]) }
+        model.setActiveTask(task)
+        model.train()
+        try strategy.beforeTask(task, context: context)
+        var epoch = 0
+        var done = false
+        while !done {
+            let batches = strategy.trainingBatches(task: task, epoch: epoch, context: context)
+            guard !batches.isEmpty else { throw TrainingError(description: "task \(task) has no training data") }
+            var lossSum: Double = 0
+            for (b, batch) in batches.enumerated() {
+                model.setActiveTask(batch.task)
+                let output = model(batch.inputs)
+                let taskLoss = Losses.crossEntropy(output, targets: batch.labels)
+                let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
+                let value = loss.item
+                guard value.isFinite else {
+                    throw TrainingError(description: "the loss became \(value) at task \(task), epoch \(epoch), batch \(b) "
+                                        + "(task loss \(taskLoss.item)); lower the learning rate or the regularization strength")
+                }
+                optimizer.zeroGrad()
+                loss.backward()
+                strategy.afterBackward(context: context)
+                optimizer.step()
+                strategy.afterStep(context: context)
+                context.stepInTask += 1
+                lossSum += Double(value)
+                onEvent?(.batchFinished(task: task, epoch: epoch, batch: b, batches: batches.count, loss: value,
+                                        samples: batch.labels.count))
+                if let iterations = config.iterations, context.stepInTask >= iterations { done = true; break }
+            }
+            model.setActiveTask(task)
+            onEvent?(.epochFinished(task: task, epoch: epoch, meanLoss: Float(lossSum / Double(max(batches.count, 1)))))
+            epoch += 1
+            if config.iterations == nil && epoch >= config.epochs { done = true }
+        }
+        try strategy.afterTask(task, context: context)
+    }
+
+    /// Test accuracy on every task of the stream (task-aware for the task-incremental scenario).
+    public func evaluateAll() -> [Float] {
+        (0..<context.stream.taskCount).map { evaluate(task: $0) }
+    }
+
+    /// Test accuracy on one task.
+    public func evaluate(task: Int) -> Float {
+        Evaluator.accuracy(model: context.model, batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
+                           task: task)
+    }
+}
+
+/// Accuracy of a model on batches.
+public enum Evaluator {
+    /// Fraction of samples whose arg-max output (over `allowedClasses` when given) equals the label.
+    public static func accuracy(model: Classifier, batches: [Batch], task: Int, allowedClasses: [Int]? = nil) -> Float {
+        let wasTraining = model.isTraining
+        model.eval()
+        defer { if wasTraining { model.train() } }
+        model.setActiveTask(task)
+        var correct = 0, total = 0
+        GradMode.withoutGrad {
+            for batch in batches {
+                let out = model(batch.inputs)
+                let c = out.shape[1]
+                let v = out.scalars
+                for (r, label) in batch.labels.enumerated() {
+                    var best = -Float.infinity, bestIndex = -1
+                    for j in allowedClasses ?? Array(0..<c) where v[r * c + j] > best || bestIndex < 0 {
+                        best = v[r * c + j]; bestIndex = j
+                    }
+                    if bestIndex == label { correct += 1 }
+                }
+                total += batch.labels.count
+            }
+        }
+        return total == 0 ? 0 : Float(correct) / Float(total)
+    }
+}
