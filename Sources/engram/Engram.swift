@@ -5,6 +5,6 @@ struct Engram: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engram",
         abstract: "Continual learning: train on a stream of tasks, protect what was learned, measure forgetting.",
-        subcommands: [Bench.self]
+        subcommands: [Bench.self, Inspect.self]
     )
 }
