@@ -18,7 +18,7 @@ public final class SynapticIntelligence: Strategy {
     private var stepStart: ParameterMap = [:]
     private var taskGradient: ParameterMap = [:]
 
-    public init(c: Float, xi: Float = 0.1) throws {
+    public init(c: Float, xi: Float = 1e-3) throws {
         self.c = try validatedStrength(c, flag: "--c")
         guard xi > 0, xi.isFinite else { throw StrategyError("--xi must be positive, got \(xi)") }
         self.xi = xi
