@@ -21,14 +21,11 @@ extension Tensor {
             for ch in 0..<c {
                 if training {
                     var s: Double = 0
-                    for b in 0..<n { let base = (b * c + ch) * inner; for k in 0..<inner { s += Double(px[base + k]) } }
-                    let mu = s / Double(m)
+                    for b in 0..<n { s += Double(reduceSum(px.baseAddress! + (b * c + ch) * inner, inner)) }
+                    let mu = Float(s / Double(m))
                     var ss: Double = 0
-                    for b in 0..<n {
-                        let base = (b * c + ch) * inner
-                        for k in 0..<inner { let d = Double(px[base + k]) - mu; ss += d * d }
-                    }
-                    mean[ch] = Float(mu)
+                    for b in 0..<n { ss += Double(reduceSquaredDeviation(px.baseAddress! + (b * c + ch) * inner, mu, inner)) }
+                    mean[ch] = mu
                     invStd[ch] = Float(1 / (ss / Double(m) + Double(epsilon)).squareRoot())
                     unbiased[ch] = Float(ss / Double(Swift.max(m - 1, 1)))
                 } else {
@@ -71,7 +68,8 @@ extension Tensor {
                         var sg: Float = 0, sgh: Float = 0
                         for b in 0..<n {
                             let base = (b * c + ch) * inner
-                            for k in 0..<inner { sg += pg[base + k]; sgh += pg[base + k] * ph[base + k] }
+                            sg += reduceSum(pg.baseAddress! + base, inner)
+                            sgh += reduceDot(pg.baseAddress! + base, ph.baseAddress! + base, inner)
                         }
                         dbeta[ch] = sg
                         dgamma[ch] = sgh
