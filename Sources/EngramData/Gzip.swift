@@ -16,7 +16,8 @@ public enum Gzip {
     /// Decompresses a whole gzip stream (one or more concatenated members, as `gunzip` accepts).
     ///
     /// The output is allocated once, sized from the last member's ISIZE trailer (exact for
-    /// single-member files under 4 GiB), and grown only if that hint is too small.
+    /// single-member files under 4 GiB; capped at deflate's maximum expansion of the input), and
+    /// grown only if that hint is too small.
     /// - Parameter path: names the source in errors.
     /// - Throws: `DataError.corruptGzip` (not gzip, bad header or deflate data, CRC or length
     ///   mismatch, trailing garbage) or `DataError.truncatedGzip`.
@@ -33,7 +34,10 @@ public enum Gzip {
             let n = b.count
             return Int(b[n - 4]) | Int(b[n - 3]) << 8 | Int(b[n - 2]) << 16 | Int(b[n - 1]) << 24
         }
-        var output = [UInt8](repeating: 0, count: max(hint, 1024))
+        // deflate cannot expand more than ~1032:1, so a larger "hint" comes from a damaged or
+        // truncated trailer; the buffer is left uninitialised so untouched pages cost nothing.
+        let capacity = max(1024, min(hint, input.count * 1032))
+        var output = [UInt8](unsafeUninitializedCapacity: capacity) { _, initialized in initialized = capacity }
         var produced = 0
 
         var stream = z_stream()

@@ -26,7 +26,8 @@ let sharedFashion: Result<DatasetPair, any Error> = Result {
 
 /// A fresh empty directory under the system temporary directory.
 func makeTemporaryDirectory(_ tag: String = "engram-data-test") throws -> String {
-    let path = NSTemporaryDirectory() + "/\(tag)-\(UUID().uuidString)"
+    let path = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("\(tag)-\(UUID().uuidString)")
+        .standardizedFileURL.path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
