@@ -14,7 +14,7 @@ public final class Joint: Strategy {
         var rng = context.generator("joint/task \(task)/epoch \(epoch)")
         let perTask = (0...task).map { stream.trainingBatches(task: $0, epoch: epoch, batchSize: size) }
         var batches = perTask.flatMap { $0 }
-        if stream.scenario == .task || task == 0 {
+        if stream.scenario == .taskIncremental || task == 0 {
             rng.shuffle(&batches)
             return batches
         }

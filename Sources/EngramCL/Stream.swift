@@ -1,14 +1,5 @@
 import EngramNN
-
-/// The three continual-learning scenarios of van de Ven & Tolias (2019).
-public enum Scenario: String, Sendable, Codable, CaseIterable {
-    /// Task identity given at test time; one head per task (labels local to the task).
-    case task
-    /// One shared head; labels are local to the task; no task identity at test time.
-    case domain
-    /// One growing head over all classes seen; global labels; no task identity.
-    case `class`
-}
+@_exported import EngramData
 
 /// A batch of a task: inputs, labels in the model's output space for that task, and the task id.
 public struct Batch {

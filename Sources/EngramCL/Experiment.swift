@@ -1,0 +1,114 @@
+import EngramNN
+import Foundation
+
+/// Everything that defines one continual-learning run; saved as `config.yaml` beside the results.
+public struct ExperimentConfiguration: Sendable, Codable, Equatable {
+    /// `permuted-mnist`, `rotated-mnist`, `split-mnist`, `split-fmnist`, `split-cifar100`.
+    public var benchmark = "permuted-mnist"
+    /// `task`, `domain` or `class`.
+    public var scenario = "domain"
+    /// Number of tasks (permuted/rotated: any; split-cifar100: 10 or 20; split MNIST: 5).
+    public var tasks = 5
+    /// Strategy name(s) (`mas`, `ewc+…`).
+    public var strategy = "mas"
+    public var hyperparameters = StrategyHyperparameters()
+    /// `mlp` or `resnet18r`.
+    public var model = "mlp"
+    /// Hidden sizes of the MLP.
+    public var hidden = [400, 400]
+    /// ResNet width (nf).
+    public var width = 20
+    public var training = TrainingConfiguration()
+    /// Fraction of each dataset used (stratified).
+    public var fraction = 1.0
+    /// Fraction of the test sets used (nil: `fraction`).
+    public var testFraction: Double? = nil
+    /// Permuted MNIST: task 1 without permutation.
+    public var identityFirst = true
+    /// Split CIFAR-100 class order: `natural`, `seeded` or `icarl`.
+    public var classOrder = "natural"
+    /// Where datasets are looked for first.
+    public var dataDirectory: String? = nil
+
+    public init() {}
+
+    /// Benchmark names accepted by `benchmark`.
+    public static let benchmarks = ["permuted-mnist", "rotated-mnist", "split-mnist", "split-fmnist", "split-cifar100"]
+
+    /// The scenario as the data layer names it.
+    public func resolvedScenario() throws -> Scenario {
+        switch scenario {
+        case "task", "task-il": return .taskIncremental
+        case "domain", "domain-il": return .domainIncremental
+        case "class", "class-il": return .classIncremental
+        default: throw StrategyError("--scenario must be task, domain or class, got '\(scenario)'")
+        }
+    }
+
+    /// Checks every value, naming the offending flag.
+    public func validate() throws {
+        guard Self.benchmarks.contains(benchmark) else {
+            throw StrategyError("--benchmark must be one of \(Self.benchmarks.joined(separator: ", ")), got '\(benchmark)'")
+        }
+        _ = try resolvedScenario()
+        guard tasks >= 1 else { throw StrategyError("--tasks must be at least 1, got \(tasks)") }
+        if benchmark == "split-mnist" || benchmark == "split-fmnist", tasks != 5 {
+            throw StrategyError("--tasks must be 5 for \(benchmark) (ten classes, two per task), got \(tasks)")
+        }
+        if benchmark == "split-cifar100", ![2, 4, 5, 10, 20, 25, 50].contains(tasks) {
+            throw StrategyError("--tasks must divide 100 for split-cifar100 (10 or 20 are standard), got \(tasks)")
+        }
+        guard ["mlp", "resnet18r"].contains(model) else { throw StrategyError("--model must be mlp or resnet18r, got '\(model)'") }
+        guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError("--hidden sizes must be positive, got \(hidden)") }
+        guard width > 0 else { throw StrategyError("--width must be positive, got \(width)") }
+        guard fraction > 0, fraction <= 1 else { throw StrategyError("--fraction must be in (0, 1], got \(fraction)") }
+        if let testFraction, !(testFraction > 0 && testFraction <= 1) {
+            throw StrategyError("--test-fraction must be in (0, 1], got \(testFraction)")
+        }
+        guard ["natural", "seeded", "icarl"].contains(classOrder) else {
+            throw StrategyError("--class-order must be natural, seeded or icarl, got '\(classOrder)'")
+        }
+        try training.validate()
+        _ = try StrategyFactory.make(strategy, hyperparameters)
+    }
+
+    /// The dataset the benchmark is built on.
+    public var dataset: DatasetID {
+        switch benchmark {
+        case "split-fmnist": .fashionMNIST
+        case "split-cifar100": .cifar100
+        default: .mnist
+        }
+    }
+
+    /// Loads the data and builds the stream of tasks.
+    public func makeBenchmark(locator: DatasetLocator? = nil) throws -> ContinualBenchmark {
+        let locator = locator ?? DatasetLocator(dataDirectory: dataDirectory)
+        let data = try locator.loadLocal(dataset)
+        let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
+                                       testFraction: testFraction)
+        let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural
+        switch benchmark {
+        case "permuted-mnist": return try .permutedMNIST(data, tasks: tasks, identityFirst: identityFirst, options: options)
+        case "rotated-mnist": return try .rotatedMNIST(data, tasks: tasks, options: options)
+        case "split-mnist": return try .splitMNIST(data, order: order, options: options)
+        case "split-fmnist": return try .splitFashionMNIST(data, order: order, options: options)
+        default: return try .splitCIFAR100(data, tasks: tasks, order: order, options: options)
+        }
+    }
+
+    /// The network for a benchmark: its heads follow the scenario.
+    public func makeModel(for benchmark: ContinualBenchmark) -> Classifier {
+        var rng = RandomGenerator(seed: training.seed, label: "model init")
+        let heads = benchmark.headSizes
+        let multi = benchmark.scenario == .taskIncremental ? heads : nil
+        let sample = benchmark.train.sampleSize
+        switch model {
+        case "resnet18r":
+            return Models.resnet18Reduced(inputChannels: benchmark.train.channels, classes: heads[0], nf: width,
+                                          headsPerTask: multi, using: &rng)
+        default:
+            return Models.mlp(input: sample, hidden: hidden, classes: heads[0], headsPerTask: multi, using: &rng)
+        }
+    }
+}
