@@ -24,7 +24,7 @@ public final class Joint: Strategy {
         let order = rng.permutation(labels.count)
         return stride(from: 0, to: order.count, by: size).map { start in
             let idx = Array(order[start..<min(start + size, order.count)])
-            return Batch(inputs: inputs.indexSelect(idx), labels: idx.map { labels[$0] }, task: task)
+            return Batch(inputs: inputs.indexSelect(idx), labels: idx.map { labels[$0] }, taskID: task)
         }
     }
 }

@@ -5,11 +5,11 @@ import EngramNN
 public struct Batch {
     public var inputs: Tensor
     public var labels: [Int]
-    public var task: Int
-    public init(inputs: Tensor, labels: [Int], task: Int) {
+    public var taskID: Int
+    public init(inputs: Tensor, labels: [Int], taskID: Int) {
         self.inputs = inputs
         self.labels = labels
-        self.task = task
+        self.taskID = taskID
     }
 }
 

@@ -59,23 +59,42 @@ public enum TrainingEvent {
     case taskFinished(task: Int, accuracies: [Float], seconds: Double)
 }
 
-/// The outcome of training a stream.
-public struct StreamResult: Sendable, Codable {
+/// The outcome of training a stream (so far).
+public struct StreamResult: Sendable, Codable, Equatable {
     /// R[i][j]: test accuracy on task j after training task i (all tasks, for forward transfer).
-    public var accuracy: [[Float]]
+    public var accuracy: [[Float]] = []
     /// Accuracy of the untrained model on each task (the baseline of forward transfer).
-    public var initialAccuracy: [Float]
+    public var initialAccuracy: [Float] = []
     /// Wall-clock seconds spent training each task.
-    public var secondsPerTask: [Double]
+    public var secondsPerTask: [Double] = []
     /// Bytes the strategy held after each task.
-    public var strategyMemoryBytes: [Int]
+    public var strategyMemoryBytes: [Int] = []
+    public init() {}
+}
+
+/// Where training stands: the next epoch of a task to run, and the steps taken in that task.
+public struct TrainingPosition: Sendable, Codable, Equatable {
+    public var task = 0
+    public var epoch = 0
+    public var stepInTask = 0
+    /// Seconds already spent on the current task (kept across a resume).
+    public var secondsInTask: Double = 0
+    public init(task: Int = 0, epoch: Int = 0, stepInTask: Int = 0, secondsInTask: Double = 0) {
+        self.task = task; self.epoch = epoch; self.stepInTask = stepInTask; self.secondsInTask = secondsInTask
+    }
 }
 
 /// Runs a stream of tasks through a model with a strategy, evaluating after each task.
+///
+/// After every epoch and every task it calls `onCheckpoint` with the position to resume from and the
+/// results so far; `run(from:results:)` continues from such a point, giving the same numbers as an
+/// uninterrupted run (shuffles and other random draws derive from the seed and their position only).
 public final class Trainer {
     public let context: TrainingContext
     public let strategy: any Strategy
     public var onEvent: ((TrainingEvent) -> Void)?
+    /// Called at every resumable point: after each epoch (mid-task) and after each task's evaluation.
+    public var onCheckpoint: ((TrainingPosition, StreamResult) throws -> Void)?
 
     public init(model: Classifier, stream: any TaskStream, strategy: any Strategy, configuration: TrainingConfiguration) throws {
         try configuration.validate()
@@ -84,41 +103,49 @@ public final class Trainer {
                                   stream: stream, configuration: configuration)
     }
 
-    /// Trains every task in order and returns the accuracy matrix.
-    public func run() throws -> StreamResult {
-        let stream = context.stream
-        let t = stream.taskCount
-        var result = StreamResult(accuracy: [], initialAccuracy: evaluateAll(), secondsPerTask: [], strategyMemoryBytes: [])
-        for task in 0..<t {
-            let start = Date()
-            try train(task: task)
-            result.secondsPerTask.append(Date().timeIntervalSince(start))
+    /// Trains every task in order (from `position`, with the `results` gathered before it) and
+    /// returns the accuracy matrix.
+    public func run(from position: TrainingPosition = TrainingPosition(), results: StreamResult = StreamResult()) throws -> StreamResult {
+        var result = results
+        if result.initialAccuracy.isEmpty { result.initialAccuracy = evaluateAll() }
+        var position = position
+        while position.task < context.stream.taskCount {
+            let task = position.task
+            let seconds = try train(from: position, results: result)
+            result.secondsPerTask.append(seconds)
             let row = evaluateAll()
             result.accuracy.append(row)
             result.strategyMemoryBytes.append(strategy.memoryBytes)
-            onEvent?(.taskFinished(task: task, accuracies: row, seconds: result.secondsPerTask.last!))
+            onEvent?(.taskFinished(task: task, accuracies: row, seconds: seconds))
+            position = TrainingPosition(task: task + 1)
+            try onCheckpoint?(position, result)
         }
         return result
     }
 
-    /// Trains one task with the strategy's hooks.
-    public func train(task: Int) throws {
+    /// Trains one task (from `position.epoch`) with the strategy's hooks; returns the seconds spent.
+    @discardableResult
+    public func train(from position: TrainingPosition, results: StreamResult = StreamResult()) throws -> Double {
         let model = context.model, optimizer = context.optimizer, config = context.configuration
+        let task = position.task
+        let start = Date()
         context.task = task
-        context.stepInTask = 0
-        onEvent?(.taskStarted(task: task, of: context.stream.taskCount))
-        if config.resetOptimizerPerTask && task > 0 { try optimizer.loadState([:]) }
+        context.stepInTask = position.stepInTask
         model.setActiveTask(task)
         model.train()
-        try strategy.beforeTask(task, context: context)
-        var epoch = 0
-        var done = false
+        if position.epoch == 0 {
+            onEvent?(.taskStarted(task: task, of: context.stream.taskCount))
+            if config.resetOptimizerPerTask && task > 0 { try optimizer.loadState([:]) }
+            try strategy.beforeTask(task, context: context)
+        }
+        var epoch = position.epoch
+        var done = config.iterations.map { position.stepInTask >= $0 } ?? (epoch >= config.epochs)
         while !done {
             let batches = strategy.trainingBatches(task: task, epoch: epoch, context: context)
             guard !batches.isEmpty else { throw TrainingError(description: "task \(task) has no training data") }
             var lossSum: Double = 0
             for (b, batch) in batches.enumerated() {
-                model.setActiveTask(batch.task)
+                model.setActiveTask(batch.taskID)
                 let output = model(batch.inputs)
                 let taskLoss = Losses.crossEntropy(output, targets: batch.labels)
                 let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
@@ -142,8 +169,14 @@ public final class Trainer {
             onEvent?(.epochFinished(task: task, epoch: epoch, meanLoss: Float(lossSum / Double(max(batches.count, 1)))))
             epoch += 1
             if config.iterations == nil && epoch >= config.epochs { done = true }
+            if !done {
+                try onCheckpoint?(TrainingPosition(task: task, epoch: epoch, stepInTask: context.stepInTask,
+                                                   secondsInTask: position.secondsInTask + Date().timeIntervalSince(start)),
+                                  results)
+            }
         }
         try strategy.afterTask(task, context: context)
+        return position.secondsInTask + Date().timeIntervalSince(start)
     }
 
     /// Test accuracy on every task of the stream (task-aware for the task-incremental scenario).
