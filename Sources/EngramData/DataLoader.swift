@@ -1,0 +1,369 @@
+import EngramTensor
+import Foundation
+
+/// How pixel bytes become input floats.
+public enum Normalization: Sendable, Equatable {
+    /// `x / 255`, in [0, 1].
+    case unitRange
+    /// `(x / 255 − mean[c]) / std[c]` per channel (one value is used for every channel).
+    case standardize(mean: [Float], std: [Float])
+
+    /// The usual per-channel statistics of `dataset` (e.g. MNIST 0.1307 / 0.3081).
+    public static func dataset(_ dataset: DatasetID) -> Normalization {
+        .standardize(mean: dataset.channelMean, std: dataset.channelStd)
+    }
+
+    /// A 256-entry table per channel (channel-major), computed as torchvision does:
+    /// `Float(byte) / 255`, then `(x − mean) / std`.
+    func lookupTable(channels: Int) throws -> [Float] {
+        var table = [Float](repeating: 0, count: 256 * channels)
+        switch self {
+        case .unitRange:
+            for c in 0..<channels { for v in 0..<256 { table[c * 256 + v] = Float(v) / 255 } }
+        case .standardize(let mean, let std):
+            _ = try affine(channels: channels)
+            for c in 0..<channels {
+                let m = mean.count == 1 ? mean[0] : mean[c], s = std.count == 1 ? std[0] : std[c]
+                for v in 0..<256 { table[c * 256 + v] = (Float(v) / 255 - m) / s }
+            }
+        }
+        return table
+    }
+
+    /// Per-channel (scale, bias) so that value ≈ byte · scale + bias (for interpolated values).
+    func affine(channels: Int) throws -> (scale: [Float], bias: [Float]) {
+        switch self {
+        case .unitRange:
+            return (Array(repeating: 1 / 255, count: channels), Array(repeating: 0, count: channels))
+        case .standardize(let mean, let std):
+            guard mean.count == channels || mean.count == 1, std.count == mean.count, std.allSatisfy({ $0 > 0 }) else {
+                throw DataError.invalidConfiguration("normalisation mean \(mean) / std \(std) for \(channels) channel(s)")
+            }
+            let m = mean.count == 1 ? Array(repeating: mean[0], count: channels) : mean
+            let s = std.count == 1 ? Array(repeating: std[0], count: channels) : std
+            return (s.map { 1 / (255 * $0) }, zip(m, s).map { -$0 / $1 })
+        }
+    }
+}
+
+/// The shape of a batch's input tensor.
+public enum InputLayout: String, Sendable, Codable {
+    /// `[batch, channels · height · width]`, for MLPs.
+    case flat
+    /// `[batch, channels, height, width]`, for convolutional networks.
+    case image
+}
+
+/// Random training augmentation (CIFAR style), seeded per task, epoch and batch.
+public struct Augmentation: Sendable, Equatable {
+    /// Zero padding around the image before a random crop back to the original size (0 = no crop).
+    public var cropPadding: Int
+    /// Whether to mirror left–right with probability ½.
+    public var horizontalFlip: Bool
+
+    /// Creates an augmentation.
+    public init(cropPadding: Int = 4, horizontalFlip: Bool = true) {
+        self.cropPadding = cropPadding
+        self.horizontalFlip = horizontalFlip
+    }
+
+    /// Random 32×32 crops of the 4-pixel zero-padded image, and horizontal flips.
+    public static let cifar = Augmentation(cropPadding: 4, horizontalFlip: true)
+}
+
+/// How a loader batches a split.
+public struct LoaderOptions: Sendable, Equatable {
+    /// Samples per batch (the last batch may be smaller unless `dropLast`).
+    public var batchSize: Int
+    /// Whether to visit samples in a fresh seeded order each epoch.
+    public var shuffle: Bool
+    /// Whether to drop a final partial batch.
+    public var dropLast: Bool
+    /// Flat vectors or images.
+    public var layout: InputLayout
+    /// Pixel scaling.
+    public var normalization: Normalization
+    /// Random augmentation, or `nil` (use it for training splits only).
+    public var augmentation: Augmentation?
+
+    /// Creates options.
+    public init(batchSize: Int = 64, shuffle: Bool = true, dropLast: Bool = false, layout: InputLayout = .image,
+                normalization: Normalization = .unitRange, augmentation: Augmentation? = nil) {
+        self.batchSize = batchSize
+        self.shuffle = shuffle
+        self.dropLast = dropLast
+        self.layout = layout
+        self.normalization = normalization
+        self.augmentation = augmentation
+    }
+}
+
+/// One batch: inputs as a contiguous tensor, one target per sample, and the task it came from.
+public struct Batch: @unchecked Sendable {
+    /// `[b, C·H·W]` or `[b, C, H, W]`, normalised and transformed.
+    public let inputs: Tensor
+    /// Targets in the scenario's label space.
+    public let labels: [Int]
+    /// The task the samples belong to.
+    public let taskID: Int
+    /// The benchmark's scenario.
+    public let scenario: Scenario
+    /// The samples' indices in the source dataset.
+    public let indices: [Int32]
+
+    /// The task identity a model may be told: the task id under task-incremental learning,
+    /// `nil` under domain- and class-incremental learning.
+    public var visibleTaskID: Int? { scenario == .taskIncremental ? taskID : nil }
+    /// Number of samples.
+    public var count: Int { labels.count }
+}
+
+/// Batches one split of one task: deterministic shuffling per epoch (`"shuffle/task t/epoch e"`),
+/// the task's input transform, normalisation and optional augmentation, written straight into
+/// one preallocated buffer per batch.
+public struct DataLoader: Sendable {
+    /// The benchmark.
+    public let benchmark: ContinualBenchmark
+    /// The task being loaded.
+    public let taskID: Int
+    /// The split being loaded.
+    public let split: TaskSplit
+    /// The options.
+    public let options: LoaderOptions
+    /// The samples (indices into `source`), in stored order.
+    public let indices: [Int32]
+    /// The dataset the indices refer to.
+    public let source: ImageDataset
+
+    private let transform: CompiledTransform
+    private let scale: [Float]
+    private let bias: [Float]
+    private let table: [Float]
+
+    /// Creates a loader for `split` of task `task`.
+    /// - Throws: `DataError.invalidConfiguration` for a bad task, batch size, normalisation or a
+    ///   transform that does not fit the images.
+    public init(benchmark: ContinualBenchmark, task: Int, split: TaskSplit, options: LoaderOptions = LoaderOptions()) throws {
+        guard benchmark.tasks.indices.contains(task) else {
+            throw DataError.invalidConfiguration("task \(task) of \(benchmark.name), which has \(benchmark.taskCount)")
+        }
+        guard options.batchSize > 0 else { throw DataError.invalidConfiguration("batch size \(options.batchSize)") }
+        if let a = options.augmentation, a.cropPadding < 0 {
+            throw DataError.invalidConfiguration("crop padding \(a.cropPadding)")
+        }
+        self.benchmark = benchmark
+        self.taskID = task
+        self.split = split
+        self.options = options
+        self.indices = benchmark.tasks[task].indices(split)
+        self.source = split == .test ? benchmark.test : benchmark.train
+        (scale, bias) = try options.normalization.affine(channels: source.channels)
+        table = try options.normalization.lookupTable(channels: source.channels)
+        transform = try CompiledTransform(benchmark.tasks[task].transform, height: source.height, width: source.width)
+    }
+
+    /// Number of samples in the split.
+    public var sampleCount: Int { indices.count }
+    /// Number of batches per epoch.
+    public var batchCount: Int {
+        options.dropLast ? indices.count / options.batchSize : (indices.count + options.batchSize - 1) / options.batchSize
+    }
+    /// The input tensor's shape for a batch of `b` samples.
+    public func inputShape(batch b: Int) -> [Int] {
+        options.layout == .flat ? [b, source.sampleSize] : [b, source.channels, source.height, source.width]
+    }
+
+    /// The order in which `epoch` visits the samples (dataset indices).
+    public func order(epoch: Int) -> [Int32] {
+        guard options.shuffle else { return indices }
+        var rng = RandomGenerator(seed: benchmark.seed, label: "shuffle/task \(taskID)/epoch \(epoch)")
+        var order = indices
+        rng.shuffle(&order)
+        return order
+    }
+
+    /// The batches of `epoch`, in order.
+    public func batches(epoch: Int = 0) -> BatchSequence {
+        BatchSequence(loader: self, epoch: epoch, order: order(epoch: epoch))
+    }
+
+    /// Batch `b` of `epoch` (recomputes the epoch's order; iterate `batches(epoch:)` for a whole epoch).
+    public func batch(_ b: Int, epoch: Int = 0) -> Batch {
+        precondition(b >= 0 && b < batchCount, "batch \(b) of \(batchCount)")
+        let order = order(epoch: epoch)
+        let start = b * options.batchSize
+        return assemble(order[start ..< min(start + options.batchSize, order.count)], epoch: epoch, batch: b)
+    }
+
+    /// A whole epoch's batches.
+    public struct BatchSequence: Sequence, Sendable {
+        let loader: DataLoader
+        let epoch: Int
+        let order: [Int32]
+
+        public func makeIterator() -> Iterator { Iterator(sequence: self) }
+
+        /// Produces the batches one at a time.
+        public struct Iterator: IteratorProtocol {
+            let sequence: BatchSequence
+            var position = 0
+
+            public mutating func next() -> Batch? {
+                let loader = sequence.loader
+                guard position < loader.batchCount else { return nil }
+                let start = position * loader.options.batchSize
+                let end = Swift.min(start + loader.options.batchSize, sequence.order.count)
+                defer { position += 1 }
+                return loader.assemble(sequence.order[start..<end], epoch: sequence.epoch, batch: position)
+            }
+        }
+    }
+
+    /// Builds one batch from dataset indices: one output allocation, pointer loops, no per-sample
+    /// allocation.
+    func assemble(_ positions: ArraySlice<Int32>, epoch: Int, batch: Int) -> Batch {
+        let b = positions.count
+        let d = source.sampleSize, channels = source.channels, height = source.height, width = source.width
+        let plane = height * width
+        let task = benchmark.tasks[taskID]
+        let scenario = benchmark.scenario
+        var labels = [Int](repeating: 0, count: b)
+        let batchIndices = Array(positions)
+        let augmentation = options.augmentation
+        var rng = RandomGenerator(seed: benchmark.seed, label: "augment/task \(taskID)/epoch \(epoch)/batch \(batch)")
+        var scratch = [Float](repeating: 0, count: augmentation == nil ? 0 : d)
+        let scalars = [Float](unsafeUninitializedCapacity: b * d) { out, initialized in
+            source.pixels.withUnsafeBufferPointer { pixels in
+            source.labels.withUnsafeBufferPointer { sourceLabels in
+            scale.withUnsafeBufferPointer { scale in
+            bias.withUnsafeBufferPointer { bias in
+            table.withUnsafeBufferPointer { table in
+            scratch.withUnsafeMutableBufferPointer { scratch in
+                for s in 0..<b {
+                    let index = Int(batchIndices[s])
+                    let src = pixels.baseAddress! + index * d
+                    let dst = out.baseAddress! + s * d
+                    let stage = augmentation == nil ? dst : scratch.baseAddress!
+                    for c in 0..<channels {
+                        transform.apply(src + c * plane, stage + c * plane, count: plane,
+                                        table: table.baseAddress! + c * 256, scale: scale[c], bias: bias[c])
+                    }
+                    if let augmentation {
+                        let p = augmentation.cropPadding
+                        let dy = p > 0 ? rng.nextInt(below: 2 * p + 1) - p : 0
+                        let dx = p > 0 ? rng.nextInt(below: 2 * p + 1) - p : 0
+                        let flip = augmentation.horizontalFlip && rng.nextInt(below: 2) == 1
+                        for c in 0..<channels {
+                            let from = stage + c * plane, to = dst + c * plane, fill = table[c * 256]
+                            for y in 0..<height {
+                                let sy = y + dy
+                                let row = to + y * width
+                                guard sy >= 0 && sy < height else {
+                                    row.update(repeating: fill, count: width)
+                                    continue
+                                }
+                                let srcRow = from + sy * width
+                                for x in 0..<width {
+                                    let sx = (flip ? width - 1 - x : x) + dx
+                                    row[x] = sx >= 0 && sx < width ? srcRow[sx] : fill
+                                }
+                            }
+                        }
+                    }
+                    labels[s] = task.target(forDatasetLabel: Int(sourceLabels[index]), scenario: scenario)
+                }
+            }
+            }
+            }
+            }
+            }
+            }
+            initialized = b * d
+        }
+        return Batch(inputs: Tensor(shape: inputShape(batch: b), scalars: scalars), labels: labels,
+                     taskID: taskID, scenario: scenario, indices: batchIndices)
+    }
+
+    /// Times the loader alone: assembles `batches` batches (default: one epoch), cycling epochs as
+    /// needed, and reports the rate.
+    public func measureThroughput(batches: Int? = nil) -> LoaderThroughput {
+        let target = batches ?? batchCount
+        guard target > 0, batchCount > 0 else { return LoaderThroughput(batches: 0, samples: 0, seconds: 0) }
+        var done = 0, samples = 0, epoch = 0
+        var checksum: Float = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        while done < target {
+            for batch in self.batches(epoch: epoch) {
+                samples += batch.count
+                checksum += batch.inputs.scalars[0]  // keep the work observable
+                done += 1
+                if done == target { break }
+            }
+            epoch += 1
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        _ = checksum
+        return LoaderThroughput(batches: done, samples: samples, seconds: seconds)
+    }
+}
+
+/// The result of `DataLoader.measureThroughput`.
+public struct LoaderThroughput: Sendable, Codable, Equatable {
+    /// Batches assembled.
+    public var batches: Int
+    /// Samples assembled.
+    public var samples: Int
+    /// Wall-clock seconds taken.
+    public var seconds: Double
+    /// Batches per second.
+    public var batchesPerSecond: Double { seconds > 0 ? Double(batches) / seconds : 0 }
+    /// Samples per second.
+    public var samplesPerSecond: Double { seconds > 0 ? Double(samples) / seconds : 0 }
+}
+
+/// A task transform prepared for the inner loop.
+enum CompiledTransform: Sendable {
+    case identity
+    case permutation([Int32])
+    case rotation(RotationMap)
+
+    init(_ transform: InputTransform, height: Int, width: Int) throws {
+        switch transform {
+        case .identity:
+            self = .identity
+        case .permutation(let p):
+            guard p.count == height * width, Set(p) == Set(0 ..< height * width) else {
+                throw DataError.invalidConfiguration("pixel permutation of length \(p.count) for \(height)×\(width) images")
+            }
+            self = .permutation(p.map(Int32.init))
+        case .rotation(let degrees):
+            self = .rotation(RotationMap(height: height, width: width, degrees: degrees))
+        }
+    }
+
+    /// Writes one transformed, normalised plane: `dst[i] = table[byte]` for pixels taken as they are,
+    /// `value · scale + bias` for interpolated ones.
+    @inline(__always)
+    func apply(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<Float>, count: Int,
+               table: UnsafePointer<Float>, scale: Float, bias: Float) {
+        switch self {
+        case .identity:
+            for i in 0..<count { dst[i] = table[Int(src[i])] }
+        case .permutation(let p):
+            p.withUnsafeBufferPointer { p in
+                for i in 0..<count { dst[i] = table[Int(src[Int(p[i])])] }
+            }
+        case .rotation(let map):
+            map.indices.withUnsafeBufferPointer { idx in
+                map.weights.withUnsafeBufferPointer { w in
+                    for i in 0..<count {
+                        let o = 4 * i
+                        let v = w[o] * Float(src[Int(idx[o])]) + w[o + 1] * Float(src[Int(idx[o + 1])])
+                            + w[o + 2] * Float(src[Int(idx[o + 2])]) + w[o + 3] * Float(src[Int(idx[o + 3])])
+                        dst[i] = v * scale + bias
+                    }
+                }
+            }
+        }
+    }
+}
