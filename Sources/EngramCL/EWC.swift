@@ -39,7 +39,7 @@ public final class EWC: Strategy {
         context.model.setActiveTask(task)
         let batches = context.stream.trainingBatches(task: task, epoch: 0, batchSize: context.configuration.batchSize)
         var rng = context.generator("fisher/task \(task)")
-        return Importance.fisher(model: context.model, batches: batches.map { ($0.inputs, $0.labels) },
+        return Importance.fisher(model: context.model, batches: batches.lazy.map { ($0.inputs, $0.labels) },
                                  empirical: empirical, rng: &rng)
     }
 

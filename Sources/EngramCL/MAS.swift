@@ -37,7 +37,7 @@ public final class MAS: Strategy {
 
     /// Adds the importance measured on `inputs` (unlabeled) to Ω, by the accumulation rule.
     /// Call it with any data, at any time: training inputs after a task, test inputs, a stream in chunks.
-    public func updateImportance(model: Classifier, inputs: [Tensor]) {
+    public func updateImportance(model: Classifier, inputs: some Sequence<Tensor>) {
         state.accumulate(Importance.mas(model: model, inputs: inputs, output: output, mode: mode))
     }
 
@@ -70,7 +70,7 @@ public final class MASLocal: Strategy {
     }
 
     /// Adds the Hebbian importance measured on `inputs` (unlabeled) to Ω.
-    public func updateImportance(model: Classifier, inputs: [Tensor]) {
+    public func updateImportance(model: Classifier, inputs: some Sequence<Tensor>) {
         state.accumulate(Importance.masLocal(model: model, inputs: inputs))
     }
 

@@ -11,8 +11,8 @@ extension TrainingContext {
     }
 
     /// The inputs of the current task's training data, in batches (labels are not used).
-    public func unlabeledTrainingInputs(task: Int) -> [Tensor] {
-        stream.trainingBatches(task: task, epoch: 0, batchSize: configuration.batchSize).map(\.inputs)
+    public func unlabeledTrainingInputs(task: Int) -> LazyMapSequence<Batches, Tensor> {
+        stream.trainingBatches(task: task, epoch: 0, batchSize: configuration.batchSize).lazy.map(\.inputs)
     }
 }
 

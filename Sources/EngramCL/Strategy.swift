@@ -42,7 +42,7 @@ public protocol Strategy: AnyObject {
     /// Whether `trainingBatches` replaces the task's own data (joint training, replay).
     var changesTrainingData: Bool { get }
     /// The batches to train on for `task` and `epoch` (default: the task's own data).
-    func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> [Batch]
+    func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches
     /// Bytes of state the method holds beyond the model (importance, anchors, buffers …).
     var memoryBytes: Int { get }
     /// The method's state as named tensors, for checkpoints.
@@ -58,7 +58,7 @@ extension Strategy {
     public func afterStep(context: TrainingContext) {}
     public func afterTask(_ task: Int, context: TrainingContext) throws {}
     public var changesTrainingData: Bool { false }
-    public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> [Batch] {
+    public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches {
         context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
     }
     public var memoryBytes: Int { 0 }
@@ -84,7 +84,7 @@ public final class CompositeStrategy: Strategy {
     public func afterBackward(context: TrainingContext) { for p in parts { p.afterBackward(context: context) } }
     public func afterStep(context: TrainingContext) { for p in parts { p.afterStep(context: context) } }
     public func afterTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.afterTask(task, context: context) } }
-    public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> [Batch] {
+    public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches {
         parts.first { $0.changesTrainingData }?.trainingBatches(task: task, epoch: epoch, context: context)
             ?? context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
     }

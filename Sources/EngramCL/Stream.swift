@@ -1,18 +1,6 @@
 import EngramNN
 @_exported import EngramData
 
-/// A batch of a task: inputs, labels in the model's output space for that task, and the task id.
-public struct Batch {
-    public var inputs: Tensor
-    public var labels: [Int]
-    public var taskID: Int
-    public init(inputs: Tensor, labels: [Int], taskID: Int) {
-        self.inputs = inputs
-        self.labels = labels
-        self.taskID = taskID
-    }
-}
-
 /// A stream of tasks, as the trainer and the strategies see it.
 public protocol TaskStream {
     /// Number of tasks.
@@ -26,9 +14,84 @@ public protocol TaskStream {
     /// Output units a task's labels live in (its classes in the class-incremental head; all units otherwise).
     func outputClasses(task: Int) -> [Int]
     /// The training batches of `task` for `epoch`, shuffled deterministically from the stream's seed.
-    func trainingBatches(task: Int, epoch: Int, batchSize: Int) -> [Batch]
+    func trainingBatches(task: Int, epoch: Int, batchSize: Int) -> Batches
     /// The test batches of `task`, in a fixed order.
-    func testBatches(task: Int, batchSize: Int) -> [Batch]
+    func testBatches(task: Int, batchSize: Int) -> Batches
     /// Number of training samples of `task`.
     func trainingCount(task: Int) -> Int
+}
+
+/// An epoch of batches, produced one at a time (a whole epoch is never held in memory), with its length.
+public struct Batches: Sequence {
+    /// Number of batches.
+    public let count: Int
+    private let base: AnySequence<Batch>
+
+    public init<S: Sequence>(count: Int, _ batches: S) where S.Element == Batch {
+        self.count = count
+        base = AnySequence(batches)
+    }
+
+    /// Batches already in memory.
+    public init(_ batches: [Batch]) { self.init(count: batches.count, batches) }
+
+    public func makeIterator() -> AnyIterator<Batch> { base.makeIterator() }
+    public var isEmpty: Bool { count == 0 }
+}
+
+/// A `TaskStream` over a benchmark of the data layer, batching through its `DataLoader`.
+public struct BenchmarkStream: TaskStream {
+    public let benchmark: ContinualBenchmark
+    /// Flat inputs for MLPs, images for convolutional networks.
+    public let layout: InputLayout
+    public let normalization: Normalization
+    /// Training augmentation (CIFAR crop and flip), if any.
+    public let augmentation: Augmentation?
+
+    public init(benchmark: ContinualBenchmark, layout: InputLayout, normalization: Normalization? = nil,
+                augmentation: Augmentation? = nil) {
+        self.benchmark = benchmark
+        self.layout = layout
+        self.normalization = normalization ?? .unitRange
+        self.augmentation = augmentation
+    }
+
+    public var taskCount: Int { benchmark.taskCount }
+    public var scenario: Scenario { benchmark.scenario }
+    public var inputShape: [Int] {
+        let d = benchmark.train
+        return layout == .flat ? [d.sampleSize] : [d.channels, d.height, d.width]
+    }
+
+    public func headSize(task: Int) -> Int {
+        let heads = benchmark.headSizes
+        return scenario == .taskIncremental ? heads[task] : heads[0]
+    }
+
+    public func outputClasses(task: Int) -> [Int] {
+        let t = benchmark.tasks[task]
+        return scenario == .classIncremental ? Array(t.classOffset..<(t.classOffset + t.classes.count))
+                                             : Array(0..<headSize(task: task))
+    }
+
+    public func trainingCount(task: Int) -> Int { benchmark.tasks[task].train.count }
+
+    public func trainingBatches(task: Int, epoch: Int, batchSize: Int) -> Batches {
+        batches(task: task, split: .train, epoch: epoch, batchSize: batchSize, shuffle: true)
+    }
+
+    public func testBatches(task: Int, batchSize: Int) -> Batches {
+        batches(task: task, split: .test, epoch: 0, batchSize: batchSize, shuffle: false)
+    }
+
+    private func batches(task: Int, split: TaskSplit, epoch: Int, batchSize: Int, shuffle: Bool) -> Batches {
+        let options = LoaderOptions(batchSize: batchSize, shuffle: shuffle, layout: layout, normalization: normalization,
+                                    augmentation: split == .train ? augmentation : nil)
+        do {
+            let loader = try DataLoader(benchmark: benchmark, task: task, split: split, options: options)
+            return Batches(count: loader.batchCount, loader.batches(epoch: epoch))
+        } catch {
+            preconditionFailure("loader for task \(task) of \(benchmark.name): \(error)")
+        }
+    }
 }

@@ -194,7 +194,7 @@ public final class Trainer {
 /// Accuracy of a model on batches.
 public enum Evaluator {
     /// Fraction of samples whose arg-max output (over `allowedClasses` when given) equals the label.
-    public static func accuracy(model: Classifier, batches: [Batch], task: Int, allowedClasses: [Int]? = nil) -> Float {
+    public static func accuracy(model: Classifier, batches: some Sequence<Batch>, task: Int, allowedClasses: [Int]? = nil) -> Float {
         let wasTraining = model.isTraining
         model.eval()
         defer { if wasTraining { model.train() } }

@@ -116,6 +116,16 @@ public struct Batch: @unchecked Sendable {
     public var visibleTaskID: Int? { scenario == .taskIncremental ? taskID : nil }
     /// Number of samples.
     public var count: Int { labels.count }
+
+    /// A batch assembled elsewhere (replay buffers, joint training, tests).
+    public init(inputs: Tensor, labels: [Int], taskID: Int, scenario: Scenario, indices: [Int32] = []) {
+        precondition(inputs.shape.first == labels.count, "batch of \(labels.count) labels with inputs \(inputs.shape)")
+        self.inputs = inputs
+        self.labels = labels
+        self.taskID = taskID
+        self.scenario = scenario
+        self.indices = indices
+    }
 }
 
 /// Batches one split of one task: deterministic shuffling per epoch (`"shuffle/task t/epoch e"`),
