@@ -32,6 +32,33 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
 
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+        case benchmark, scenario, tasks, strategy, hyperparameters, model, hidden, width, training, fraction
+        case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
+        case dataDirectory = "data_dir"
+    }
+
+    /// Decodes a configuration in which every key is optional (a YAML file may set only some).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var d = ExperimentConfiguration()
+        d.benchmark = try c.decodeIfPresent(String.self, forKey: .benchmark) ?? d.benchmark
+        d.scenario = try c.decodeIfPresent(String.self, forKey: .scenario) ?? d.scenario
+        d.tasks = try c.decodeIfPresent(Int.self, forKey: .tasks) ?? d.tasks
+        d.strategy = try c.decodeIfPresent(String.self, forKey: .strategy) ?? d.strategy
+        d.hyperparameters = try c.decodeIfPresent(StrategyHyperparameters.self, forKey: .hyperparameters) ?? d.hyperparameters
+        d.model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
+        d.hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
+        d.width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+        d.training = try c.decodeIfPresent(TrainingConfiguration.self, forKey: .training) ?? d.training
+        d.fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
+        d.testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction)
+        d.identityFirst = try c.decodeIfPresent(Bool.self, forKey: .identityFirst) ?? d.identityFirst
+        d.classOrder = try c.decodeIfPresent(String.self, forKey: .classOrder) ?? d.classOrder
+        d.dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory)
+        self = d
+    }
+
     /// Benchmark names accepted by `benchmark`.
     public static let benchmarks = ["permuted-mnist", "rotated-mnist", "split-mnist", "split-fmnist", "split-cifar100"]
 

@@ -21,6 +21,11 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var empiricalFisher: Bool?
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case lambda, c, xi, gamma, accumulation
+        case masOutput = "mas_output", masMode = "mas_mode", empiricalFisher = "empirical_fisher"
+    }
 }
 
 /// Builds strategies from their command-line names.

@@ -1,4 +1,4 @@
-import EngramNN
+@_exported import EngramNN
 @_exported import EngramData
 
 /// A stream of tasks, as the trainer and the strategies see it.

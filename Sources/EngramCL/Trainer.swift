@@ -26,6 +26,29 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
 
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+        case epochs, iterations, optimizer, momentum, seed
+        case batchSize = "batch_size", learningRate = "lr", weightDecay = "weight_decay"
+        case evaluationBatchSize = "evaluation_batch_size", resetOptimizerPerTask = "reset_optimizer_per_task"
+    }
+
+    /// Decodes a configuration in which every key is optional.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var d = TrainingConfiguration()
+        d.epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        d.iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
+        d.batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        d.learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? d.learningRate
+        d.optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? d.optimizer
+        d.momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? d.momentum
+        d.weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? d.weightDecay
+        d.seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        d.evaluationBatchSize = try c.decodeIfPresent(Int.self, forKey: .evaluationBatchSize) ?? d.evaluationBatchSize
+        d.resetOptimizerPerTask = try c.decodeIfPresent(Bool.self, forKey: .resetOptimizerPerTask) ?? d.resetOptimizerPerTask
+        self = d
+    }
+
     /// Checks the values, naming the offending one.
     public func validate() throws {
         guard epochs >= 1 else { throw StrategyError("epochs must be at least 1, got \(epochs)") }

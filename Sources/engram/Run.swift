@@ -1,0 +1,216 @@
+import ArgumentParser
+import EngramCL
+import Foundation
+import Logging
+import Yams
+
+/// Flags shared by `run`, `compare` and `sweep`: everything that defines an experiment.
+struct ExperimentOptions: ParsableArguments {
+    @Option(help: "YAML configuration file; flags given on the command line override it.")
+    var config: String?
+
+    @Option(help: "Benchmark: \(ExperimentConfiguration.benchmarks.joined(separator: ", ")).")
+    var benchmark: String?
+    @Option(help: "Scenario: task, domain or class.")
+    var scenario: String?
+    @Option(help: "Number of tasks.")
+    var tasks: Int?
+    @Option(help: "Strategy: \(StrategyFactory.names.joined(separator: ", ")) (combine with +).")
+    var strategy: String?
+
+    @Option(help: "λ, regularization strength (MAS, MAS-local, EWC, online EWC).")
+    var lambda: Float?
+    @Option(help: "c, SI's surrogate-loss strength.")
+    var c: Float?
+    @Option(help: "ξ, SI's damping.")
+    var xi: Float?
+    @Option(help: "γ, online EWC's decay.")
+    var gamma: Float?
+    @Option(help: "MAS: the output whose squared norm is differentiated (logits or softmax).")
+    var masOutput: MASOutput?
+    @Option(help: "MAS: exact per-sample gradients or the batch approximation (exact or batch).")
+    var masMode: MASGradientMode?
+    @Option(help: "How importance of successive tasks combines (sum or average).")
+    var accumulation: ImportanceAccumulation?
+    @Option(help: "EWC Fisher from true labels (empirical) or labels sampled from the model (sampled).")
+    var fisher: String?
+
+    @Option(help: "Model: mlp or resnet18r.")
+    var model: String?
+    @Option(help: "Hidden sizes of the MLP, e.g. 400,400.")
+    var hidden: String?
+    @Option(help: "ResNet width nf.")
+    var width: Int?
+    @Option(help: "Epochs per task.")
+    var epochs: Int?
+    @Option(help: "Optimizer steps per task (instead of epochs).")
+    var iterations: Int?
+    @Option(help: "Batch size.")
+    var batchSize: Int?
+    @Option(help: "Learning rate.")
+    var lr: Float?
+    @Option(help: "Optimizer: sgd, adam or adamw.")
+    var optimizer: OptimizerKind?
+    @Option(help: "SGD momentum.")
+    var momentum: Float?
+    @Option(help: "Weight decay.")
+    var weightDecay: Float?
+    @Option(help: "Seed that fixes every random choice.")
+    var seed: UInt64?
+    @Option(help: "Fraction of each dataset to use (stratified), in (0, 1].")
+    var fraction: Double?
+    @Option(help: "Fraction of the test sets to use (default: --fraction).")
+    var testFraction: Double?
+    @Option(help: "Directory searched first for datasets.")
+    var dataDir: String?
+
+    /// The configuration file (if any) with the flags applied over it.
+    func resolve() throws -> ExperimentConfiguration {
+        var c = ExperimentConfiguration()
+        if let config {
+            let text: String
+            do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
+                throw ValidationError("cannot read --config \(config): \(error.localizedDescription)")
+            }
+            do { c = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text) } catch {
+                throw ValidationError("--config \(config) is not a valid Engram configuration: \(error)")
+            }
+        }
+        if let benchmark { c.benchmark = benchmark }
+        if let scenario { c.scenario = scenario }
+        if let tasks { c.tasks = tasks }
+        if let strategy { c.strategy = strategy }
+        if let lambda { c.hyperparameters.lambda = lambda }
+        if let v = self.c { c.hyperparameters.c = v }
+        if let xi { c.hyperparameters.xi = xi }
+        if let gamma { c.hyperparameters.gamma = gamma }
+        if let masOutput { c.hyperparameters.masOutput = masOutput }
+        if let masMode { c.hyperparameters.masMode = masMode }
+        if let accumulation { c.hyperparameters.accumulation = accumulation }
+        if let fisher {
+            guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
+            c.hyperparameters.empiricalFisher = fisher == "empirical"
+        }
+        if let model { c.model = model }
+        if let hidden {
+            let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--hidden must be positive sizes separated by commas, e.g. 400,400; got '\(hidden)'")
+            }
+            c.hidden = sizes.map { $0! }
+        }
+        if let width { c.width = width }
+        if let epochs { c.training.epochs = epochs }
+        if let iterations { c.training.iterations = iterations }
+        if let batchSize { c.training.batchSize = batchSize }
+        if let lr { c.training.learningRate = lr }
+        if let optimizer { c.training.optimizer = optimizer }
+        if let momentum { c.training.momentum = momentum }
+        if let weightDecay { c.training.weightDecay = weightDecay }
+        if let seed { c.training.seed = seed }
+        if let fraction { c.fraction = fraction }
+        if let testFraction { c.testFraction = testFraction }
+        if let dataDir { c.dataDirectory = dataDir }
+        do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.description) }
+        return c
+    }
+}
+
+extension MASOutput: ExpressibleByArgument {}
+extension MASGradientMode: ExpressibleByArgument {}
+extension ImportanceAccumulation: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+
+/// `engram run`: one continual-learning experiment.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a stream of tasks with one strategy and measure what it forgets.",
+        discussion: """
+        With no arguments: MAS (λ = 1) on 5-task Permuted MNIST (domain-incremental), MLP 784-400-400-10, \
+        one epoch per task — about a minute on two cores. Writes DIR/config.yaml, DIR/results.json, \
+        DIR/accuracy_matrix.csv, DIR/checkpoint.safetensors and DIR/log.txt.
+        """)
+
+    @OptionGroup var experiment: ExperimentOptions
+
+    @Option(help: "Output directory.")
+    var out: String = "runs/latest"
+
+    @Flag(help: "Only errors and the final summary.")
+    var quiet = false
+
+    @Flag(help: "Print the final summary as JSON on standard output.")
+    var json = false
+
+    func run() throws {
+        let configuration = try experiment.resolve()
+        try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json).run(resume: false)
+    }
+}
+
+/// Shared by `run` and `resume`: sets up logging and progress, runs, prints the summary.
+struct RunDriver {
+    let configuration: ExperimentConfiguration
+    let directory: String
+    let quiet: Bool
+    let json: Bool
+
+    func run(resume: Bool) throws {
+        Runtime.configureAllocator()
+        let dir = URL(fileURLWithPath: directory)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ValidationError("cannot create --out \(directory): \(error.localizedDescription)")
+        }
+        try YAMLEncoder().encode(configuration).write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        let logURL = dir.appendingPathComponent("log.txt")
+        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+        let logFile = try FileHandle(forWritingTo: logURL)
+        logFile.seekToEndOfFile()
+        let logger = Logger(label: "engram.run") { _ in RunLogHandler(file: logFile, console: !quiet) }
+        logger.info("\(resume ? "resuming" : "starting") \(configuration.strategy) on \(configuration.benchmark) (\(configuration.scenario)-incremental, \(configuration.tasks) tasks, seed \(configuration.training.seed)) → \(directory)")
+        let progress = ProgressReporter(logger: logger, quiet: quiet, taskCount: configuration.tasks,
+                                        epochs: configuration.training.iterations == nil ? configuration.training.epochs : nil)
+        let run = try ExperimentRun(configuration: configuration, directory: dir)
+        run.onEvent = progress.handle
+        let results = try run.run(resume: resume)
+        let m = results.metrics
+        func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", 100 * $0) } ?? "–" }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+        } else {
+            print("\(configuration.strategy) on \(configuration.benchmark): ACC \(pct(m.averageAccuracy)) %  "
+                  + "forgetting \(pct(m.forgetting)) %  BWT \(pct(m.backwardTransfer)) %  FWT \(pct(m.forwardTransfer)) %  "
+                  + "(results in \(directory)/results.json)")
+        }
+        logger.info("finished: ACC \(pct(m.averageAccuracy)) %, forgetting \(pct(m.forgetting)) %, BWT \(pct(m.backwardTransfer)) %")
+    }
+}
+
+/// `engram resume DIR`: continues an interrupted run from its last checkpoint.
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue an interrupted run from its last checkpoint (results identical to an uninterrupted run).")
+
+    @Argument(help: "The run's output directory (holding config.yaml and checkpoint.safetensors).")
+    var directory: String
+
+    @Flag(help: "Only errors and the final summary.")
+    var quiet = false
+
+    @Flag(help: "Print the final summary as JSON on standard output.")
+    var json = false
+
+    func run() throws {
+        let configPath = URL(fileURLWithPath: directory).appendingPathComponent("config.yaml").path
+        guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else {
+            throw ValidationError("\(configPath) not found: is \(directory) an Engram run directory?")
+        }
+        let configuration: ExperimentConfiguration
+        do { configuration = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text) } catch {
+            throw ValidationError("\(configPath) is not a valid Engram configuration: \(error)")
+        }
+        try RunDriver(configuration: configuration, directory: directory, quiet: quiet, json: json).run(resume: true)
+    }
+}
