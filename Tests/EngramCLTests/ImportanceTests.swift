@@ -1,0 +1,89 @@
+import EngramCL
+import Testing
+
+@Suite struct MASImportanceTests {
+    /// A trained-for-a-few-steps MLP and some real MNIST inputs.
+    func fixture(hidden: [Int] = [32]) throws -> (Classifier, [Tensor]) {
+        let data = try sharedMNIST.get()
+        var rng = RandomGenerator(seed: 3)
+        let model = Models.mlp(input: 784, hidden: hidden, classes: 10, using: &rng)
+        let inputs = (0..<3).map { b in
+            Tensor(shape: [8, 784], scalars: (0..<(8 * 784)).map { i in Float(data.train.pixels[b * 8 * 784 + i]) / 255 })
+        }
+        return (model, inputs)
+    }
+
+    @Test("exact MAS importance equals the mean over samples of |∂‖F(x)‖²/∂θ| computed one sample at a time")
+    func exactMatchesPerSampleLoop() throws {
+        let (model, inputs) = try fixture()
+        let fast = Importance.mas(model: model, inputs: inputs, mode: .exact).mean
+        var reference = ParameterMap.zeros(like: model.namedParameters())
+        model.eval()
+        var n = 0
+        for x in inputs {
+            for k in 0..<x.shape[0] {
+                model.zeroGrad()
+                Losses.squaredL2Norm(model(x.indexSelect([k])), reduction: .sum).backward()
+                for (name, p) in model.namedParameters() {
+                    let g = p.grad!.scalars
+                    for i in 0..<g.count { reference[name]![i] += abs(g[i]) }
+                }
+                n += 1
+            }
+        }
+        for (name, values) in reference {
+            let expected = values.map { $0 / Float(n) }
+            let got = fast[name]!
+            let scale = expected.map(abs).max()!
+            for i in 0..<expected.count {
+                #expect(abs(got[i] - expected[i]) <= 1e-4 * scale, "\(name)[\(i)]: \(got[i]) vs \(expected[i])")
+            }
+        }
+    }
+
+    @Test("batch-mode MAS never exceeds exact MAS (|mean g| ≤ mean |g|) and agrees on a single sample")
+    func batchModeIsBoundedByExact() throws {
+        let (model, inputs) = try fixture()
+        let exact = Importance.mas(model: model, inputs: inputs, mode: .exact).mean
+        let batch = Importance.mas(model: model, inputs: inputs, mode: .batch).mean
+        var strictlySmaller = 0
+        for (name, e) in exact {
+            let b = batch[name]!
+            for i in 0..<e.count {
+                #expect(b[i] <= e[i] * (1 + 1e-4) + 1e-7)
+                if b[i] < e[i] * 0.99 { strictlySmaller += 1 }
+            }
+        }
+        #expect(strictlySmaller > 0, "per-sample signs disagree somewhere, so batch mode must under-estimate")
+        let one = [inputs[0].indexSelect([0])]
+        let e1 = Importance.mas(model: model, inputs: one, mode: .exact).mean
+        let b1 = Importance.mas(model: model, inputs: one, mode: .batch).mean
+        for (name, e) in e1 { for i in 0..<e.count { #expect(abs(b1[name]![i] - e[i]) <= 1e-5 * max(1, e[i])) } }
+    }
+
+    @Test("MAS importance uses no labels: it depends only on the inputs")
+    func importanceUsesNoLabels() throws {
+        let (model, inputs) = try fixture()
+        // The API takes inputs only; the same inputs give the same Ω, other inputs a different Ω.
+        let a = Importance.mas(model: model, inputs: inputs).mean
+        let b = Importance.mas(model: model, inputs: inputs).mean
+        let c = Importance.mas(model: model, inputs: [inputs[0] * 0.5]).mean
+        #expect(a == b)
+        #expect(a != c)
+    }
+
+    @Test("local (Hebbian) MAS of a Linear layer is the mean of |y_i·x_j| over samples")
+    func localMatchesHebbianDefinition() throws {
+        let (model, inputs) = try fixture(hidden: [16])
+        let omega = Importance.masLocal(model: model, inputs: [inputs[0]]).mean
+        let linear = (model.features as! Sequential).layers[1] as! Linear
+        let x = inputs[0]
+        let y = Tensor.linear(x, weight: linear.weight, bias: linear.bias)
+        let (n, o, i) = (x.shape[0], y.shape[1], x.shape[1])
+        var expected = [Float](repeating: 0, count: o * i)
+        for k in 0..<n { for a in 0..<o { for b in 0..<i { expected[a * i + b] += abs(y.scalars[k * o + a] * x.scalars[k * i + b]) / Float(n) } } }
+        let got = omega["features.1.weight"]!
+        let scale = expected.max()!
+        for j in 0..<expected.count { #expect(abs(got[j] - expected[j]) <= 1e-4 * scale) }
+    }
+}

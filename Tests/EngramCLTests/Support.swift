@@ -1,0 +1,43 @@
+import EngramCL
+import Foundation
+
+/// The repository root (three levels above this file).
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// `$ENGRAM_DATA` or `<repo>/../shared/datasets`.
+let datasetsRoot: String = {
+    if let env = ProcessInfo.processInfo.environment["ENGRAM_DATA"], !env.isEmpty { return env }
+    return URL(fileURLWithPath: repositoryRoot).deletingLastPathComponent()
+        .appendingPathComponent("shared/datasets").standardizedFileURL.path
+}()
+
+/// Real MNIST, read once for all tests.
+let sharedMNIST: Result<DatasetPair, any Error> = Result { try MNISTReader.load(directory: datasetsRoot + "/mnist", name: "mnist") }
+
+/// A fresh empty directory.
+func temporaryDirectory(_ tag: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A small permuted-MNIST configuration for tests.
+func smallPermutedMNIST(strategy: String, tasks: Int = 3, fraction: Double = 0.05, seed: UInt64 = 0) -> ExperimentConfiguration {
+    var c = ExperimentConfiguration()
+    c.benchmark = "permuted-mnist"
+    c.scenario = "domain"
+    c.tasks = tasks
+    c.strategy = strategy
+    c.hidden = [100, 100]
+    c.fraction = fraction
+    c.training.epochs = 1
+    c.training.batchSize = 32
+    c.training.learningRate = 0.05
+    c.training.seed = seed
+    c.dataDirectory = datasetsRoot
+    return c
+}
