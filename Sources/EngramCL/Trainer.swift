@@ -15,7 +15,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     public var batchSize = 128
     public var learningRate: Float = 0.01
     public var optimizer: OptimizerKind = .sgd
-    public var momentum: Float = 0
+    public var momentum: Float = 0.9
     public var weightDecay: Float = 0
     /// Fixes every random choice of the run.
     public var seed: UInt64 = 0
