@@ -120,6 +120,21 @@ import EngramTensor
         #expect(single.count == 1)
     }
 
+    @Test("the kink-tolerant gradient checker still flags a wrong backward function behind ReLUs")
+    func kinkModeCatchesWrongGradient() {
+        let x = randomTensor([4, 6], seed: 124)
+        let w = randomTensor([6, 6], seed: 125)
+        let f = { () -> Tensor in
+            let h = x.matmul(w).relu()
+            // h ↦ h³ with a backward that uses 2h² instead of 3h².
+            return Tensor.differentiable(shape: h.shape, scalars: h.scalars.map { $0 * $0 * $0 }, inputs: [h]) { g in
+                [zip(g, h.scalars).map { $0 * 2 * $1 * $1 }]
+            }
+        }
+        #expect(!gradientMismatches(wrt: [x, w], kinkSteps: [3e-3, 1e-3, 3e-4], f).isEmpty)
+        #expect(gradientMismatches(wrt: [x, w], kinkSteps: [3e-3, 1e-3, 3e-4]) { x.matmul(w).relu().pow(3) }.isEmpty)
+    }
+
     @Test("the gradient checker flags a result that does not depend on the input")
     func catchesZeroGradient() {
         let x = randomTensor([2, 2], seed: 121)
