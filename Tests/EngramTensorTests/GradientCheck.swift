@@ -15,15 +15,16 @@ import EngramTensor
 /// - Parameters:
 ///   - wrt: leaves (inputs, parameters) that `f` reads; each must require gradients.
 ///   - step: h; entries are moved to x ± h.
-///   - tolerance: relative tolerance per entry; an absolute floor of `tolerance` × 10 % of the
-///     tensor's largest analytic entry absorbs Float32 noise on near-zero entries.
+///   - tolerance: relative tolerance per entry (2e-3 by default: every op passes at 5e-4 but one
+///     curved loss, and a gradient off by 1 % fails); an absolute floor of `tolerance` × 10 % of
+///     the tensor's largest analytic entry absorbs Float32 noise on near-zero entries.
 ///   - entriesPerTensor: check only this many (seeded random) entries per tensor; nil = all.
 ///   - kinkSteps: for networks with ReLUs inside (whose kinks cannot be moved away from the
 ///     evaluation point, e.g. after a BatchNorm), further smaller steps to try when the central
 ///     difference at `step` disagrees; an entry then passes if the central or either one-sided
 ///     difference at some step agrees (a kink crossed on one side leaves the other side exact).
 /// - Returns: a description of each mismatch (empty when everything agrees).
-func gradientMismatches(wrt: [Tensor], step h: Float = 1e-2, tolerance: Double = 1e-2,
+func gradientMismatches(wrt: [Tensor], step h: Float = 1e-2, tolerance: Double = 2e-3,
                         entriesPerTensor: Int? = nil, kinkSteps: [Float] = [], seed: UInt64 = 0xC0FFEE,
                         _ f: () -> Tensor) -> [String] {
     var problems: [String] = []
@@ -115,7 +116,7 @@ func gradientMismatches(wrt: [Tensor], step h: Float = 1e-2, tolerance: Double =
 }
 
 /// Records an issue for each mismatch found by `gradientMismatches`.
-func checkGradients(wrt: [Tensor], step h: Float = 1e-2, tolerance: Double = 1e-2, entriesPerTensor: Int? = nil,
+func checkGradients(wrt: [Tensor], step h: Float = 1e-2, tolerance: Double = 2e-3, entriesPerTensor: Int? = nil,
                     kinkSteps: [Float] = [], seed: UInt64 = 0xC0FFEE, sourceLocation: SourceLocation = #_sourceLocation,
                     _ f: () -> Tensor) {
     let problems = gradientMismatches(wrt: wrt, step: h, tolerance: tolerance, entriesPerTensor: entriesPerTensor,
