@@ -12,8 +12,11 @@ public enum Scenario: String, Codable, Sendable, CaseIterable {
 
 /// Which part of a task's data.
 public enum TaskSplit: String, Codable, Sendable, CaseIterable {
+    /// The task's training samples (minus any validation hold-out).
     case train
+    /// Samples held out of the training data for model selection.
     case validation
+    /// The task's test samples.
     case test
 }
 

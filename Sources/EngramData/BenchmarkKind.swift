@@ -1,9 +1,14 @@
 /// The named benchmarks, as a command line refers to them, with their conventional defaults.
 public enum BenchmarkKind: String, CaseIterable, Codable, Sendable {
+    /// Permuted MNIST (`ContinualBenchmark.permutedMNIST`).
     case permutedMNIST = "permuted-mnist"
+    /// Rotated MNIST, evenly spaced angles in [0°, 180°) (`ContinualBenchmark.rotatedMNIST`).
     case rotatedMNIST = "rotated-mnist"
+    /// Split MNIST, 5 × 2 digits.
     case splitMNIST = "split-mnist"
+    /// Split Fashion-MNIST, 5 × 2 classes.
     case splitFashionMNIST = "split-fashion-mnist"
+    /// Split CIFAR-100, 10 × 10 (or 20 × 5) classes.
     case splitCIFAR100 = "split-cifar100"
 
     /// The dataset the benchmark is built on.
