@@ -12,8 +12,11 @@ public enum Scenario: String, Codable, Sendable, CaseIterable {
 
 /// Which part of a task's data.
 public enum TaskSplit: String, Codable, Sendable, CaseIterable {
+    /// The task's training samples (minus any validation hold-out).
     case train
+    /// Samples held out of the training data for model selection.
     case validation
+    /// The task's test samples.
     case test
 }
 
@@ -115,8 +118,18 @@ public struct ContinualTask: Sendable {
     /// dataset label → local label, or −1 when the class is not in this task.
     public let localLabel: [Int16]
 
-    init(id: Int, classes: [Int], classOffset: Int, sourceClassCount: Int,
-         train: [Int32], validation: [Int32], test: [Int32], transform: InputTransform) {
+    /// Creates a task (for custom streams).
+    /// - Parameters:
+    ///   - classes: distinct dataset labels below `sourceClassCount`; their order fixes local labels.
+    ///   - classOffset: the class-incremental label of `classes[0]`.
+    ///   - sourceClassCount: the dataset's number of classes.
+    /// - Throws: `DataError.invalidConfiguration` for repeated or out-of-range classes.
+    public init(id: Int, classes: [Int], classOffset: Int, sourceClassCount: Int,
+                train: [Int32], validation: [Int32] = [], test: [Int32], transform: InputTransform = .identity) throws {
+        guard !classes.isEmpty, Set(classes).count == classes.count,
+              classes.allSatisfy({ $0 >= 0 && $0 < sourceClassCount }), classOffset >= 0 else {
+            throw DataError.invalidConfiguration("task \(id): classes \(classes) (offset \(classOffset)) for a dataset of \(sourceClassCount) classes")
+        }
         self.id = id
         self.classes = classes
         self.classOffset = classOffset
@@ -187,11 +200,18 @@ public struct ContinualBenchmark: Sendable {
     /// Assembles a benchmark from explicit tasks (for custom streams); checks indices and classes.
     public init(name: String, options: BenchmarkOptions, train: ImageDataset, test: ImageDataset,
                 tasks: [ContinualTask], classOrder: [Int]? = nil) throws {
-        for task in tasks {
-            guard task.localLabel.count == train.classCount,
-                  task.train.allSatisfy({ Int($0) < train.count }), task.validation.allSatisfy({ Int($0) < train.count }),
-                  task.test.allSatisfy({ Int($0) < test.count }) else {
-                throw DataError.invalidConfiguration("task \(task.id) of \(name) refers to samples or classes outside its datasets")
+        for (position, task) in tasks.enumerated() {
+            guard task.id == position else {
+                throw DataError.invalidConfiguration("task at position \(position) of \(name) has id \(task.id)")
+            }
+            guard task.localLabel.count == train.classCount, test.classCount == train.classCount else {
+                throw DataError.invalidConfiguration("task \(task.id) of \(name) was built for \(task.localLabel.count) classes, the data has \(train.classCount)")
+            }
+            // Every sample must exist and belong to one of the task's classes.
+            for (split, indices, data) in [("train", task.train, train), ("validation", task.validation, train), ("test", task.test, test)] {
+                if let bad = indices.first(where: { $0 < 0 || Int($0) >= data.count || task.localLabel[data.label(at: Int($0))] < 0 }) {
+                    throw DataError.invalidConfiguration("task \(task.id) of \(name): \(split) sample \(bad) is outside \(data.name) or not of classes \(task.classes)")
+                }
             }
         }
         self.name = name
@@ -280,7 +300,7 @@ public struct ContinualBenchmark: Sendable {
             let classes = Array(classOrder[t * classesPerTask ..< (t + 1) * classesPerTask])
             let (train, validation) = carveValidation(classes.map { ($0, trainByClass[$0]) },
                                                       fraction: options.validationFraction, seed: options.seed, task: t)
-            tasks.append(ContinualTask(id: t, classes: classes, classOffset: t * classesPerTask, sourceClassCount: classCount,
+            tasks.append(try ContinualTask(id: t, classes: classes, classOffset: t * classesPerTask, sourceClassCount: classCount,
                                        train: train, validation: validation,
                                        test: merge(classes.map { testByClass[$0] }), transform: .identity))
         }
@@ -302,7 +322,7 @@ public struct ContinualBenchmark: Sendable {
         for (t, transform) in transforms.enumerated() {
             let (train, validation) = carveValidation(Array(trainByClass.enumerated()),
                                                       fraction: options.validationFraction, seed: options.seed, task: t)
-            tasks.append(ContinualTask(id: t, classes: classes, classOffset: t * classCount, sourceClassCount: classCount,
+            tasks.append(try ContinualTask(id: t, classes: classes, classOffset: t * classCount, sourceClassCount: classCount,
                                        train: train, validation: validation, test: test, transform: transform))
         }
         return try ContinualBenchmark(name: name, options: options, train: data.train, test: data.test, tasks: tasks)

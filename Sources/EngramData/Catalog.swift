@@ -22,9 +22,13 @@ public struct KnownFile: Sendable, Equatable, Codable {
 /// Fashion-MNIST and CIFAR-100 are those in `shared/datasets/README.md`; CIFAR-10's are from the
 /// authors' page (https://www.cs.toronto.edu/~kriz/cifar.html).
 public enum DatasetID: String, CaseIterable, Codable, Sendable {
+    /// MNIST handwritten digits (LeCun, Cortes & Burges).
     case mnist
+    /// Fashion-MNIST (Xiao, Rasul & Vollgraf 2017).
     case fashionMNIST = "fashion-mnist"
+    /// CIFAR-10, binary version (Krizhevsky 2009).
     case cifar10 = "cifar-10"
+    /// CIFAR-100, binary version (Krizhevsky 2009).
     case cifar100 = "cifar-100"
 
     /// The directory name under a datasets root (`mnist`, `fashion-mnist`, `cifar-10`, `cifar-100`).

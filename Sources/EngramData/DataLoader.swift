@@ -98,22 +98,44 @@ public struct LoaderOptions: Sendable, Equatable {
     }
 }
 
-/// One batch: inputs as a contiguous tensor, one target per sample, and the task it came from.
+/// One sample of a stream: the task it is seen under (which fixes its transform and target) and
+/// its index in the source dataset.
+public struct TaskSample: Hashable, Sendable, Codable {
+    /// The task.
+    public var task: Int
+    /// Index into the benchmark's `train` (train/validation splits) or `test` dataset.
+    public var index: Int32
+
+    /// Creates a sample reference.
+    public init(task: Int, index: Int32) {
+        self.task = task
+        self.index = index
+    }
+}
+
+/// One batch: inputs as a contiguous tensor, one target per sample, and the task(s) it came from.
 public struct Batch: @unchecked Sendable {
     /// `[b, C·H·W]` or `[b, C, H, W]`, normalised and transformed.
     public let inputs: Tensor
-    /// Targets in the scenario's label space.
+    /// Targets in the scenario's label space (each relative to its sample's task).
     public let labels: [Int]
-    /// The task the samples belong to.
-    public let taskID: Int
+    /// The task of each sample.
+    public let taskIDs: [Int]
     /// The benchmark's scenario.
     public let scenario: Scenario
     /// The samples' indices in the source dataset.
     public let indices: [Int32]
 
-    /// The task identity a model may be told: the task id under task-incremental learning,
-    /// `nil` under domain- and class-incremental learning.
+    /// The task all samples belong to, or `nil` for a batch mixing tasks (joint or replay batches).
+    public var taskID: Int? {
+        guard let first = taskIDs.first, taskIDs.allSatisfy({ $0 == first }) else { return nil }
+        return first
+    }
+    /// The task identity a model may be told: the (single) task id under task-incremental
+    /// learning, `nil` under domain- and class-incremental learning.
     public var visibleTaskID: Int? { scenario == .taskIncremental ? taskID : nil }
+    /// Per-sample task identities a model may be told (task-incremental only).
+    public var visibleTaskIDs: [Int]? { scenario == .taskIncremental ? taskIDs : nil }
     /// Number of samples.
     public var count: Int { labels.count }
 
@@ -128,119 +150,61 @@ public struct Batch: @unchecked Sendable {
     }
 }
 
-/// Batches one split of one task: deterministic shuffling per epoch (`"shuffle/task t/epoch e"`),
-/// the task's input transform, normalisation and optional augmentation, written straight into
-/// one preallocated buffer per batch.
-public struct DataLoader: Sendable {
+/// Turns lists of `TaskSample`s into batches: each sample's task transform, normalisation and
+/// optional augmentation are written straight into one preallocated buffer per batch (no
+/// per-sample allocation). `DataLoader` uses it; replay strategies can call it directly with the
+/// samples they keep.
+public struct BatchAssembler: Sendable {
     /// The benchmark.
     public let benchmark: ContinualBenchmark
-    /// The task being loaded.
-    public let taskID: Int
-    /// The split being loaded.
-    public let split: TaskSplit
-    /// The options.
-    public let options: LoaderOptions
-    /// The samples (indices into `source`), in stored order.
-    public let indices: [Int32]
-    /// The dataset the indices refer to.
+    /// The dataset samples are taken from (`train` for train/validation, `test` for test).
     public let source: ImageDataset
+    /// Layout, normalisation and augmentation (batch size and shuffling are not used here).
+    public let options: LoaderOptions
 
-    private let transform: CompiledTransform
+    private let transforms: [CompiledTransform]
     private let scale: [Float]
     private let bias: [Float]
     private let table: [Float]
 
-    /// Creates a loader for `split` of task `task`.
-    /// - Throws: `DataError.invalidConfiguration` for a bad task, batch size, normalisation or a
-    ///   transform that does not fit the images.
-    public init(benchmark: ContinualBenchmark, task: Int, split: TaskSplit, options: LoaderOptions = LoaderOptions()) throws {
-        guard benchmark.tasks.indices.contains(task) else {
-            throw DataError.invalidConfiguration("task \(task) of \(benchmark.name), which has \(benchmark.taskCount)")
-        }
-        guard options.batchSize > 0 else { throw DataError.invalidConfiguration("batch size \(options.batchSize)") }
+    /// Prepares an assembler for samples of `split` (which selects the source dataset).
+    public init(benchmark: ContinualBenchmark, split: TaskSplit, options: LoaderOptions = LoaderOptions()) throws {
         if let a = options.augmentation, a.cropPadding < 0 {
             throw DataError.invalidConfiguration("crop padding \(a.cropPadding)")
         }
         self.benchmark = benchmark
-        self.taskID = task
-        self.split = split
         self.options = options
-        self.indices = benchmark.tasks[task].indices(split)
-        self.source = split == .test ? benchmark.test : benchmark.train
+        let source = split == .test ? benchmark.test : benchmark.train
+        self.source = source
         (scale, bias) = try options.normalization.affine(channels: source.channels)
         table = try options.normalization.lookupTable(channels: source.channels)
-        transform = try CompiledTransform(benchmark.tasks[task].transform, height: source.height, width: source.width)
+        transforms = try benchmark.tasks.map { try CompiledTransform($0.transform, height: source.height, width: source.width) }
     }
 
-    /// Number of samples in the split.
-    public var sampleCount: Int { indices.count }
-    /// Number of batches per epoch.
-    public var batchCount: Int {
-        options.dropLast ? indices.count / options.batchSize : (indices.count + options.batchSize - 1) / options.batchSize
-    }
     /// The input tensor's shape for a batch of `b` samples.
     public func inputShape(batch b: Int) -> [Int] {
         options.layout == .flat ? [b, source.sampleSize] : [b, source.channels, source.height, source.width]
     }
 
-    /// The order in which `epoch` visits the samples (dataset indices).
-    public func order(epoch: Int) -> [Int32] {
-        guard options.shuffle else { return indices }
-        var rng = RandomGenerator(seed: benchmark.seed, label: "shuffle/task \(taskID)/epoch \(epoch)")
-        var order = indices
-        rng.shuffle(&order)
-        return order
-    }
-
-    /// The batches of `epoch`, in order.
-    public func batches(epoch: Int = 0) -> BatchSequence {
-        BatchSequence(loader: self, epoch: epoch, order: order(epoch: epoch))
-    }
-
-    /// Batch `b` of `epoch` (recomputes the epoch's order; iterate `batches(epoch:)` for a whole epoch).
-    public func batch(_ b: Int, epoch: Int = 0) -> Batch {
-        precondition(b >= 0 && b < batchCount, "batch \(b) of \(batchCount)")
-        let order = order(epoch: epoch)
-        let start = b * options.batchSize
-        return assemble(order[start ..< min(start + options.batchSize, order.count)], epoch: epoch, batch: b)
-    }
-
-    /// A whole epoch's batches.
-    public struct BatchSequence: Sequence, Sendable {
-        let loader: DataLoader
-        let epoch: Int
-        let order: [Int32]
-
-        public func makeIterator() -> Iterator { Iterator(sequence: self) }
-
-        /// Produces the batches one at a time.
-        public struct Iterator: IteratorProtocol {
-            let sequence: BatchSequence
-            var position = 0
-
-            public mutating func next() -> Batch? {
-                let loader = sequence.loader
-                guard position < loader.batchCount else { return nil }
-                let start = position * loader.options.batchSize
-                let end = Swift.min(start + loader.options.batchSize, sequence.order.count)
-                defer { position += 1 }
-                return loader.assemble(sequence.order[start..<end], epoch: sequence.epoch, batch: position)
-            }
+    /// Builds a batch from `samples`; augmentation (if any) draws from `augmentationRandom`.
+    public func assemble(_ samples: [TaskSample], augmentationRandom rng: inout RandomGenerator) -> Batch {
+        for sample in samples {
+            precondition(benchmark.tasks.indices.contains(sample.task) && Int(sample.index) < source.count && sample.index >= 0,
+                         "sample \(sample) outside the benchmark")
         }
+        return assemble(samples[...], rng: &rng)
     }
 
-    /// Builds one batch from dataset indices: one output allocation, pointer loops, no per-sample
-    /// allocation.
-    func assemble(_ positions: ArraySlice<Int32>, epoch: Int, batch: Int) -> Batch {
-        let b = positions.count
+    func assemble(_ samples: ArraySlice<TaskSample>, rng: inout RandomGenerator) -> Batch {
+        let b = samples.count
         let d = source.sampleSize, channels = source.channels, height = source.height, width = source.width
         let plane = height * width
-        let task = benchmark.tasks[taskID]
+        let tasks = benchmark.tasks
         let scenario = benchmark.scenario
         var labels = [Int](repeating: 0, count: b)
-        let batchIndices = Array(positions)
+        let batchIndices = samples.map(\.index)
+        let taskIDs = samples.map(\.task)
         let augmentation = options.augmentation
-        var rng = RandomGenerator(seed: benchmark.seed, label: "augment/task \(taskID)/epoch \(epoch)/batch \(batch)")
         var scratch = [Float](repeating: 0, count: augmentation == nil ? 0 : d)
         let scalars = [Float](unsafeUninitializedCapacity: b * d) { out, initialized in
             source.pixels.withUnsafeBufferPointer { pixels in
@@ -250,10 +214,11 @@ public struct DataLoader: Sendable {
             table.withUnsafeBufferPointer { table in
             scratch.withUnsafeMutableBufferPointer { scratch in
                 for s in 0..<b {
-                    let index = Int(batchIndices[s])
+                    let index = Int(batchIndices[s]), task = taskIDs[s]
                     let src = pixels.baseAddress! + index * d
                     let dst = out.baseAddress! + s * d
                     let stage = augmentation == nil ? dst : scratch.baseAddress!
+                    let transform = transforms[task]
                     for c in 0..<channels {
                         transform.apply(src + c * plane, stage + c * plane, count: plane,
                                         table: table.baseAddress! + c * 256, scale: scale[c], bias: bias[c])
@@ -280,7 +245,7 @@ public struct DataLoader: Sendable {
                             }
                         }
                     }
-                    labels[s] = task.target(forDatasetLabel: Int(sourceLabels[index]), scenario: scenario)
+                    labels[s] = tasks[task].target(forDatasetLabel: Int(sourceLabels[index]), scenario: scenario)
                 }
             }
             }
@@ -291,7 +256,115 @@ public struct DataLoader: Sendable {
             initialized = b * d
         }
         return Batch(inputs: Tensor(shape: inputShape(batch: b), scalars: scalars), labels: labels,
-                     taskID: taskID, scenario: scenario, indices: batchIndices)
+                     taskIDs: taskIDs, scenario: scenario, indices: batchIndices)
+    }
+}
+
+/// Batches one split of one task (or the union of several tasks, for joint training): a
+/// deterministic shuffle per epoch (`"shuffle/task t/epoch e"`; `"shuffle/tasks 0+1+2/epoch e"`
+/// for several), the tasks' input transforms, normalisation and optional augmentation
+/// (`"augment/task t/epoch e/batch b"`).
+public struct DataLoader: Sendable {
+    /// The benchmark.
+    public let benchmark: ContinualBenchmark
+    /// The tasks being loaded (usually one).
+    public let tasks: [Int]
+    /// The split being loaded.
+    public let split: TaskSplit
+    /// The options.
+    public let options: LoaderOptions
+    /// The samples, in stored order (task by task).
+    public let samples: [TaskSample]
+    /// Builds the batches.
+    public let assembler: BatchAssembler
+
+    private let streamLabel: String
+
+    /// Creates a loader for `split` of task `task`.
+    /// - Throws: `DataError.invalidConfiguration` for a bad task, batch size, normalisation or a
+    ///   transform that does not fit the images.
+    public init(benchmark: ContinualBenchmark, task: Int, split: TaskSplit, options: LoaderOptions = LoaderOptions()) throws {
+        try self.init(benchmark: benchmark, tasks: [task], split: split, options: options)
+    }
+
+    /// Creates a loader over the union of `split` of several tasks (joint training, or
+    /// evaluation on all tasks seen so far). Each sample keeps its own task's transform and target.
+    public init(benchmark: ContinualBenchmark, tasks: [Int], split: TaskSplit, options: LoaderOptions = LoaderOptions()) throws {
+        guard !tasks.isEmpty, tasks.allSatisfy({ benchmark.tasks.indices.contains($0) }), Set(tasks).count == tasks.count else {
+            throw DataError.invalidConfiguration("tasks \(tasks) of \(benchmark.name), which has \(benchmark.taskCount)")
+        }
+        guard options.batchSize > 0 else { throw DataError.invalidConfiguration("batch size \(options.batchSize)") }
+        self.benchmark = benchmark
+        self.tasks = tasks
+        self.split = split
+        self.options = options
+        self.samples = tasks.flatMap { t in benchmark.tasks[t].indices(split).map { TaskSample(task: t, index: $0) } }
+        self.assembler = try BatchAssembler(benchmark: benchmark, split: split, options: options)
+        self.streamLabel = tasks.count == 1 ? "task \(tasks[0])" : "tasks " + tasks.map(String.init).joined(separator: "+")
+    }
+
+    /// The task, when the loader has exactly one.
+    public var taskID: Int? { tasks.count == 1 ? tasks[0] : nil }
+    /// The dataset the samples come from.
+    public var source: ImageDataset { assembler.source }
+    /// Number of samples in the split.
+    public var sampleCount: Int { samples.count }
+    /// Number of batches per epoch.
+    public var batchCount: Int {
+        options.dropLast ? samples.count / options.batchSize : (samples.count + options.batchSize - 1) / options.batchSize
+    }
+    /// The input tensor's shape for a batch of `b` samples.
+    public func inputShape(batch b: Int) -> [Int] { assembler.inputShape(batch: b) }
+
+    /// The order in which `epoch` visits the samples.
+    public func order(epoch: Int) -> [TaskSample] {
+        guard options.shuffle else { return samples }
+        var rng = RandomGenerator(seed: benchmark.seed, label: "shuffle/\(streamLabel)/epoch \(epoch)")
+        var order = samples
+        rng.shuffle(&order)
+        return order
+    }
+
+    /// The batches of `epoch`, in order.
+    public func batches(epoch: Int = 0) -> BatchSequence {
+        BatchSequence(loader: self, epoch: epoch, order: order(epoch: epoch))
+    }
+
+    /// Batch `b` of `epoch` (recomputes the epoch's order; iterate `batches(epoch:)` for a whole epoch).
+    public func batch(_ b: Int, epoch: Int = 0) -> Batch {
+        precondition(b >= 0 && b < batchCount, "batch \(b) of \(batchCount)")
+        let order = order(epoch: epoch)
+        let start = b * options.batchSize
+        return assemble(order[start ..< min(start + options.batchSize, order.count)], epoch: epoch, batch: b)
+    }
+
+    /// A whole epoch's batches.
+    public struct BatchSequence: Sequence, Sendable {
+        let loader: DataLoader
+        let epoch: Int
+        let order: [TaskSample]
+
+        public func makeIterator() -> Iterator { Iterator(sequence: self) }
+
+        /// Produces the batches one at a time.
+        public struct Iterator: IteratorProtocol {
+            let sequence: BatchSequence
+            var position = 0
+
+            public mutating func next() -> Batch? {
+                let loader = sequence.loader
+                guard position < loader.batchCount else { return nil }
+                let start = position * loader.options.batchSize
+                let end = Swift.min(start + loader.options.batchSize, sequence.order.count)
+                defer { position += 1 }
+                return loader.assemble(sequence.order[start..<end], epoch: sequence.epoch, batch: position)
+            }
+        }
+    }
+
+    func assemble(_ slice: ArraySlice<TaskSample>, epoch: Int, batch: Int) -> Batch {
+        var rng = RandomGenerator(seed: benchmark.seed, label: "augment/\(streamLabel)/epoch \(epoch)/batch \(batch)")
+        return assembler.assemble(slice, rng: &rng)
     }
 
     /// Times the loader alone: assembles `batches` batches (default: one epoch), cycling epochs as
@@ -335,6 +408,8 @@ public struct LoaderThroughput: Sendable, Codable, Equatable {
 enum CompiledTransform: Sendable {
     case identity
     case permutation([Int32])
+    /// Like a permutation, but −1 marks pixels outside the source (background, byte 0).
+    case gather([Int32])
     case rotation(RotationMap)
 
     init(_ transform: InputTransform, height: Int, width: Int) throws {
@@ -347,7 +422,17 @@ enum CompiledTransform: Sendable {
             }
             self = .permutation(p.map(Int32.init))
         case .rotation(let degrees):
-            self = .rotation(RotationMap(height: height, width: width, degrees: degrees))
+            let map = RotationMap(height: height, width: width, degrees: degrees)
+            // Rotations by multiples of 90° land on the grid: each output pixel copies one source
+            // pixel (or is outside), so they become exact gathers through the lookup table.
+            var gather = [Int32](repeating: -1, count: height * width)
+            var onGrid = true
+            for i in 0 ..< height * width {
+                let w = map.weights[4 * i ..< 4 * i + 4]
+                if let k = w.firstIndex(of: 1) { gather[i] = map.indices[k] }
+                else if !w.allSatisfy({ $0 == 0 }) { onGrid = false; break }
+            }
+            self = onGrid ? .gather(gather) : .rotation(map)
         }
     }
 
@@ -362,6 +447,10 @@ enum CompiledTransform: Sendable {
         case .permutation(let p):
             p.withUnsafeBufferPointer { p in
                 for i in 0..<count { dst[i] = table[Int(src[Int(p[i])])] }
+            }
+        case .gather(let g):
+            g.withUnsafeBufferPointer { g in
+                for i in 0..<count { let k = Int(g[i]); dst[i] = table[k < 0 ? 0 : Int(src[k])] }
             }
         case .rotation(let map):
             map.indices.withUnsafeBufferPointer { idx in

@@ -207,19 +207,22 @@ public final class ProgressBar: @unchecked Sendable {
     /// Redraws the bar for `progress` (at most once per percent).
     public func update(_ progress: DownloadProgress) {
         lock.lock(); defer { lock.unlock() }
-        let mb = Double(progress.bytesReceived) / 1_048_576
         if let fraction = progress.fraction {
             let percent = Int(fraction * 100)
             guard percent != lastDrawn else { return }
             lastDrawn = percent
-            let filled = Int(fraction * Double(width))
-            let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-            let total = Double(progress.totalBytes ?? 0) / 1_048_576
-            FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(percent)% \(format(mb))/\(format(total)) MiB".utf8))
-            if percent == 100 { FileHandle.standardError.write(Data("\n".utf8)) }
-        } else {
-            FileHandle.standardError.write(Data("\r\(label) \(format(mb)) MiB".utf8))
         }
+        FileHandle.standardError.write(Data(("\r" + render(progress) + (progress.fraction == 1 ? "\n" : "")).utf8))
+    }
+
+    /// The text of the bar for `progress`, e.g. `mnist [###############               ] 50% 4.7/9.5 MiB`.
+    public func render(_ progress: DownloadProgress) -> String {
+        let mb = Double(progress.bytesReceived) / 1_048_576
+        guard let fraction = progress.fraction else { return "\(label) \(format(mb)) MiB" }
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
+        let total = Double(progress.totalBytes ?? 0) / 1_048_576
+        return "\(label) [\(bar)] \(Int(fraction * 100))% \(format(mb))/\(format(total)) MiB"
     }
 
     /// The bar as a progress callback.

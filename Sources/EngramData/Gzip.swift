@@ -36,7 +36,8 @@ public enum Gzip {
         }
         // deflate cannot expand more than ~1032:1, so a larger "hint" comes from a damaged or
         // truncated trailer; the buffer is left uninitialised so untouched pages cost nothing.
-        let capacity = max(1024, min(hint, input.count * 1032))
+        // A little slack past the hint lets zlib read the trailer without a full output buffer.
+        let capacity = max(1024, min(hint, input.count * 1032) + 64)
         var output = [UInt8](unsafeUninitializedCapacity: capacity) { _, initialized in initialized = capacity }
         var produced = 0
 

@@ -1,6 +1,8 @@
 /// Which half of a dataset's official split.
 public enum DataSplit: String, Codable, Sendable, CaseIterable {
+    /// The training half.
     case train
+    /// The test half (`t10k` for MNIST, `test.bin` for CIFAR).
     case test
 }
 

@@ -141,6 +141,26 @@ struct ContinualBenchmarkTests {
         #expect(throws: DataError.self) { try ClassOrder.icarl.resolve(classCount: 10, seed: 0) }
     }
 
+    @Test("custom streams are checked: each sample must belong to its task's classes")
+    func customStreams() throws {
+        let data = try syntheticDataset(count: 40, classes: 4)  // label = index % 4
+        let ok = try ContinualTask(id: 0, classes: [3, 1], classOffset: 0, sourceClassCount: 4, train: [1, 3, 5], test: [7])
+        let bench = try ContinualBenchmark(name: "custom", options: BenchmarkOptions(scenario: .classIncremental),
+                                           train: data, test: data, tasks: [ok])
+        #expect(bench.tasks[0].target(forDatasetLabel: 1, scenario: .classIncremental) == 1)
+        #expect(bench.tasks[0].target(forDatasetLabel: 3, scenario: .taskIncremental) == 0)
+        let wrongClass = try ContinualTask(id: 0, classes: [3, 1], classOffset: 0, sourceClassCount: 4, train: [1, 2], test: [7])
+        #expect(throws: DataError.self) {
+            try ContinualBenchmark(name: "custom", options: BenchmarkOptions(), train: data, test: data, tasks: [wrongClass])
+        }
+        let outOfRange = try ContinualTask(id: 0, classes: [1], classOffset: 0, sourceClassCount: 4, train: [41], test: [])
+        #expect(throws: DataError.self) {
+            try ContinualBenchmark(name: "custom", options: BenchmarkOptions(), train: data, test: data, tasks: [outOfRange])
+        }
+        #expect(throws: DataError.self) { try ContinualTask(id: 0, classes: [1, 1], classOffset: 0, sourceClassCount: 4, train: [], test: []) }
+        #expect(throws: DataError.self) { try ContinualTask(id: 0, classes: [4], classOffset: 0, sourceClassCount: 4, train: [], test: []) }
+    }
+
     @Test("rejects impossible fractions")
     func rejectsBadOptions() throws {
         let data = try sharedMNIST.get()

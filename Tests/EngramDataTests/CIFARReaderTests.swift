@@ -183,3 +183,19 @@ struct CIFARReaderTests {
         }
     }
 }
+
+/// The verified real CIFAR-100 archive, if one is found (it is not in the shared datasets today).
+let realCIFAR100: String? = try? DatasetLocator(dataDirectory: datasetsRoot).locate(.cifar100)
+
+@Suite("CIFARReader on the real archive", .enabled(if: realCIFAR100 != nil, "no verified cifar-100-binary.tar.gz found"))
+struct RealCIFAR100Tests {
+    @Test("the real archive holds 50,000 + 10,000 records, 500 + 100 per fine class, 20 superclasses")
+    func documentedFigures() throws {
+        let pair = try CIFARReader.loadCIFAR100(archive: realCIFAR100! + "/cifar-100-binary.tar.gz")
+        #expect(pair.train.count == 50_000 && pair.test.count == 10_000)
+        #expect(pair.train.classCounts() == Array(repeating: 500, count: 100))
+        #expect(pair.test.classCounts() == Array(repeating: 100, count: 100))
+        #expect(Set(pair.train.coarseLabels ?? []).count == 20)
+        #expect(pair.train.classNames?.count == 100 && pair.train.coarseClassNames?.count == 20)
+    }
+}

@@ -147,6 +147,48 @@ struct DataLoaderTests {
         #expect(shifted > 0 && flipped > 0 && flipped < batch.count)
     }
 
+    @Test("a joint loader mixes tasks, each sample with its own transform and target")
+    func jointLoader() throws {
+        let data = try sharedMNIST.get()
+        let bench = try ContinualBenchmark.permutedMNIST(data, tasks: 3, options: BenchmarkOptions(seed: 6, scenario: .classIncremental, fraction: 0.01))
+        let loader = try DataLoader(benchmark: bench, tasks: [0, 2], split: .train, options: LoaderOptions(batchSize: 64, layout: .flat))
+        #expect(loader.sampleCount == 2 * bench.tasks[0].train.count && loader.taskID == nil)
+        var rng = RandomGenerator(seed: 6, label: "shuffle/tasks 0+2/epoch 0")
+        var expected = loader.samples
+        rng.shuffle(&expected)
+        #expect(loader.order(epoch: 0) == expected)
+        guard case .permutation(let p) = bench.tasks[2].transform else { Issue.record("task 2 not permuted"); return }
+        var mixed = false
+        for batch in loader.batches(epoch: 0) {
+            if batch.taskID == nil { mixed = true }
+            #expect(batch.visibleTaskIDs == nil)
+            for s in 0..<batch.count {
+                let digit = data.train.label(at: Int(batch.indices[s]))
+                #expect(batch.labels[s] == batch.taskIDs[s] * 10 + digit)
+                let image = data.train.image(at: Int(batch.indices[s]))
+                let row = Array(batch.inputs.scalars[s * 784 ..< (s + 1) * 784])
+                #expect(row == (batch.taskIDs[s] == 2 ? p.map { Float(image[$0]) / 255 } : image.map { Float($0) / 255 }))
+            }
+        }
+        #expect(mixed)
+        #expect(throws: DataError.self) { try DataLoader(benchmark: bench, tasks: [0, 0], split: .train) }
+    }
+
+    @Test("the batch assembler builds replay batches from arbitrary task samples")
+    func assemblerForReplay() throws {
+        let data = try sharedMNIST.get()
+        let bench = try ContinualBenchmark.rotatedMNIST(data, tasks: 2, schedule: .explicit([0, 90]), options: BenchmarkOptions(fraction: 0.01))
+        let assembler = try BatchAssembler(benchmark: bench, split: .train, options: LoaderOptions(layout: .flat))
+        let i = bench.tasks[0].train[0], j = bench.tasks[1].train[5]
+        var rng = RandomGenerator(seed: 0, label: "replay")
+        let batch = assembler.assemble([TaskSample(task: 1, index: j), TaskSample(task: 0, index: i)], augmentationRandom: &rng)
+        #expect(batch.taskIDs == [1, 0] && batch.indices == [j, i] && batch.visibleTaskIDs == [1, 0])
+        let turned = RotationMap(height: 28, width: 28, degrees: 90).apply(data.train.image(at: Int(j))).map { $0 / 255 }
+        #expect(zip(batch.inputs.scalars[0..<784], turned).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(Array(batch.inputs.scalars[784..<1568]) == data.train.image(at: Int(i)).map { Float($0) / 255 })
+        #expect(batch.labels == [data.train.label(at: Int(j)), data.train.label(at: Int(i))])
+    }
+
     @Test("rejects a task or batch size that does not exist")
     func rejectsBadConfiguration() throws {
         let bench = try splitMNIST()

@@ -87,3 +87,13 @@ struct DownloaderTests {
         #expect(try FileIO.readAll(dir + "/f") == [1, 2, 3])
     }
 }
+
+@Suite("ProgressBar")
+struct ProgressBarTests {
+    @Test("renders the fraction, the bar and the sizes in MiB")
+    func renders() {
+        let bar = ProgressBar(label: "mnist", width: 10)
+        #expect(bar.render(DownloadProgress(bytesReceived: 1_048_576, totalBytes: 4_194_304)) == "mnist [##        ] 25% 1.0/4.0 MiB")
+        #expect(bar.render(DownloadProgress(bytesReceived: 3_145_728, totalBytes: nil)) == "mnist 3.0 MiB")
+    }
+}
