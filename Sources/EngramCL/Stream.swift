@@ -15,6 +15,9 @@ public protocol TaskStream {
     func outputClasses(task: Int) -> [Int]
     /// The training batches of `task` for `epoch`, shuffled deterministically from the stream's seed.
     func trainingBatches(task: Int, epoch: Int, batchSize: Int) -> Batches
+    /// Batches mixing the training data of several tasks (joint training), shuffled from the seed;
+    /// each sample keeps its own task's transform and target.
+    func mixedTrainingBatches(tasks: [Int], epoch: Int, batchSize: Int) -> Batches
     /// The test batches of `task`, in a fixed order.
     func testBatches(task: Int, batchSize: Int) -> Batches
     /// Number of training samples of `task`.
@@ -84,14 +87,24 @@ public struct BenchmarkStream: TaskStream {
         batches(task: task, split: .test, epoch: 0, batchSize: batchSize, shuffle: false)
     }
 
+    public func mixedTrainingBatches(tasks: [Int], epoch: Int, batchSize: Int) -> Batches {
+        batches(tasks: tasks, split: .train, epoch: epoch, batchSize: batchSize, shuffle: true)
+    }
+
     private func batches(task: Int, split: TaskSplit, epoch: Int, batchSize: Int, shuffle: Bool) -> Batches {
+        batches(tasks: [task], split: split, epoch: epoch, batchSize: batchSize, shuffle: shuffle)
+    }
+
+    private func batches(tasks: [Int], split: TaskSplit, epoch: Int, batchSize: Int, shuffle: Bool) -> Batches {
         let options = LoaderOptions(batchSize: batchSize, shuffle: shuffle, layout: layout, normalization: normalization,
                                     augmentation: split == .train ? augmentation : nil)
         do {
-            let loader = try DataLoader(benchmark: benchmark, task: task, split: split, options: options)
+            let loader = tasks.count == 1
+                ? try DataLoader(benchmark: benchmark, task: tasks[0], split: split, options: options)
+                : try DataLoader(benchmark: benchmark, tasks: tasks, split: split, options: options)
             return Batches(count: loader.batchCount, loader.batches(epoch: epoch))
         } catch {
-            preconditionFailure("loader for task \(task) of \(benchmark.name): \(error)")
+            preconditionFailure("loader for tasks \(tasks) of \(benchmark.name): \(error)")
         }
     }
 }

@@ -168,7 +168,7 @@ public final class Trainer {
             guard !batches.isEmpty else { throw TrainingError(description: "task \(task) has no training data") }
             var lossSum: Double = 0
             for (b, batch) in batches.enumerated() {
-                model.setActiveTask(batch.taskID)
+                model.setActiveTask(batch.taskID ?? task)
                 let output = model(batch.inputs)
                 let taskLoss = Losses.crossEntropy(output, targets: batch.labels)
                 let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)

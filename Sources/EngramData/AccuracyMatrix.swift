@@ -6,7 +6,7 @@ import Foundation
 ///
 /// All metrics are computed from the final row and the diagonal, as defined in the literature:
 /// - average accuracy `ACC = (1/T) Σ_j R[T−1][j]`;
-/// - forgetting (Chaudhry et al. 2018) `f_j = max_{l<T−1} R[l][j] − R[T−1][j]`, averaged over `j < T−1`;
+/// - forgetting (Chaudhry et al. 2018) `f_j = max_{j≤l<T−1} R[l][j] − R[T−1][j]`, averaged over `j < T−1`;
 /// - backward transfer (Lopez-Paz & Ranzato 2017) `BWT = (1/(T−1)) Σ_{j<T−1} (R[T−1][j] − R[j][j])`;
 /// - forward transfer (Lopez-Paz & Ranzato 2017) `FWT = (1/(T−1)) Σ_{j≥1} (R[j−1][j] − b_j)`;
 /// - learning accuracy `LA = (1/T) Σ_j R[j][j]` (each task just after it is learned).
@@ -73,7 +73,9 @@ public struct AccuracyMatrix: Sendable, Equatable, Codable {
     public func forgetting(ofTask j: Int, afterTask k: Int? = nil) -> Double? {
         let k = k ?? taskCount - 1
         guard j < k, let current = values[k][j] else { return nil }
-        guard let best = (0..<k).compactMap({ values[$0][j] }).max() else { return nil }
+        // The best accuracy on task j from the moment it was learned (rows j … k−1); rows before
+        // task j was trained measure transfer, not knowledge that could be forgotten.
+        guard let best = (j..<k).compactMap({ values[$0][j] }).max() else { return nil }
         return best - current
     }
 

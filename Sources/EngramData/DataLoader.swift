@@ -139,12 +139,13 @@ public struct Batch: @unchecked Sendable {
     /// Number of samples.
     public var count: Int { labels.count }
 
-    /// A batch assembled elsewhere (replay buffers, joint training, tests).
-    public init(inputs: Tensor, labels: [Int], taskID: Int, scenario: Scenario, indices: [Int32] = []) {
-        precondition(inputs.shape.first == labels.count, "batch of \(labels.count) labels with inputs \(inputs.shape)")
+    /// A batch assembled elsewhere (replay buffers, joint training, tests): one task id per sample.
+    public init(inputs: Tensor, labels: [Int], taskIDs: [Int], scenario: Scenario, indices: [Int32] = []) {
+        precondition(inputs.shape.first == labels.count && taskIDs.count == labels.count,
+                     "batch of \(labels.count) labels and \(taskIDs.count) task ids with inputs \(inputs.shape)")
         self.inputs = inputs
         self.labels = labels
-        self.taskID = taskID
+        self.taskIDs = taskIDs
         self.scenario = scenario
         self.indices = indices
     }

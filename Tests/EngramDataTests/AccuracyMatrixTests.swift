@@ -30,6 +30,14 @@ struct AccuracyMatrixTests {
         #expect(r.forgetting(ofTask: 2) == nil)
     }
 
+    @Test("forgetting ignores accuracies measured before a task was learned")
+    func forgettingStartsAtTheTask() throws {
+        // Task 1 scores 0.9 before it is trained (forward transfer), 0.7 once learned, 0.6 at the end.
+        let r = try AccuracyMatrix(rows: [[0.9, 0.9, 0.1], [0.8, 0.7, 0.2], [0.7, 0.6, 0.9]])
+        #expect(close(r.forgetting(ofTask: 1), 0.7 - 0.6))
+        #expect(close(r.forgetting(ofTask: 0), 0.9 - 0.7))
+    }
+
     @Test("a single task has accuracy but no forgetting or transfer")
     func singleTask() throws {
         let r = try AccuracyMatrix(rows: [[0.7]], randomBaseline: [0.1])
