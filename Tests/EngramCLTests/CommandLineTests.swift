@@ -1,0 +1,100 @@
+import EngramCL
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `engram` executable, as a user runs it (built by `swift test` beside the test bundle).
+let engramExecutable: String = {
+    if let env = ProcessInfo.processInfo.environment["ENGRAM_BIN"], !env.isEmpty { return env }
+    return repositoryRoot + "/.build/release/engram"
+}()
+
+/// Starts `engram` with `arguments`; output goes to `log`.
+func launch(_ arguments: [String], log: URL) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: engramExecutable)
+    process.arguments = arguments
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: log)
+    handle.seekToEndOfFile()
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
+}
+
+/// Runs `engram` to completion and returns its exit status.
+@discardableResult
+func engram(_ arguments: [String], log: URL) throws -> Int32 {
+    let p = try launch(arguments, log: log)
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+
+@Suite(.serialized) struct CommandLineTests {
+    let common = ["--benchmark", "permuted-mnist", "--tasks", "3", "--epochs", "2", "--hidden", "64", "--batch-size", "32",
+                  "--fraction", "0.05", "--seed", "3", "--strategy", "mas", "--quiet", "--data-dir", datasetsRoot]
+
+    func matrix(_ dir: URL) throws -> AccuracyMatrix {
+        struct Results: Decodable { let matrix: AccuracyMatrix }
+        return try JSONDecoder().decode(Results.self, from: Data(contentsOf: dir.appendingPathComponent("results.json"))).matrix
+    }
+
+    @Test("the engram executable exists (swift test builds it)")
+    func executableExists() {
+        #expect(FileManager.default.isExecutableFile(atPath: engramExecutable), "build it with swift build -c release or set ENGRAM_BIN")
+    }
+
+    @Test("a run killed with SIGKILL at several points and resumed ends bit-identical to an uninterrupted run")
+    func sigkillAndResume() throws {
+        let reference = try temporaryDirectory("engram-cli-ref")
+        #expect(try engram(["run", "--out", reference.path] + common, log: reference.appendingPathComponent("out.txt")) == 0)
+        let expected = try matrix(reference)
+
+        let dir = try temporaryDirectory("engram-cli-killed")
+        let log = dir.appendingPathComponent("out.txt")
+        let checkpoint = dir.appendingPathComponent(ExperimentRun.checkpointName)
+        var kills = 0
+        var arguments = ["run", "--out", dir.path] + common
+        for delay in [0.0, 0.05, 0.15] {
+            let process = try launch(arguments, log: log)
+            let previous = (try? FileManager.default.attributesOfItem(atPath: checkpoint.path)[.modificationDate]) as? Date
+            // Wait for a new checkpoint, then kill at an arbitrary moment after it.
+            let deadline = Date().addingTimeInterval(120)
+            while process.isRunning && Date() < deadline {
+                let current = (try? FileManager.default.attributesOfItem(atPath: checkpoint.path)[.modificationDate]) as? Date
+                if let current, current != previous { break }
+                usleep(2_000)
+            }
+            usleep(useconds_t(delay * 1_000_000))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                kills += 1
+            }
+            arguments = ["resume", dir.path, "--quiet"]
+        }
+        #expect(kills >= 1, "the run finished before it could be killed; make it longer")
+        #expect(try engram(["resume", dir.path, "--quiet"], log: log) == 0)
+        #expect(try matrix(dir) == expected)
+    }
+
+    @Test("invalid flags give one clear message naming the flag and value, and exit with an error")
+    func invalidFlags() throws {
+        let dir = try temporaryDirectory("engram-cli-bad")
+        let log = dir.appendingPathComponent("out.txt")
+        for (flags, needle) in [(["--benchmark", "cifar-7"], "cifar-7"),
+                                (["--hidden", "400,x"], "--hidden"), (["--fraction", "2"], "--fraction"),
+                                (["--strategy", "nope"], "nope"), (["--lr", "0"], "learning rate"), (["--lambda=-1"], "--lambda")] {
+            try Data().write(to: log)
+            let status = try engram(["run", "--out", dir.path] + flags, log: log)
+            let text = try String(contentsOf: log, encoding: .utf8)
+            #expect(status != 0)
+            #expect(text.contains(needle), "\(flags): \(text)")
+            #expect(!text.contains("Fatal error"), "\(flags) crashed: \(text)")
+        }
+    }
+}
