@@ -1,4 +1,5 @@
 import ArgumentParser
+import EngramData
 import EngramNN
 import Foundation
 
@@ -28,6 +29,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per workload and line: {\"workload\", \"batch\", \"threads\", \"samples_per_second\"}.")
     var json = false
 
+    @Flag(help: "Also time the data loaders alone (Permuted MNIST batch 128; CIFAR-shaped 3×32×32 with crop and flip, batch 32) and give their ratio to the matching training step.")
+    var loader = false
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
@@ -41,8 +45,10 @@ struct Bench: ParsableCommand {
         BLAS.setThreads(threads)
         let selected = workloads.split(separator: ",").compactMap { BenchWorkload(rawValue: String($0)) }
         if !json { print("workload          batch  threads  samples/s    ms/step") }
+        var stepsPerSecond: [BenchWorkload: Double] = [:]
         for workload in selected {
             let result = workload.measure(seconds: seconds, seed: seed)
+            stepsPerSecond[workload] = result.samplesPerSecond / Double(workload.batch)
             if json {
                 let line: [String: Any] = ["workload": workload.rawValue, "batch": workload.batch, "threads": threads,
                                            "samples_per_second": (result.samplesPerSecond * 10).rounded() / 10]
@@ -54,6 +60,50 @@ struct Bench: ParsableCommand {
                                1000 * Double(workload.batch) / result.samplesPerSecond))
             }
         }
+        if loader { try benchLoaders(trainingStepsPerSecond: stepsPerSecond) }
+    }
+
+    /// Loader throughput alone, and its ratio to the training step it feeds (the loader must not bottleneck).
+    func benchLoaders(trainingStepsPerSecond: [BenchWorkload: Double]) throws {
+        var rng = RandomGenerator(seed: seed, label: "bench/loader data")
+        // Permuted MNIST from the real files when present, else MNIST-shaped random bytes.
+        let mnist = try (try? DatasetLocator().loadLocal(.mnist)) ?? (Bench.randomPair(channels: 1, side: 28, classes: 10, count: 60_000, rng: &rng))
+        let permuted = try ContinualBenchmark.permutedMNIST(mnist, tasks: 2, identityFirst: false)
+        // CIFAR-shaped data (no CIFAR archive is needed to time the pipeline): 50 000 random 3×32×32 images.
+        let cifar = try ContinualBenchmark.split(try Bench.randomPair(channels: 3, side: 32, classes: 100, count: 50_000, rng: &rng),
+                                                 name: "cifar-shaped", classesPerTask: 10)
+        let cases: [(String, ContinualBenchmark, LoaderOptions, BenchWorkload)] = [
+            ("loader_pmnist_b128", permuted, LoaderOptions(batchSize: 128, layout: .flat, normalization: .unitRange), .mlp400_b128),
+            ("loader_cifar_b32", cifar, LoaderOptions(batchSize: 32, layout: .image, normalization: .dataset(.cifar100),
+                                                      augmentation: .cifar), .resnet18r_b32),
+        ]
+        for (name, benchmark, options, feeds) in cases {
+            let t = try LoaderBenchmark.run(benchmark, task: 0, options: options, batches: 400)
+            let ratio = trainingStepsPerSecond[feeds].map { t.batchesPerSecond / $0 }
+            if json {
+                var line: [String: Any] = ["workload": name, "batch": options.batchSize, "threads": 1,
+                                           "samples_per_second": (t.samplesPerSecond * 10).rounded() / 10,
+                                           "batches_per_second": (t.batchesPerSecond * 10).rounded() / 10]
+                if let ratio { line["ratio_to_\(feeds.rawValue)"] = (ratio * 10).rounded() / 10 }
+                let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                      + String(format: "%5d  %7d  %9.1f  %9.3f", options.batchSize, 1, t.samplesPerSecond, 1000 / t.batchesPerSecond)
+                      + (ratio.map { String(format: "   %.1f× the %@ step rate", $0, feeds.rawValue) } ?? ""))
+            }
+        }
+    }
+
+    static func randomPair(channels: Int, side: Int, classes: Int, count: Int, rng: inout RandomGenerator) throws -> DatasetPair {
+        func make(_ n: Int, _ name: String) throws -> ImageDataset {
+            var pixels = [UInt8](repeating: 0, count: n * channels * side * side)
+            for i in 0..<pixels.count { pixels[i] = UInt8(truncatingIfNeeded: rng.next()) }
+            let labels = (0..<n).map { UInt8($0 % classes) }
+            return try ImageDataset(name: name, channels: channels, height: side, width: side, pixels: pixels, labels: labels,
+                                    classCount: classes)
+        }
+        return DatasetPair(train: try make(count, "random/train"), test: try make(count / 5, "random/test"))
     }
 }
 
