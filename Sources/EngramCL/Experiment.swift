@@ -108,10 +108,12 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         }
     }
 
-    /// Loads the data and builds the stream of tasks.
-    public func makeBenchmark(locator: DatasetLocator? = nil) throws -> ContinualBenchmark {
+    /// Loads the data (downloading it into the cache, MD5-verified, if it is found nowhere) and builds
+    /// the stream of tasks.
+    public func makeBenchmark(locator: DatasetLocator? = nil,
+                              progress: (@Sendable (KnownFile, DownloadProgress) -> Void)? = nil) throws -> ContinualBenchmark {
         let locator = locator ?? DatasetLocator(dataDirectory: dataDirectory)
-        let data = try locator.loadLocal(dataset)
+        let data = try dataset.load(from: locator.locateOrDownloadBlocking(dataset, progress: progress))
         let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
                                        testFraction: testFraction)
         let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural

@@ -90,22 +90,44 @@ public struct DatasetLocator: Sendable {
                                  progress: (@Sendable (KnownFile, DownloadProgress) -> Void)? = nil,
                                  downloader: Downloader = Downloader()) async throws -> String {
         if let found = try? locate(dataset) { return found }
+        for (file, url, path) in try pendingDownloads(dataset) {
+            try await downloader.download(from: url, to: path, md5: file.md5, expectedBytes: file.bytes,
+                                          progress: perFile(progress, file))
+        }
+        return joinPath(standardize(cacheDirectory), dataset.directoryName)
+    }
+
+    /// `locateOrDownload` for synchronous callers (the command line): blocks until the files are in place.
+    public func locateOrDownloadBlocking(_ dataset: DatasetID,
+                                         progress: (@Sendable (KnownFile, DownloadProgress) -> Void)? = nil,
+                                         downloader: Downloader = Downloader()) throws -> String {
+        if let found = try? locate(dataset) { return found }
+        for (file, url, path) in try pendingDownloads(dataset) {
+            try downloader.downloadBlocking(from: url, to: path, md5: file.md5, expectedBytes: file.bytes,
+                                            progress: perFile(progress, file))
+        }
+        return joinPath(standardize(cacheDirectory), dataset.directoryName)
+    }
+
+    /// A per-file progress callback from a per-dataset one.
+    private func perFile(_ progress: (@Sendable (KnownFile, DownloadProgress) -> Void)?,
+                         _ file: KnownFile) -> (@Sendable (DownloadProgress) -> Void)? {
+        guard let progress else { return nil }
+        return { (p: DownloadProgress) in progress(file, p) }
+    }
+
+    /// The files of `dataset` still missing (or wrong) in the cache, with their URLs and cache paths.
+    private func pendingDownloads(_ dataset: DatasetID) throws -> [(KnownFile, URL, String)] {
         let directory = joinPath(standardize(cacheDirectory), dataset.directoryName)
-        for file in dataset.files {
+        return try dataset.files.compactMap { file in
             let path = joinPath(directory, file.name)
-            if FileIO.exists(path), (try? Checksum.verify(path: path, md5: file.md5)) != nil { continue }
+            if FileIO.exists(path), (try? Checksum.verify(path: path, md5: file.md5)) != nil { return nil }
             guard let url = urlForFile(dataset, file) else {
                 throw DataError.downloadFailed(url: file.url, reason: "invalid URL")
             }
             logger.info("downloading \(url.absoluteString) to \(path)")
-            var perFile: (@Sendable (DownloadProgress) -> Void)? = nil
-            if let progress {
-                perFile = { (p: DownloadProgress) in progress(file, p) }
-            }
-            try await downloader.download(from: url, to: path, md5: file.md5, expectedBytes: file.bytes,
-                                          progress: perFile)
+            return (file, url, path)
         }
-        return directory
     }
 
     /// Locates (or downloads) `dataset` and reads its train and test splits.
