@@ -12,14 +12,20 @@ public final class MAS: Strategy {
     public var lambda: Float
     public var output: MASOutput
     public var mode: MASGradientMode
+    /// The unlabeled data Ω is measured on after each task.
+    public var data: ImportanceData
+    /// Samples per importance update (a stream of chunks; nil = the training batch size).
+    public var chunk: Int?
     /// Ω, θ* and the sample count behind Ω.
     public private(set) var state: AnchoredImportance
 
     public init(lambda: Float, output: MASOutput = .logits, mode: MASGradientMode = .exact,
-                accumulation: ImportanceAccumulation = .sum) throws {
+                accumulation: ImportanceAccumulation = .sum, data: ImportanceData = .train, chunk: Int? = nil) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         self.output = output
         self.mode = mode
+        self.data = data
+        self.chunk = try validatedChunk(chunk)
         state = AnchoredImportance(accumulation: accumulation)
     }
 
@@ -31,8 +37,16 @@ public final class MAS: Strategy {
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         context.model.setActiveTask(task)
-        updateImportance(model: context.model, inputs: context.unlabeledTrainingInputs(task: task))
+        updateImportance(model: context.model, inputs: context.unlabeledInputs(task: task, from: data, chunk: chunk),
+                         chunked: chunk != nil)
         state.setAnchor(context.model.namedParameters())
+    }
+
+    /// Adds the importance measured on `inputs` (unlabeled) to Ω: as one estimate, or (`chunked`) as one
+    /// update per input batch — a stream, which with `average` accumulation keeps a running average.
+    public func updateImportance(model: Classifier, inputs: some Sequence<Tensor>, chunked: Bool) {
+        guard chunked else { return updateImportance(model: model, inputs: inputs) }
+        for x in inputs { updateImportance(model: model, inputs: [x]) }
     }
 
     /// Adds the importance measured on `inputs` (unlabeled) to Ω, by the accumulation rule.
@@ -50,10 +64,14 @@ public final class MAS: Strategy {
 /// from each layer's input and output activations on the task's inputs; the same penalty as global MAS.
 public final class MASLocal: Strategy {
     public var lambda: Float
+    public var data: ImportanceData
+    public var chunk: Int?
     public private(set) var state: AnchoredImportance
 
-    public init(lambda: Float, accumulation: ImportanceAccumulation = .sum) throws {
+    public init(lambda: Float, accumulation: ImportanceAccumulation = .sum, data: ImportanceData = .train, chunk: Int? = nil) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
+        self.data = data
+        self.chunk = try validatedChunk(chunk)
         state = AnchoredImportance(accumulation: accumulation)
     }
 
@@ -65,7 +83,9 @@ public final class MASLocal: Strategy {
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         context.model.setActiveTask(task)
-        updateImportance(model: context.model, inputs: context.unlabeledTrainingInputs(task: task))
+        let inputs = context.unlabeledInputs(task: task, from: data, chunk: chunk)
+        if chunk != nil { for x in inputs { updateImportance(model: context.model, inputs: [x]) } }
+        else { updateImportance(model: context.model, inputs: inputs) }
         state.setAnchor(context.model.namedParameters())
     }
 

@@ -10,10 +10,22 @@ extension TrainingContext {
         return all.filter { !$0.0.hasPrefix("head.heads.") || $0.0.hasPrefix(own) }
     }
 
-    /// The inputs of the current task's training data, in batches (labels are not used).
-    public func unlabeledTrainingInputs(task: Int) -> LazyMapSequence<Batches, Tensor> {
-        stream.trainingBatches(task: task, epoch: 0, batchSize: configuration.batchSize).lazy.map(\.inputs)
+    /// The inputs of a task's training or test data (labels are dropped here, never seen by the caller),
+    /// in batches of `chunk` samples (default: the training batch size).
+    public func unlabeledInputs(task: Int, from data: ImportanceData, chunk: Int? = nil) -> LazyMapSequence<Batches, Tensor> {
+        let size = chunk ?? configuration.batchSize
+        let batches = data == .train ? stream.trainingBatches(task: task, epoch: 0, batchSize: size)
+                                     : stream.testBatches(task: task, batchSize: size)
+        return batches.lazy.map(\.inputs)
     }
+}
+
+/// Which unlabeled data importance is measured on.
+public enum ImportanceData: String, Sendable, Codable, CaseIterable {
+    /// The task's training inputs (the paper's default).
+    case train
+    /// The task's test inputs: importance adapted to the test condition (MAS, sec. 4.3).
+    case test
 }
 
 /// How importance from successive tasks is combined.
@@ -77,4 +89,10 @@ public struct AnchoredImportance: Sendable {
 func validatedStrength(_ value: Float, flag: String) throws -> Float {
     guard value >= 0, value.isFinite else { throw StrategyError("\(flag) must be a finite value ≥ 0, got \(value)") }
     return value
+}
+
+/// Checks an importance chunk size given on the command line.
+func validatedChunk(_ chunk: Int?) throws -> Int? {
+    if let chunk, chunk < 1 { throw StrategyError("--importance-chunk must be at least 1, got \(chunk)") }
+    return chunk
 }

@@ -19,12 +19,17 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var accumulation: ImportanceAccumulation?
     /// EWC: empirical Fisher (true labels) or labels sampled from the model.
     public var empiricalFisher: Bool?
+    /// MAS: the unlabeled data Ω is measured on after each task (`train` or `test` inputs).
+    public var importanceData: ImportanceData?
+    /// MAS: feed the importance data in chunks of this many samples (a stream; use with `average`).
+    public var importanceChunk: Int?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case lambda, c, xi, gamma, accumulation
         case masOutput = "mas_output", masMode = "mas_mode", empiricalFisher = "empirical_fisher"
+        case importanceData = "importance_data", importanceChunk = "importance_chunk"
     }
 }
 
@@ -51,9 +56,11 @@ public enum StrategyFactory {
         case "joint": return Joint()
         case "mas":
             return try MAS(lambda: h.lambda ?? defaultLambda(name), output: h.masOutput ?? .logits,
-                           mode: h.masMode ?? .exact, accumulation: h.accumulation ?? .sum)
+                           mode: h.masMode ?? .exact, accumulation: h.accumulation ?? .sum,
+                           data: h.importanceData ?? .train, chunk: h.importanceChunk)
         case "mas-local":
-            return try MASLocal(lambda: h.lambda ?? defaultLambda(name), accumulation: h.accumulation ?? .sum)
+            return try MASLocal(lambda: h.lambda ?? defaultLambda(name), accumulation: h.accumulation ?? .sum,
+                                data: h.importanceData ?? .train, chunk: h.importanceChunk)
         case "ewc":
             return try EWC(lambda: h.lambda ?? defaultLambda(name), empiricalFisher: h.empiricalFisher ?? true)
         case "online-ewc":

@@ -34,6 +34,10 @@ struct ExperimentOptions: ParsableArguments {
     var accumulation: ImportanceAccumulation?
     @Option(help: "EWC Fisher from true labels (empirical) or labels sampled from the model (sampled).")
     var fisher: String?
+    @Option(help: "MAS: unlabeled data the importance is measured on after each task (train or test inputs).")
+    var importanceData: ImportanceData?
+    @Option(help: "MAS: update the importance from the data in chunks of this many samples (a stream).")
+    var importanceChunk: Int?
 
     @Option(help: "Model: mlp or resnet18r.")
     var model: String?
@@ -87,6 +91,8 @@ struct ExperimentOptions: ParsableArguments {
         if let masOutput { c.hyperparameters.masOutput = masOutput }
         if let masMode { c.hyperparameters.masMode = masMode }
         if let accumulation { c.hyperparameters.accumulation = accumulation }
+        if let importanceData { c.hyperparameters.importanceData = importanceData }
+        if let importanceChunk { c.hyperparameters.importanceChunk = importanceChunk }
         if let fisher {
             guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
             c.hyperparameters.empiricalFisher = fisher == "empirical"
@@ -120,6 +126,7 @@ extension MASOutput: ExpressibleByArgument {}
 extension MASGradientMode: ExpressibleByArgument {}
 extension ImportanceAccumulation: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension ImportanceData: ExpressibleByArgument {}
 
 /// `engram run`: one continual-learning experiment.
 struct Run: ParsableCommand {

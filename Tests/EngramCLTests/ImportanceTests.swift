@@ -87,3 +87,37 @@ import Testing
         for j in 0..<expected.count { #expect(abs(got[j] - expected[j]) <= 1e-4 * scale) }
     }
 }
+
+@Suite struct MASOnlineUpdateTests {
+    @Test("updating Ω from a stream of chunks with running-average accumulation equals one update on all the data")
+    func chunkedRunningAverageEqualsBatchAverage() throws {
+        let data = try sharedMNIST.get()
+        var rng = RandomGenerator(seed: 5)
+        let model = Models.mlp(input: 784, hidden: [24], classes: 10, using: &rng)
+        let inputs = (0..<4).map { b in
+            Tensor(shape: [10, 784], scalars: (0..<(7840)).map { i in Float(data.test.pixels[b * 7840 + i]) / 255 })
+        }
+        let once = try MAS(lambda: 1, accumulation: .average)
+        once.updateImportance(model: model, inputs: inputs)
+        let streamed = try MAS(lambda: 1, accumulation: .average)
+        streamed.updateImportance(model: model, inputs: inputs, chunked: true)
+        #expect(streamed.state.samplesSeen == 40 && once.state.samplesSeen == 40)
+        for (name, a) in once.state.importance {
+            let b = streamed.state.importance[name]!
+            for i in 0..<a.count { #expect(abs(a[i] - b[i]) <= 1e-5 * max(1, abs(a[i]))) }
+        }
+    }
+
+    @Test("MAS measured on test inputs (no labels) changes Ω but not the memory held")
+    func testTimeImportance() throws {
+        var config = smallPermutedMNIST(strategy: "mas", tasks: 2, fraction: 0.02)
+        config.hidden = [32]
+        let train = try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-mas-train")).run()
+        config.hyperparameters.importanceData = .test
+        config.hyperparameters.importanceChunk = 50
+        config.hyperparameters.accumulation = .average
+        let test = try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-mas-test")).run()
+        #expect(test.strategyMemoryBytes == train.strategyMemoryBytes)
+        #expect(test.matrix != train.matrix, "a different Ω must change the second task's training")
+    }
+}
