@@ -140,3 +140,15 @@ public struct ResultsSummary: Sendable, Codable, Equatable {
         }
     }
 }
+
+extension RunResults {
+    /// The results of a run of `configuration` whose accuracy matrix is `matrix` (benchmark, strategy, seed and
+    /// metrics follow from these; summaries and tests build results this way).
+    public init(configuration: ExperimentConfiguration, scenario: Scenario, matrix: AccuracyMatrix,
+                secondsPerTask: [Double] = [], strategyMemoryBytes: [Int] = [], parameterCount: Int = 0) {
+        self.init(benchmark: configuration.benchmark, scenario: scenario, strategy: configuration.strategy,
+                  seed: configuration.training.seed, matrix: matrix, metrics: matrix.metrics,
+                  secondsPerTask: secondsPerTask, strategyMemoryBytes: strategyMemoryBytes,
+                  parameterCount: parameterCount, configuration: configuration)
+    }
+}
