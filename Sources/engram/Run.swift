@@ -161,6 +161,8 @@ struct RunDriver {
     let directory: String
     let quiet: Bool
     let json: Bool
+    /// Print the one-line (or JSON) summary on standard output at the end.
+    var printSummary = true
 
     func run(resume: Bool) throws {
         Runtime.configureAllocator()
@@ -182,7 +184,8 @@ struct RunDriver {
         let results = try run.run(resume: resume)
         let m = results.metrics
         func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", 100 * $0) } ?? "–" }
-        if json {
+        if !printSummary {
+        } else if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(results), as: UTF8.self))

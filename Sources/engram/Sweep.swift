@@ -1,0 +1,280 @@
+import ArgumentParser
+import EngramCL
+import Foundation
+import Yams
+
+/// `engram sweep FILE.yaml`: a grid over hyper-parameters and seeds, resumable, several runs at once.
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a grid of configurations (hyper-parameters × seeds) and summarize it as mean ± std over seeds.",
+        discussion: """
+        FILE.yaml holds `base:` (keys of config.yaml), `grid:` (dotted keys → lists of values) and optionally \
+        `out:`. Example (examples/mas-lambda-sweep.yaml):
+
+          out: runs/mas-lambda-sweep
+          base: {benchmark: permuted-mnist, tasks: 5, strategy: mas, fraction: 0.2}
+          grid:
+            hyperparameters.lambda: [0.01, 0.1, 1, 10]
+            training.seed: [0, 1, 2]
+
+        Every point runs in DIR/<name>/ (e.g. mas__lambda=1__seed=0). Rerunning the command skips finished \
+        points and resumes interrupted ones. Writes DIR/summary.csv and DIR/summary.json.
+        """)
+
+    @Argument(help: "The sweep specification (YAML).")
+    var file: String
+
+    @Option(help: "Output directory (default: `out:` of the file, else runs/<file name>).")
+    var out: String?
+
+    @Option(help: "How many points to run at once, each in its own process.")
+    var jobs: Int = 1
+
+    @Flag(help: "List the points and their state (finished, interrupted, pending) without running anything.")
+    var list = false
+
+    @Flag(help: "Only errors and the summary.")
+    var quiet = false
+
+    @Flag(help: "Print the summary as JSON on standard output.")
+    var json = false
+
+    func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+    }
+
+    func run() throws {
+        let text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            throw ValidationError("cannot read \(file): \(error.localizedDescription)")
+        }
+        let specification: SweepSpecification
+        do { specification = try YAMLDecoder().decode(SweepSpecification.self, from: text) } catch {
+            throw ValidationError("\(file) is not a valid sweep specification: \(error)")
+        }
+        let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        let directory = out ?? specification.output ?? "runs/\(name)"
+        let points: [SweepPoint]
+        do { points = try specification.expand() } catch let error as SweepError {
+            throw ValidationError("\(file): \(error.description)")
+        }
+        let sweep = SweepDirectory(points: points, directory: URL(fileURLWithPath: directory))
+        if list {
+            for point in points {
+                let state: String
+                switch try sweep.state(of: point) {
+                case .finished: state = "finished"
+                case .interrupted: state = "interrupted"
+                case .pending: state = "pending"
+                }
+                print(point.name.padding(toLength: max(40, point.name.count + 2), withPad: " ", startingAt: 0) + state)
+            }
+            return
+        }
+        try FileManager.default.createDirectory(at: sweep.directory, withIntermediateDirectories: true)
+        try text.write(to: sweep.directory.appendingPathComponent("sweep.yaml"), atomically: true, encoding: .utf8)
+        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json).run(sensitivity: true)
+    }
+}
+
+/// Shared by `sweep` and `compare`: runs the unfinished points (in this process or `jobs` child processes),
+/// then prints and writes the summary.
+struct SweepExecutor {
+    let sweep: SweepDirectory
+    let jobs: Int
+    let quiet: Bool
+    let json: Bool
+
+    /// A point that did not finish: its name, why, and where its output is.
+    struct Failure {
+        let point: SweepPoint
+        let reason: String
+        let log: URL
+    }
+
+    /// Prints progress to standard error (standard output carries the summary).
+    func note(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+
+    func run(sensitivity: Bool) throws {
+        var todo: [(SweepPoint, resume: Bool)] = []
+        for point in sweep.points {
+            let state: SweepPointState
+            do { state = try sweep.state(of: point) } catch let error as SweepError { throw ValidationError(error.description) }
+            switch state {
+            case .finished: if !quiet { note("✓ \(point.name): finished earlier, skipped") }
+            case .interrupted: todo.append((point, true))
+            case .pending: todo.append((point, false))
+            }
+        }
+        if !quiet {
+            note("\(sweep.points.count) points, \(sweep.points.count - todo.count) finished, \(todo.count) to run"
+                 + (todo.isEmpty ? "" : " (\(jobs) at a time)") + " → \(sweep.directory.path)")
+        }
+        for (point, _) in todo {
+            let dir = sweep.directory(for: point)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try YAMLEncoder().encode(point.configuration).write(to: dir.appendingPathComponent("config.yaml"),
+                                                                atomically: true, encoding: .utf8)
+        }
+        let failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo)
+
+        let finished: [(point: SweepPoint, results: RunResults)]
+        do { finished = try sweep.finishedResults() } catch let error as SweepError { throw ValidationError(error.description) }
+        let summary = ResultsSummary(finished)
+        try summary.write(to: sweep.directory)
+        writeComparisonReport(runs: finished.map(\.results), to: sweep.directory.appendingPathComponent("report.html"))
+        if json {
+            print(String(decoding: try summary.jsonData(), as: UTF8.self))
+        } else {
+            print(summary.table(), terminator: "")
+            if sensitivity { print(SensitivityChart(summary: summary).render(), terminator: "") }
+            print("(\(finished.count) of \(sweep.points.count) runs; \(sweep.directory.path)/summary.csv, summary.json)")
+        }
+        if !failures.isEmpty {
+            note("\(failures.count) point\(failures.count == 1 ? "" : "s") failed (rerun the same command to retry):")
+            for f in failures { note("  ✗ \(f.point.name): \(f.reason) — log: \(f.log.path)") }
+            throw ExitCode.failure
+        }
+    }
+
+    /// One point after another in this process, with the usual progress output unless quiet.
+    func runInProcess(_ todo: [(SweepPoint, resume: Bool)]) -> [Failure] {
+        var failures: [Failure] = []
+        for (index, (point, resume)) in todo.enumerated() {
+            let dir = sweep.directory(for: point)
+            if !quiet { note("[\(index + 1)/\(todo.count)] \(resume ? "resuming" : "running") \(point.name)") }
+            do {
+                try RunDriver(configuration: point.configuration, directory: dir.path, quiet: quiet, json: false,
+                          printSummary: !quiet && !json)
+                    .run(resume: resume)
+            } catch {
+                failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("log.txt")))
+                note("✗ \(point.name) failed: \(error)")
+            }
+        }
+        return failures
+    }
+
+    /// `jobs` child processes of this executable at a time (`engram run --config …` or `engram resume …`),
+    /// each writing its output to `<point>/output.log`.
+    func runInProcesses(_ todo: [(SweepPoint, resume: Bool)]) throws -> [Failure] {
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        var environment = ProcessInfo.processInfo.environment
+        if environment["OPENBLAS_NUM_THREADS"] == nil {
+            environment["OPENBLAS_NUM_THREADS"] = String(max(1, ProcessInfo.processInfo.activeProcessorCount / jobs))
+        }
+        var queue = todo[...]
+        var running: [(point: SweepPoint, process: Process, log: FileHandle, url: URL, started: Date)] = []
+        var failures: [Failure] = []
+        var launched = 0
+        while !queue.isEmpty || !running.isEmpty {
+            while running.count < jobs, let (point, resume) = queue.popFirst() {
+                let dir = sweep.directory(for: point)
+                let logURL = dir.appendingPathComponent("output.log")
+                if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+                let log = try FileHandle(forWritingTo: logURL)
+                log.seekToEndOfFile()
+                let process = Process()
+                process.executableURL = executable
+                process.arguments = resume ? ["resume", dir.path, "--quiet"]
+                    : ["run", "--config", dir.appendingPathComponent("config.yaml").path, "--out", dir.path, "--quiet"]
+                process.environment = environment
+                process.standardOutput = log
+                process.standardError = log
+                launched += 1
+                do { try process.run() } catch {
+                    failures.append(Failure(point: point, reason: "cannot start \(executable.path): \(error)", log: logURL))
+                    try? log.close()
+                    continue
+                }
+                if !quiet { note("[\(launched)/\(todo.count)] \(resume ? "resuming" : "started") \(point.name) (pid \(process.processIdentifier), log \(logURL.path))") }
+                running.append((point, process, log, logURL, Date()))
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+            var still: [(point: SweepPoint, process: Process, log: FileHandle, url: URL, started: Date)] = []
+            for job in running {
+                if job.process.isRunning { still.append(job); continue }
+                try? job.log.close()
+                let seconds = Int(Date().timeIntervalSince(job.started).rounded())
+                if job.process.terminationReason == .exit && job.process.terminationStatus == 0 {
+                    if !quiet {
+                        let acc = (try? sweep.state(of: job.point)).flatMap { state -> String? in
+                            if case let .finished(r) = state { return r.metrics.averageAccuracy.map { String(format: "ACC %.2f %%", 100 * $0) } }
+                            return nil
+                        } ?? "done"
+                        note("✓ \(job.point.name): \(acc) (\(seconds) s)")
+                    }
+                } else {
+                    let how = job.process.terminationReason == .exit ? "exit status \(job.process.terminationStatus)"
+                        : "killed by signal \(job.process.terminationStatus)"
+                    failures.append(Failure(point: job.point, reason: how, log: job.url))
+                    note("✗ \(job.point.name) failed (\(how)); log: \(job.url.path)")
+                }
+            }
+            running = still
+        }
+        return failures
+    }
+}
+
+/// The HTML comparison report of a set of runs, written to `url`.
+///
+/// TODO(report): connect to EngramReport once it is merged — this is the single call site used by
+/// `engram compare` and `engram sweep` (called with `DIR/report.html`). Currently does nothing.
+func writeComparisonReport(runs: [RunResults], to url: URL) {
+    // TODO(report): e.g. `try EngramReport.writeComparison(runs, to: url)`.
+    _ = (runs, url)
+}
+
+/// A text chart of ACC and forgetting against each numeric grid parameter (the sensitivity plot).
+struct SensitivityChart {
+    let summary: ResultsSummary
+
+    func render() -> String {
+        let keys = Array(Set(summary.rows.flatMap(\.parameters.keys))).sorted()
+        var out = ""
+        for key in keys {
+            // Numeric parameters that take at least two values.
+            let values = Set(summary.rows.compactMap { $0.parameters[key] })
+            guard values.count >= 2, values.allSatisfy({ Self.number($0) != nil }) else { continue }
+            // One series per combination of the other parameters.
+            var series: [String: [SummaryRow]] = [:]
+            var order: [String] = []
+            for row in summary.rows {
+                let label = ([row.strategy] + row.parameters.filter { $0.key != key && $0.key != "strategy" }.sorted { $0.key < $1.key }
+                    .map { "\($0.key.split(separator: ".").last!)=\($0.value)" }).joined(separator: " ")
+                if series[label] == nil { order.append(label) }
+                series[label, default: []].append(row)
+            }
+            let short = key.split(separator: ".").last.map(String.init) ?? key
+            out += "\nsensitivity to \(key): ACC (█) and forgetting (░), % (bar: 0–100)\n"
+            for label in order {
+                out += "  \(label)\n"
+                let rows = series[label]!.sorted { Self.number($0.parameters[key]!)! < Self.number($1.parameters[key]!)! }
+                let width = rows.map { "\(short)=\($0.parameters[key]!)".count }.max() ?? 0
+                for row in rows {
+                    let name = "\(short)=\(row.parameters[key]!)"
+                    let pad = String(repeating: " ", count: width - name.count)
+                    out += "    \(name)\(pad)  " + Self.bar(row.accuracy?.mean, "█") + " \(row.accuracy?.formatted() ?? "–")\n"
+                    out += "    \(String(repeating: " ", count: width))  " + Self.bar(row.forgetting?.mean, "░")
+                        + " \(row.forgetting?.formatted() ?? "–")\n"
+                }
+            }
+        }
+        return out
+    }
+
+    static func number(_ v: GridValue) -> Double? {
+        switch v {
+        case let .int(i): Double(i)
+        case let .double(d): d
+        default: nil
+        }
+    }
+
+    static func bar(_ fraction: Double?, _ mark: Character, width: Int = 40) -> String {
+        let n = Int(((fraction ?? 0) * Double(width)).rounded())
+        let filled = min(max(n, 0), width)
+        return String(repeating: mark, count: filled) + String(repeating: " ", count: width - filled)
+    }
+}
