@@ -41,3 +41,27 @@ func smallPermutedMNIST(strategy: String, tasks: Int = 3, fraction: Double = 0.0
     c.dataDirectory = datasetsRoot
     return c
 }
+
+/// A small task-incremental Split MNIST configuration (5 tasks of two digits, one head per task).
+func smallSplitMNIST(strategy: String, fraction: Double = 0.05, seed: UInt64 = 0) -> ExperimentConfiguration {
+    var c = smallPermutedMNIST(strategy: strategy, fraction: fraction, seed: seed)
+    c.benchmark = "split-mnist"
+    c.scenario = "task"
+    c.tasks = 5
+    return c
+}
+
+/// Runs a configuration in a fresh directory.
+func runExperiment(_ configuration: ExperimentConfiguration, configure: (inout ExperimentConfiguration) -> Void = { _ in }) throws -> RunResults {
+    var c = configuration
+    configure(&c)
+    return try ExperimentRun(configuration: c, directory: try temporaryDirectory("engram-\(c.strategy)")).run()
+}
+
+/// A trainer over a small benchmark, for tests that drive the hooks by hand.
+func makeTrainer(_ configuration: ExperimentConfiguration, strategy: any Strategy) throws -> Trainer {
+    let benchmark = try configuration.makeBenchmark()
+    let model = configuration.makeModel(for: benchmark)
+    let stream = BenchmarkStream(benchmark: benchmark, layout: .flat)
+    return try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
+}

@@ -1,0 +1,54 @@
+import EngramCL
+import Foundation
+import Testing
+
+@Suite(.serialized) struct LwFTests {
+    @Test("the distillation loss equals T² · KL(softmax(y_o/T) ‖ softmax(ŷ/T)) computed by hand on 2×3 logits")
+    func distillationMatchesHandComputedKL() {
+        let logits: [Double] = [1, 2, 0.5, -1, 0, 3]
+        let old: [Double] = [2, 0, 1, 0.5, 0.5, 1]
+        let t = 2.0
+        func softmax(_ row: ArraySlice<Double>) -> [Double] {
+            let e = row.map { Foundation.exp($0 / t) }
+            let s = e.reduce(0, +)
+            return e.map { $0 / s }
+        }
+        var kl = 0.0
+        for r in 0..<2 {
+            let p = softmax(old[(3 * r)..<(3 * r + 3)]), q = softmax(logits[(3 * r)..<(3 * r + 3)])
+            for j in 0..<3 { kl += p[j] * Foundation.log(p[j] / q[j]) }
+        }
+        let expected = t * t * kl / 2
+        let got = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
+                                       oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: Float(t))
+        #expect(abs(Double(got.item) - expected) < 1e-5, "\(got.item) vs \(expected)")
+        let same = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: old.map(Float.init)),
+                                        oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: 2)
+        #expect(abs(same.item) < 1e-6)
+    }
+
+    @Test("at the start of a new task the model equals the old one, so LwF adds nothing to the task loss")
+    func distillationIsZeroAtTheStartOfATask() throws {
+        var config = smallSplitMNIST(strategy: "lwf", fraction: 0.01)
+        config.training.batchSize = 16
+        let lwf = try LwF(lambda: 1, temperature: 2)
+        let trainer = try makeTrainer(config, strategy: lwf)
+        try trainer.train(from: TrainingPosition(task: 0))
+        try lwf.beforeTask(1, context: trainer.context)
+        trainer.context.model.setActiveTask(1)
+        let batch = try #require(trainer.context.stream.trainingBatches(task: 1, epoch: 0, batchSize: 16).makeIterator().next())
+        let output = trainer.context.model(batch.inputs)
+        let loss = lwf.loss(taskLoss: Tensor(0), output: output, batch: batch, context: trainer.context)
+        #expect(abs(loss.item) < 1e-6)
+        #expect(lwf.memoryBytes == trainer.context.model.parameterCount * 4)
+    }
+
+    @Test("LwF with λ_o = 1, T = 2 forgets at least 3 points less than fine-tuning on task-incremental Split MNIST")
+    func lwfForgetsLessThanFinetune() throws {
+        let finetune = try runExperiment(smallSplitMNIST(strategy: "finetune"))
+        let lwf = try runExperiment(smallSplitMNIST(strategy: "lwf"))
+        print("forgetting (split MNIST, task-IL): finetune \(finetune.metrics.forgetting!), lwf \(lwf.metrics.forgetting!); "
+              + "ACC finetune \(finetune.metrics.averageAccuracy!), lwf \(lwf.metrics.averageAccuracy!)")
+        #expect(lwf.metrics.forgetting! + 0.03 <= finetune.metrics.forgetting!)
+    }
+}
