@@ -56,7 +56,9 @@ public struct TaskAutoencoder: Sendable {
 /// then frozen. While learning a later task, for each stored autoencoder k:
 /// L = L_new + λ_o·L_LwF + Σ_k (λ_c/2)‖σ(W_enc,k f(x)) − σ(W_enc,k f*(x))‖², f* the features of the model
 /// before the current task (squared norms averaged over the batch). Memory: the LwF copy of the model
-/// plus one autoencoder per task.
+/// plus one autoencoder per task. Defaults: λ_o = 1, T = 2, c = 100, λ_c = 0.01, α = 0.01, 5 autoencoder
+/// epochs (Adam, lr 1e-3). The paper weights the code loss lightly as well; with λ_c = 1 the summed code
+/// loss destabilizes SGD (lr 0.05, momentum 0.9) on a 100-100 MLP and forgets more than fine-tuning.
 public final class EBLL: Strategy {
     /// The LwF part (λ_o, T and the frozen model).
     public let lwf: LwF
@@ -73,7 +75,7 @@ public final class EBLL: Strategy {
     /// One frozen autoencoder per finished task.
     public private(set) var autoencoders: [TaskAutoencoder] = []
 
-    public init(lambda: Float = 1, temperature: Float = 2, lambdaCode: Float = 1, codeSize: Int = 100,
+    public init(lambda: Float = 1, temperature: Float = 2, lambdaCode: Float = 0.01, codeSize: Int = 100,
                 autoencoderEpochs: Int = 5, alpha: Float = 0.01, autoencoderLearningRate: Float = 1e-3) throws {
         lwf = try LwF(lambda: lambda, temperature: temperature)
         self.lambdaCode = try validatedStrength(lambdaCode, flag: "--lambda-code")

@@ -51,8 +51,7 @@ public enum StrategyFactory {
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
         switch name {
-        case "mas", "mas-local", "lwf", "ebll": 1
-        case "rwalk": 10
+        case "mas", "mas-local", "lwf", "ebll", "rwalk": 1
         case "ewc", "online-ewc": 100
         default: 0
         }
@@ -83,7 +82,7 @@ public enum StrategyFactory {
             return try LwF(lambda: h.lambda ?? defaultLambda(name), temperature: h.temperature ?? 2)
         case "ebll":
             let lambda: Float = h.lambda ?? defaultLambda(name), temperature: Float = h.temperature ?? 2
-            let lambdaCode: Float = h.lambdaCode ?? 1, alpha: Float = h.alpha ?? 0.01
+            let lambdaCode: Float = h.lambdaCode ?? 0.01, alpha: Float = h.alpha ?? 0.01
             let codeSize: Int = h.codeSize ?? 100, epochs: Int = h.autoencoderEpochs ?? 5
             return try EBLL(lambda: lambda, temperature: temperature, lambdaCode: lambdaCode, codeSize: codeSize,
                             autoencoderEpochs: epochs, alpha: alpha)

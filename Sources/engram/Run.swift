@@ -38,7 +38,7 @@ struct ExperimentOptions: ParsableArguments {
     var alpha: Float?
     @Option(help: "T, the distillation temperature of LwF and EBLL (2).")
     var temperature: Float?
-    @Option(help: "λ_c, EBLL's code-preservation weight (1).")
+    @Option(help: "λ_c, EBLL's code-preservation weight (0.01).")
     var lambdaCode: Float?
     @Option(help: "EBLL: code size of the autoencoders (100).")
     var codeSize: Int?

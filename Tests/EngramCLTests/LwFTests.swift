@@ -51,4 +51,15 @@ import Testing
               + "ACC finetune \(finetune.metrics.averageAccuracy!), lwf \(lwf.metrics.averageAccuracy!)")
         #expect(lwf.metrics.forgetting! + 0.03 <= finetune.metrics.forgetting!)
     }
+
+    @Test("a LwF run interrupted mid-task or between tasks resumes to the same accuracy matrix")
+    func resumesIdentically() throws {
+        var config = smallSplitMNIST(strategy: "lwf", fraction: 0.01)
+        config.training.epochs = 2
+        config.training.batchSize = 16
+        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2, epoch: 0)] {
+            let (straight, resumed) = try uninterruptedAndResumed(config, interruptAt: position)
+            #expect(straight == resumed)
+        }
+    }
 }

@@ -53,4 +53,15 @@ import Testing
               + "ACC finetune \(finetune.metrics.averageAccuracy!), rwalk \(rwalk.metrics.averageAccuracy!)")
         #expect(rwalk.metrics.forgetting! + 0.05 <= finetune.metrics.forgetting!)
     }
+
+    @Test("a RWalk run interrupted mid-task or between tasks resumes to the same accuracy matrix")
+    func resumesIdentically() throws {
+        var config = smallPermutedMNIST(strategy: "rwalk", tasks: 3, fraction: 0.01)
+        config.training.epochs = 2
+        config.training.batchSize = 16
+        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2, epoch: 0)] {
+            let (straight, resumed) = try uninterruptedAndResumed(config, interruptAt: position)
+            #expect(straight == resumed)
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import EngramCL
+import Testing
 import Foundation
 
 /// The repository root (three levels above this file).
@@ -64,4 +65,18 @@ func makeTrainer(_ configuration: ExperimentConfiguration, strategy: any Strateg
     let model = configuration.makeModel(for: benchmark)
     let stream = BenchmarkStream(benchmark: benchmark, layout: .flat)
     return try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
+}
+
+struct Interrupted: Error {}
+
+/// Runs `configuration` once straight through and once interrupted at the checkpoint `position`
+/// then resumed; returns both accuracy matrices (identical when the strategy saves all its state).
+func uninterruptedAndResumed(_ configuration: ExperimentConfiguration, interruptAt position: TrainingPosition) throws -> (AccuracyMatrix, AccuracyMatrix) {
+    let straight = try runExperiment(configuration)
+    let directory = try temporaryDirectory("engram-resume-\(configuration.strategy)")
+    let first = try ExperimentRun(configuration: configuration, directory: directory)
+    first.afterCheckpoint = { p in if p.task == position.task && p.epoch == position.epoch { throw Interrupted() } }
+    #expect(throws: Interrupted.self) { try first.run() }
+    let resumed = try ExperimentRun(configuration: configuration, directory: directory).run(resume: true)
+    return (straight.matrix, resumed.matrix)
 }
