@@ -32,15 +32,44 @@ import Testing
         var config = smallSplitMNIST(strategy: "lwf", fraction: 0.01)
         config.training.batchSize = 16
         let lwf = try LwF(lambda: 1, temperature: 2)
-        let trainer = try makeTrainer(config, strategy: lwf)
+        var added: Float? = nil, perturbed: Float? = nil
+        let probe = FirstBatchProbe(lwf, task: 1) { taskLoss, output, batch, context in
+            added = lwf.loss(taskLoss: taskLoss, output: output, batch: batch, context: context).item - taskLoss.item
+            // Moving the features changes every old head's output, so the distillation must see it.
+            let heads = context.model.head as! MultiHead
+            let before = heads.heads[0].weight.scalars
+            heads.heads[0].weight.scalars = before.map { $0 * 3 }
+            perturbed = lwf.loss(taskLoss: taskLoss, output: output, batch: batch, context: context).item - taskLoss.item
+            heads.heads[0].weight.scalars = before
+        }
+        let trainer = try makeTrainer(config, strategy: probe)
         try trainer.train(from: TrainingPosition(task: 0))
-        try lwf.beforeTask(1, context: trainer.context)
-        trainer.context.model.setActiveTask(1)
-        let batch = try #require(trainer.context.stream.trainingBatches(task: 1, epoch: 0, batchSize: 16).makeIterator().next())
-        let output = trainer.context.model(batch.inputs)
-        let loss = lwf.loss(taskLoss: Tensor(0), output: output, batch: batch, context: trainer.context)
-        #expect(abs(loss.item) < 1e-6)
+        #expect(lwf.memoryBytes == 0)
+        try trainer.train(from: TrainingPosition(task: 1))
+        #expect(abs(try #require(added)) < 1e-6)
+        #expect(try #require(perturbed) > 1e-3)
         #expect(lwf.memoryBytes == trainer.context.model.parameterCount * 4)
+    }
+
+    @Test("class-incremental LwF distils only the logits of earlier tasks' classes")
+    func classIncrementalDistilsOldClassesOnly() throws {
+        var config = smallSplitMNIST(strategy: "lwf", fraction: 0.01)
+        config.scenario = "class"
+        config.training.batchSize = 16
+        let lwf = try LwF()
+        var newClassMoved: Float? = nil, oldClassMoved: Float? = nil
+        let probe = FirstBatchProbe(lwf, task: 1) { taskLoss, output, batch, context in
+            func shifted(_ column: Int) -> Tensor {
+                output + Tensor(shape: output.shape, scalars: (0..<output.count).map { $0 % 10 == column ? 5 : 0 })
+            }
+            newClassMoved = lwf.loss(taskLoss: Tensor(0), output: shifted(2), batch: batch, context: context).item
+            oldClassMoved = lwf.loss(taskLoss: Tensor(0), output: shifted(0), batch: batch, context: context).item
+        }
+        let trainer = try makeTrainer(config, strategy: probe)
+        try trainer.train(from: TrainingPosition(task: 0))
+        try trainer.train(from: TrainingPosition(task: 1))
+        #expect(abs(try #require(newClassMoved)) < 1e-5)
+        #expect(try #require(oldClassMoved) > 0.1)
     }
 
     @Test("LwF with λ_o = 1, T = 2 forgets at least 3 points less than fine-tuning on task-incremental Split MNIST")

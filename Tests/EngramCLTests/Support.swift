@@ -80,3 +80,30 @@ func uninterruptedAndResumed(_ configuration: ExperimentConfiguration, interrupt
     let resumed = try ExperimentRun(configuration: configuration, directory: directory).run(resume: true)
     return (straight.matrix, resumed.matrix)
 }
+
+/// Wraps a strategy, forwarding every hook, and calls `probe` with the first batch of task `task`
+/// (before any step of that task, so the model still equals the one that finished the previous task).
+final class FirstBatchProbe: Strategy {
+    let inner: any Strategy
+    let task: Int
+    let probe: (Tensor, Tensor, Batch, TrainingContext) -> Void
+    private var done = false
+
+    init(_ inner: any Strategy, task: Int, probe: @escaping (_ taskLoss: Tensor, _ output: Tensor, Batch, TrainingContext) -> Void) {
+        self.inner = inner; self.task = task; self.probe = probe
+    }
+
+    var name: String { inner.name }
+    func beforeTask(_ task: Int, context: TrainingContext) throws { try inner.beforeTask(task, context: context) }
+    func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        if context.task == task && !done {
+            done = true
+            probe(taskLoss, output, batch, context)
+        }
+        return inner.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
+    }
+    func afterBackward(context: TrainingContext) { inner.afterBackward(context: context) }
+    func afterStep(context: TrainingContext) { inner.afterStep(context: context) }
+    func afterTask(_ task: Int, context: TrainingContext) throws { try inner.afterTask(task, context: context) }
+    var memoryBytes: Int { inner.memoryBytes }
+}
