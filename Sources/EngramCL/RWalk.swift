@@ -2,17 +2,21 @@ import EngramNN
 
 /// Riemannian Walk (Chaudhry, Dokania, Ajanthan & Torr, ECCV 2018), without its exemplar replay.
 ///
-/// Every step, with g the gradient of the batch's *task* loss (empirical Fisher, the penalty's own
-/// gradient taken out) and Δθ = θ(after step) − θ(before step):
+/// Every step, with g the gradient of the batch's *task* loss (empirical Fisher from the mini-batch
+/// gradient; the penalty's own gradient 2λ(F̂ + ŝ)(θ − θ*) is taken out) and Δθ = θ(after) − θ(before):
 ///   online Fisher (eq. 10):  F ← α·g² + (1 − α)·F   (F = g² at the very first step),
 ///   path score (eq. 7–8):    s_t ← s_t + max(0, −g·Δθ / (½·F·Δθ² + ε)),
 /// i.e. the loss decrease of the step over the KL divergence it moved the model by (second-order
-/// approximation ½ΔθᵀFΔθ, diagonal), negatives set to zero. After task t (reference implementation):
-///   s̄ ← s_t for t = 0, s̄ ← ½(s̄ + s_t) afterwards (averaging against rigidity),
-///   F̂ = min–max normalized F, ŝ = min–max normalized s̄ (x − min)/(max − min + ε₀) over all parameters,
+/// approximation ½ΔθᵀFΔθ, diagonal); negative contributions are set to zero. After task t:
+///   s̄ ← s_t for t = 0, s̄ ← ½(s̄ + s_t) afterwards (averaging against growing rigidity),
+///   F̂ = (F − min F)/(max F − min F + 1e-32), ŝ likewise from s̄, min and max over all parameters,
 ///   θ* ← θ.
-/// Loss for later tasks: L(θ) + λ Σᵢ (F̂ᵢ + ŝᵢ)(θᵢ − θ*ᵢ)². Memory: F, s_t, s̄, the normalized
-/// importance and θ* (a constant number of parameter-sized arrays).
+/// Loss for later tasks: L(θ) + λ Σᵢ (F̂ᵢ + ŝᵢ)(θᵢ − θ*ᵢ)². Memory: F, s_t, s̄, F̂ + ŝ and θ*
+/// (five parameter-sized arrays, whatever the number of tasks). Defaults: λ = 1, α = 0.9, ε = 1e-3.
+///
+/// Differences from the authors' TensorFlow code (A-GEM repository): it accumulates g² and −g·Δθ over
+/// intervals of 10 steps and updates F and s once per interval, and its score denominator has no ½;
+/// here both are updated every step, with the paper's ½.
 public final class RWalk: Strategy {
     /// λ, the regularization strength.
     public var lambda: Float
