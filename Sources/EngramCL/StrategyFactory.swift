@@ -3,11 +3,11 @@ import EngramNN
 /// The hyper-parameters of every strategy, named after the papers' symbols. Each strategy reads the
 /// ones it uses; unset values take the strategy's default.
 public struct StrategyHyperparameters: Sendable, Codable, Equatable {
-    /// λ: MAS, MAS-local, EWC, online EWC.
+    /// λ: MAS, MAS-local, EWC, online EWC, RWalk; λ_o (distillation weight): LwF, EBLL.
     public var lambda: Float?
     /// c: SI's surrogate-loss strength.
     public var c: Float?
-    /// ξ: SI's damping.
+    /// ξ: SI's damping; ε, the damping of RWalk's score.
     public var xi: Float?
     /// γ: online EWC's decay.
     public var gamma: Float?
@@ -23,25 +23,40 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var importanceData: ImportanceData?
     /// MAS: feed the importance data in chunks of this many samples (a stream; use with `average`).
     public var importanceChunk: Int?
+    /// α: RWalk's Fisher moving-average weight (default 0.9); EBLL's weight of the autoencoder's
+    /// classification loss (default 0.01).
+    public var alpha: Float?
+    /// T: LwF's and EBLL's distillation temperature.
+    public var temperature: Float?
+    /// λ_c: EBLL's code-preservation weight.
+    public var lambdaCode: Float?
+    /// EBLL: the autoencoders' code size.
+    public var codeSize: Int?
+    /// EBLL: epochs of autoencoder training after each task.
+    public var autoencoderEpochs: Int?
+    /// IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).
+    public var l2Transfer: Float?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case lambda, c, xi, gamma, accumulation
+        case lambda, c, xi, gamma, accumulation, alpha, temperature
         case masOutput = "mas_output", masMode = "mas_mode", empiricalFisher = "empirical_fisher"
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
+        case lambdaCode = "lambda_code", codeSize = "code_size", autoencoderEpochs = "ae_epochs", l2Transfer = "l2_transfer"
     }
 }
 
 /// Builds strategies from their command-line names.
 public enum StrategyFactory {
     /// Names of every strategy the library holds, as used on the command line.
-    public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si"]
+    public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si", "rwalk", "lwf", "ebll",
+                                "imm-mean", "imm-mode"]
 
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
         switch name {
-        case "mas", "mas-local": 1
+        case "mas", "mas-local", "lwf", "ebll", "rwalk": 1
         case "ewc", "online-ewc": 100
         default: 0
         }
@@ -68,6 +83,19 @@ public enum StrategyFactory {
                                  empiricalFisher: h.empiricalFisher ?? true)
         case "si":
             return try SynapticIntelligence(c: h.c ?? 0.1, xi: h.xi ?? 1e-3)
+        case "rwalk":
+            return try RWalk(lambda: h.lambda ?? defaultLambda(name), alpha: h.alpha ?? 0.9, epsilon: h.xi ?? 1e-3)
+        case "lwf":
+            return try LwF(lambda: h.lambda ?? defaultLambda(name), temperature: h.temperature ?? 2)
+        case "ebll":
+            let lambda: Float = h.lambda ?? defaultLambda(name), temperature: Float = h.temperature ?? 2
+            let lambdaCode: Float = h.lambdaCode ?? 0.01, alpha: Float = h.alpha ?? 0.01
+            let codeSize: Int = h.codeSize ?? 100, epochs: Int = h.autoencoderEpochs ?? 5
+            return try EBLL(lambda: lambda, temperature: temperature, lambdaCode: lambdaCode, codeSize: codeSize,
+                            autoencoderEpochs: epochs, alpha: alpha)
+        case "imm-mean", "imm-mode":
+            let mode: IMMMode = name == "imm-mean" ? .mean : .mode
+            return try IMM(mode: mode, l2Transfer: h.l2Transfer ?? 0, empiricalFisher: h.empiricalFisher ?? true)
         default:
             throw StrategyError("unknown strategy '\(name)'; available: \(names.joined(separator: ", "))")
         }

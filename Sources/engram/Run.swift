@@ -18,11 +18,11 @@ struct ExperimentOptions: ParsableArguments {
     @Option(help: "Strategy: \(StrategyFactory.names.joined(separator: ", ")) (combine with +).")
     var strategy: String?
 
-    @Option(help: "λ, regularization strength (MAS, MAS-local, EWC, online EWC).")
+    @Option(help: "λ, regularization strength (MAS, MAS-local, EWC, online EWC, RWalk); λ_o, distillation weight (LwF, EBLL).")
     var lambda: Float?
     @Option(help: "c, SI's surrogate-loss strength.")
     var c: Float?
-    @Option(help: "ξ, SI's damping.")
+    @Option(help: "ξ, SI's damping (also RWalk's ε).")
     var xi: Float?
     @Option(help: "γ, online EWC's decay.")
     var gamma: Float?
@@ -38,6 +38,18 @@ struct ExperimentOptions: ParsableArguments {
     var importanceData: ImportanceData?
     @Option(help: "MAS: update the importance from the data in chunks of this many samples (a stream).")
     var importanceChunk: Int?
+    @Option(help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder classification weight (0.01).")
+    var alpha: Float?
+    @Option(help: "T, the distillation temperature of LwF and EBLL (2).")
+    var temperature: Float?
+    @Option(help: "λ_c, EBLL's code-preservation weight (0.01).")
+    var lambdaCode: Float?
+    @Option(help: "EBLL: code size of the autoencoders (100).")
+    var codeSize: Int?
+    @Option(help: "EBLL: epochs of autoencoder training after each task (5).")
+    var aeEpochs: Int?
+    @Option(help: "IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
+    var l2Transfer: Float?
 
     @Option(help: "Model: mlp or resnet18r.")
     var model: String?
@@ -93,6 +105,12 @@ struct ExperimentOptions: ParsableArguments {
         if let accumulation { c.hyperparameters.accumulation = accumulation }
         if let importanceData { c.hyperparameters.importanceData = importanceData }
         if let importanceChunk { c.hyperparameters.importanceChunk = importanceChunk }
+        if let alpha { c.hyperparameters.alpha = alpha }
+        if let temperature { c.hyperparameters.temperature = temperature }
+        if let lambdaCode { c.hyperparameters.lambdaCode = lambdaCode }
+        if let codeSize { c.hyperparameters.codeSize = codeSize }
+        if let aeEpochs { c.hyperparameters.autoencoderEpochs = aeEpochs }
+        if let l2Transfer { c.hyperparameters.l2Transfer = l2Transfer }
         if let fisher {
             guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
             c.hyperparameters.empiricalFisher = fisher == "empirical"

@@ -1,0 +1,124 @@
+import EngramNN
+
+/// A frozen copy of a model's parameters and buffers (θ*), evaluated by loading it into the live model
+/// for one forward pass (evaluation mode, no gradients) and restoring the live values afterwards.
+///
+/// Only values are swapped: the autodiff graph of a batch already run through the live model keeps the
+/// values it saved, so the swap can happen between the forward and the backward pass of a step.
+public struct FrozenModel: Sendable {
+    /// Values by the names of `Module.stateDictionary()`.
+    public var state: ParameterMap = [:]
+
+    public init(state: ParameterMap = [:]) { self.state = state }
+
+    /// θ* ← the model's current parameters and buffers.
+    public init(copying model: any Module) { state = .values(of: model.stateDictionary()) }
+
+    public var isEmpty: Bool { state.isEmpty }
+    public var memoryBytes: Int { state.byteCount }
+
+    /// Runs `body` with the model holding θ* (evaluation mode, gradient recording off), then restores it.
+    public func evaluate<R>(_ model: Classifier, _ body: () -> R) -> R {
+        let live = model.stateDictionary()
+        let saved = live.map { $0.1.scalars }
+        let wasTraining = model.isTraining, active = model.activeTask
+        for (name, t) in live { if let v = state[name] { t.scalars = v } }
+        model.eval()
+        defer {
+            for ((_, t), v) in zip(live, saved) { t.scalars = v }
+            if wasTraining { model.train() }
+            model.setActiveTask(active)
+        }
+        return GradMode.withoutGrad(body)
+    }
+}
+
+/// Learning without Forgetting (Li & Hoiem, TPAMI 2017).
+///
+/// Before task t the model θ* is frozen (a copy of its parameters); for every batch of the new task the
+/// old model's outputs y_o on the *new* inputs are the targets of a distillation term:
+/// L = L_new(ŷ_n, y_n) + λ_o Σ_{old outputs} T² · KL(softmax(y_o/T) ‖ softmax(ŷ_o/T)).
+/// The paper's modified cross-entropy −Σ y'_o log ŷ'_o differs from this KL by the entropy of y'_o only
+/// (constant in θ), so the gradients are the same; T² (Hinton et al. 2015) keeps their scale independent of T.
+/// The old outputs are: each old task's head (task-incremental, multi-head), the logits of the classes
+/// of earlier tasks (class-incremental, shared head), the whole shared head (domain-incremental).
+/// Defaults as in the paper: λ_o = 1, T = 2. The warm-up step (new head alone first) is not done.
+public final class LwF: Strategy {
+    /// λ_o, the weight of the distillation of old outputs.
+    public var lambda: Float
+    /// T, the distillation temperature.
+    public var temperature: Float
+    /// θ*, the model before the current task (empty during the first task).
+    public private(set) var oldModel = FrozenModel()
+
+    public init(lambda: Float = 1, temperature: Float = 2) throws {
+        self.lambda = try validatedStrength(lambda, flag: "--lambda")
+        guard temperature > 0, temperature.isFinite else { throw StrategyError("--temperature must be positive, got \(temperature)") }
+        self.temperature = temperature
+    }
+
+    public var name: String { "lwf" }
+
+    public func beforeTask(_ task: Int, context: TrainingContext) throws {
+        oldModel = task > 0 ? FrozenModel(copying: context.model) : FrozenModel()
+    }
+
+    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        guard lambda > 0, let d = distillation(output: output, inputs: batch.inputs, context: context, keepFeatures: false) else {
+            return taskLoss
+        }
+        return taskLoss + d.loss * lambda
+    }
+
+    /// T² · KL(softmax(oldLogits/T) ‖ softmax(logits/T)), averaged over the batch: the distillation
+    /// term of one old output (zero when the logits equal the old ones).
+    public static func distillationLoss(logits: Tensor, oldLogits: Tensor, temperature: Float) -> Tensor {
+        Losses.klDivergence(input: logits, target: oldLogits, temperature: temperature) * (temperature * temperature)
+    }
+
+    /// The distillation loss (unweighted by λ_o) of a batch, with the current and old features when asked
+    /// (EBLL reuses them); nil during the first task.
+    func distillation(output: Tensor, inputs: Tensor, context: TrainingContext,
+                      keepFeatures: Bool) -> (loss: Tensor, features: Tensor?, oldFeatures: Tensor?)? {
+        guard context.task > 0, !oldModel.isEmpty else { return nil }
+        let model = context.model, task = context.task, stream = context.stream
+        if let heads = model.head as? MultiHead {
+            let features = model.features(inputs)
+            let (oldFeatures, oldOutputs) = oldModel.evaluate(model) { () -> (Tensor, [Tensor]) in
+                let f = model.features(inputs)
+                return (f, (0..<task).map { heads.heads[$0](f) })
+            }
+            var total: Tensor? = nil
+            for k in 0..<task {
+                let term = Self.distillationLoss(logits: heads.heads[k](features), oldLogits: oldOutputs[k], temperature: temperature)
+                total = total.map { $0 + term } ?? term
+            }
+            return (total!, features, oldFeatures)
+        }
+        let columns: [Int]? = stream.scenario == .classIncremental
+            ? Array(Set((0..<task).flatMap { stream.outputClasses(task: $0) })).sorted() : nil
+        let (oldFeatures, oldOutput) = oldModel.evaluate(model) { () -> (Tensor?, Tensor) in
+            if keepFeatures {
+                let f = model.features(inputs)
+                return (f, model.head(f))
+            }
+            return (nil, model(inputs))
+        }
+        let loss = Self.distillationLoss(logits: Self.selectColumns(output, columns),
+                                         oldLogits: Self.selectColumns(oldOutput, columns), temperature: temperature)
+        return (loss, keepFeatures ? model.features(inputs) : nil, oldFeatures)
+    }
+
+    /// The given columns of a [n, c] tensor (all of them for nil).
+    static func selectColumns(_ x: Tensor, _ columns: [Int]?) -> Tensor {
+        guard let columns, columns.count != x.shape[1] else { return x }
+        if let first = columns.first, columns == Array(first..<(first + columns.count)) {
+            return x.slice(axis: 1, first..<(first + columns.count))
+        }
+        return x.transposed().indexSelect(columns).transposed()
+    }
+
+    public var memoryBytes: Int { oldModel.memoryBytes }
+    public func stateTensors() -> [(String, Tensor)] { oldModel.state.tensors(prefix: "old") }
+    public func loadState(_ state: [String: Tensor]) throws { oldModel = FrozenModel(state: .from(state, prefix: "old")) }
+}

@@ -1,0 +1,67 @@
+import EngramCL
+import Testing
+
+@Suite(.serialized) struct RWalkTests {
+    @Test("one step adds max(0, −g·Δθ / (½·F·Δθ² + ε)) to the score, computed by hand")
+    func scoreOfAHandMadeStep() {
+        let g: [Float] = [0.5, -1, 2, 0.3]
+        let before: [Float] = [0, 1, 0, 2]
+        let after: [Float] = [-0.05, 1.1, 0.01, 2]   // the third step goes uphill (−g·Δθ < 0), the fourth does not move
+        let fisher: [Float] = [1, 2, 100, 4]
+        var score: [Float] = [1, 0, 0.5, 0]
+        RWalk.accumulateScore(&score, gradient: g, before: before, after: after, fisher: fisher, epsilon: 1e-3)
+        // 0.025 / (0.5·1·0.0025 + 0.001) = 11.111…, 0.1 / (0.5·2·0.01 + 0.001) = 9.0909…
+        let expected: [Float] = [1 + 0.025 / 0.00225, 0.1 / 0.011, 0.5, 0]
+        for i in 0..<4 { #expect(abs(score[i] - expected[i]) <= 1e-4 * max(1, expected[i]), "s[\(i)] = \(score[i]), expected \(expected[i])") }
+    }
+
+    @Test("the online Fisher starts at g² and then moves by F ← α·g² + (1 − α)·F")
+    func onlineFisherIsAMovingAverage() {
+        var f: [Float]? = nil
+        RWalk.updateFisher(&f, gradient: [2, -1], alpha: 0.9)
+        #expect(f == [4, 1])
+        RWalk.updateFisher(&f, gradient: [1, 0], alpha: 0.9)
+        #expect(abs(f![0] - (0.9 * 1 + 0.1 * 4)) < 1e-6 && abs(f![1] - 0.1) < 1e-6)
+    }
+
+    @Test("normalization maps the smallest importance over all parameters to 0 and the largest to 1")
+    func normalizationIsGlobalMinMax() {
+        let n = RWalk.normalized(["a": [2, 4], "b": [6, 3]])
+        #expect(n["a"]![0] == 0 && abs(n["b"]![0] - 1) < 1e-6 && abs(n["a"]![1] - 0.5) < 1e-6)
+    }
+
+    @Test("after a task the importance is F̂ + ŝ in [0, 2], θ* is the model, and the state round-trips")
+    func stateAfterATask() throws {
+        var config = smallPermutedMNIST(strategy: "rwalk", tasks: 2, fraction: 0.01)
+        config.training.batchSize = 16
+        let rwalk = try RWalk(lambda: 1)
+        let trainer = try makeTrainer(config, strategy: rwalk)
+        try trainer.train(from: TrainingPosition(task: 0))
+        let omega = rwalk.state.importance.values.flatMap { $0 }
+        #expect(omega.min()! >= 0 && omega.max()! <= 2 + 1e-5 && omega.max()! >= 1 - 1e-5)
+        #expect(rwalk.state.anchor == ParameterMap.values(of: trainer.context.model.namedParameters()))
+        let copy = try RWalk(lambda: 1)
+        try copy.loadState(Dictionary(uniqueKeysWithValues: rwalk.stateTensors()))
+        #expect(copy.state.importance == rwalk.state.importance && copy.score == rwalk.score && copy.fisher == rwalk.fisher)
+    }
+
+    @Test("RWalk with λ = 10 forgets at least 5 points less than fine-tuning on 3-task Permuted MNIST")
+    func rwalkForgetsLessThanFinetune() throws {
+        let finetune = try runExperiment(smallPermutedMNIST(strategy: "finetune"))
+        let rwalk = try runExperiment(smallPermutedMNIST(strategy: "rwalk")) { $0.hyperparameters.lambda = 10 }
+        print("forgetting (permuted MNIST): finetune \(finetune.metrics.forgetting!), rwalk \(rwalk.metrics.forgetting!); "
+              + "ACC finetune \(finetune.metrics.averageAccuracy!), rwalk \(rwalk.metrics.averageAccuracy!)")
+        #expect(rwalk.metrics.forgetting! + 0.05 <= finetune.metrics.forgetting!)
+    }
+
+    @Test("a RWalk run interrupted mid-task or between tasks resumes to the same accuracy matrix")
+    func resumesIdentically() throws {
+        var config = smallPermutedMNIST(strategy: "rwalk", tasks: 3, fraction: 0.01)
+        config.training.epochs = 2
+        config.training.batchSize = 16
+        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2, epoch: 0)] {
+            let (straight, resumed) = try uninterruptedAndResumed(config, interruptAt: position)
+            #expect(straight == resumed)
+        }
+    }
+}
