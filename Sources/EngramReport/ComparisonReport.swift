@@ -159,13 +159,17 @@ public struct ComparisonReport: Sendable {
             if members[key] == nil { keys.append(key); settings[key] = Dictionary(uniqueKeysWithValues: s.map { ($0.key, $0.value) }) }
             members[key, default: []].append((index, run))
         }
-        // Settings that tell groups apart (the strategy is the label's head).
+        // Settings that tell groups apart (the strategy is the label's head): hyper-parameters that vary
+        // among the groups of one strategy, and other settings (benchmark, lr, …) that vary at all.
         let allKeys = Set(settings.values.flatMap(\.keys)).subtracting(["strategy"])
-        let varying = allKeys.filter { k in Set(keys.map { settings[$0]![k] ?? "" }).count > 1 }.sorted()
+        func varies(_ k: String, among keys: [String]) -> Bool { Set(keys.map { settings[$0]![k] ?? "" }).count > 1 }
+        let globallyVarying = allKeys.filter { !$0.hasPrefix("hyperparameters.") && varies($0, among: keys) }
         let strategyOrder = runs.map(\.strategy).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         var groups: [RunGroup] = keys.map { key in
             let s = settings[key]!
             let strategy = s["strategy"] ?? ""
+            let siblings = keys.filter { settings[$0]!["strategy"] == strategy }
+            let varying = globallyVarying.union(allKeys.filter { $0.hasPrefix("hyperparameters.") && varies($0, among: siblings) }).sorted()
             var shown: [String: String] = [:]
             var parts: [String] = []
             for k in varying {

@@ -1,5 +1,8 @@
 import EngramCL
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 /// Builds `RunResults` the way `results.json` holds them (the type has no public memberwise initializer).
