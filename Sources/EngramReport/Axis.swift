@@ -112,3 +112,16 @@ struct AxisLayout {
         }
     }
 }
+
+/// Tick labels without a fractional part that is zero on every tick (`0.0, 20.0` → `0, 20`;
+/// `1.00 MiB, 2.00 MiB` → `1 MiB, 2 MiB`); labels are left alone if any tick needs its decimals.
+func tidyTickLabels(_ labels: [String]) -> [String] {
+    func stripped(_ label: String) -> String? {
+        guard let dot = label.firstIndex(of: ".") else { return label }
+        let fraction = label[label.index(after: dot)...].prefix { $0.isNumber }
+        guard fraction.allSatisfy({ $0 == "0" }) else { return nil }
+        return String(label[..<dot]) + String(label[label.index(after: dot)...].dropFirst(fraction.count))
+    }
+    let tidy = labels.map(stripped)
+    return tidy.contains(where: { $0 == nil }) ? labels : tidy.map { $0! }
+}

@@ -65,17 +65,25 @@ public struct BarChart: Sendable, Equatable {
                 extents += [v - e, v + e]
             }
         }
-        let yAxis = AxisLayout.fitting(extents, scale: .linear, fixed: yRange)
-        let yTickLabels = yAxis.ticks.map { ($0, format.string($0)) }
+        var yAxis = AxisLayout.fitting(extents, scale: .linear, fixed: yRange)
+        if format == .bytes, yRange == nil {
+            // Round ticks in the binary unit of the largest value (1, 2, 3 MiB rather than 0.95, 1.91 MiB).
+            let largest = extents.map(abs).max() ?? 0
+            var unit = 1.0
+            while largest / unit >= 1024 { unit *= 1024 }
+            let scaled = AxisLayout.fitting(extents.map { $0 / unit }, scale: .linear)
+            yAxis = AxisLayout(lower: scaled.lower * unit, upper: scaled.upper * unit, scale: .linear, ticks: scaled.ticks.map { $0 * unit })
+        }
+        let yTickLabels = Array(zip(yAxis.ticks, tidyTickLabels(yAxis.ticks.map { format.string($0) })))
         let yLabelWidth = yTickLabels.map { estimatedTextWidth($0.1, size: 11) }.max() ?? 20
         let left = 14 + (yLabel.isEmpty ? 0 : 20) + yLabelWidth + 8
         let top = 44.0
         let valueTextWidth = showValues ? (series.flatMap(\.values).compactMap { $0 }.map { estimatedTextWidth(format.string($0), size: 10) }.max() ?? 0) : 0
         let barWidth = max(14, min(48, valueTextWidth + 4))
-        let groupGap = 18.0
+        let groupGap = 12.0
         let categoryLabelWidth = categories.map { estimatedTextWidth($0, size: 12) }.max() ?? 0
-        let groupWidth = max(Double(seriesCount) * barWidth + groupGap, min(categoryLabelWidth + 10, 150))
-        let rotateLabels = categoryLabelWidth + 8 > groupWidth
+        let groupWidth = max(Double(seriesCount) * barWidth + groupGap, min(categoryLabelWidth + 8, 150))
+        let rotateLabels = categoryLabelWidth + 6 > groupWidth
         let plotWidth = max(groupWidth * Double(categories.count), 160)
         let labelBand = rotateLabels ? min(categoryLabelWidth, 220) * 0.72 + 14 : 22
         let legend = series.count > 1 ? series.map(\.name) : []

@@ -133,20 +133,7 @@ public struct ComparisonReport: Sendable {
     // MARK: Grouping
 
     static func effectiveSettings(_ run: RunResults) -> [(key: String, value: String)] {
-        var pairs = flattenedConfiguration(run.configuration).filter { $0.key != "training.seed" }
-        func setDefault(_ key: String, _ value: Float) {
-            if !pairs.contains(where: { $0.key == key }) { pairs.append((key: key, value: "\(value == value.rounded() ? NumberFormat.fixed(Double(value), decimals: 0) : "\(value)")")) }
-        }
-        let parts = run.strategy.split(separator: "+").map(String.init)
-        for part in parts {
-            switch part {
-            case "mas", "mas-local", "ewc": setDefault("hyperparameters.lambda", StrategyFactory.defaultLambda(part))
-            case "online-ewc": setDefault("hyperparameters.lambda", StrategyFactory.defaultLambda(part)); setDefault("hyperparameters.gamma", 1)
-            case "si": setDefault("hyperparameters.c", 0.1); setDefault("hyperparameters.xi", 1e-3)
-            default: break
-            }
-        }
-        return pairs.sorted { $0.key < $1.key }
+        effectiveConfiguration(run.configuration).filter { $0.key != "training.seed" }.map { (key: $0.key, value: $0.value) }
     }
 
     static func group(_ runs: [RunResults]) -> [RunGroup] {
@@ -236,7 +223,7 @@ public struct ComparisonReport: Sendable {
         }
         return LineChart(title: "Mean accuracy on seen tasks", xLabel: "after training task", yLabel: "accuracy (%)",
                          series: series, xTicks: (1...t).map { AxisTick(value: Double($0), label: "\($0)") },
-                         yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: max(300, min(480, Double(t) * 60)), plotHeight: 260)
+                         yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: max(260, min(440, Double(t) * 52)), plotHeight: 260)
     }
 
     func summaryTable() -> Node<HTML.BodyContext> {
@@ -295,7 +282,7 @@ public struct ComparisonReport: Sendable {
                 charts.append(LineChart(title: "\(metricName) vs \(name)", xLabel: "\(name)\(logarithmic ? " (log scale)" : "")",
                                         yLabel: "\(metricName) (%)", series: series, xScale: logarithmic ? .logarithmic : .linear,
                                         xTicks: ticks, yRange: metricName == "ACC" ? 0...1 : nil, yFormat: .percent(decimals: 0),
-                                        plotWidth: 420, plotHeight: 260))
+                                        plotWidth: 340, plotHeight: 240))
             }
         }
         return charts

@@ -53,7 +53,7 @@ public struct Heatmap: Sendable, Equatable {
         let gridHeight = cellHeight * Double(rows)
         let legendX = left + gridWidth + 24
         let legendBarWidth = 14.0
-        let legendLabels = legendTicks().map { format.string($0) }
+        let legendLabels = tidyTickLabels(legendTicks().map { format.string($0) })
         let legendWidth = legendBarWidth + 8 + (legendLabels.map { estimatedTextWidth($0, size: 11) }.max() ?? 20)
         let legendTitleWidth = estimatedTextWidth(legendTitle, size: 11)
         let width = max(legendX + max(legendWidth, legendTitleWidth) + 16, estimatedTextWidth(title, size: 15) + 20)
@@ -106,10 +106,10 @@ public struct Heatmap: Sendable, Equatable {
                    height: legendHeight / Double(bands) + 0.5, fill: ChartColors.sequential(t).fill)
         }
         c.rect(x: legendX, y: top, width: legendBarWidth, height: legendHeight, fill: "none", stroke: "#888888", strokeWidth: 0.5)
-        for tick in legendTicks() {
+        for (tick, label) in zip(legendTicks(), legendLabels) {
             let y = top + (1 - normalized(tick)) * legendHeight
             c.line(x1: legendX + legendBarWidth, y1: y, x2: legendX + legendBarWidth + 4, y2: y, stroke: "#555555")
-            c.text(format.string(tick), x: legendX + legendBarWidth + 7, y: y, size: 11, fill: "#333333", baseline: "central")
+            c.text(label, x: legendX + legendBarWidth + 7, y: y, size: 11, fill: "#333333", baseline: "central")
         }
         return c.render(title: title, description: "Heatmap with \(rows) rows and \(columns) columns")
     }

@@ -107,8 +107,8 @@ public struct LineChart: Sendable, Equatable {
         }
         let yAxis = AxisLayout.fitting(yValues, scale: .linear, fixed: yRange)
         let xTickLabels: [(Double, String)] = xTicks.map { $0.map { ($0.value, $0.label) } }
-            ?? xAxis.ticks.map { ($0, xFormat.string($0)) }
-        let yTickLabels = yAxis.ticks.map { ($0, yFormat.string($0)) }
+            ?? Array(zip(xAxis.ticks, tidyTickLabels(xAxis.ticks.map { xFormat.string($0) })))
+        let yTickLabels = Array(zip(yAxis.ticks, tidyTickLabels(yAxis.ticks.map { yFormat.string($0) })))
 
         let yLabelWidth = yTickLabels.map { estimatedTextWidth($0.1, size: 11) }.max() ?? 20
         let left = 14 + (yLabel.isEmpty ? 0 : 20) + yLabelWidth + 8

@@ -16,9 +16,9 @@ enum ReportPage {
     th{background:#f0f0f0;font-weight:600}
     td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
     .charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-    figure{margin:0;background:#fff;border:1px solid #e2e2e2;padding:6px;max-width:100%;overflow-x:auto}
+    figure{margin:0;background:#fff;border:1px solid #e2e2e2;padding:6px;display:table}
     figure svg{display:block}
-    figcaption{font-size:12px;color:#666;margin-top:4px;max-width:640px}
+    figcaption{display:table-caption;caption-side:bottom;font-size:12px;color:#666;background:#fff;padding:2px 8px 6px;border:1px solid #e2e2e2;border-top:none}
     pre{background:#fff;border:1px solid #ddd;padding:8px;font-size:12px;overflow-x:auto}
     details summary{cursor:pointer;color:#444;font-size:14px}
     footer{margin-top:32px;color:#888;font-size:12px}
@@ -78,6 +78,26 @@ func flattenedConfiguration(_ configuration: ExperimentConfiguration) -> [(key: 
     }
     visit(json, "")
     return pairs
+}
+
+/// The flattened configuration plus the hyper-parameters the strategy uses but the configuration
+/// leaves unset, with the defaults `StrategyFactory` applies (`isDefault` marks those), sorted by key.
+func effectiveConfiguration(_ configuration: ExperimentConfiguration) -> [(key: String, value: String, isDefault: Bool)] {
+    var pairs = flattenedConfiguration(configuration).map { (key: $0.key, value: $0.value, isDefault: false) }
+    func setDefault(_ key: String, _ value: Float) {
+        guard !pairs.contains(where: { $0.key == key }) else { return }
+        let text = value == value.rounded() ? NumberFormat.fixed(Double(value), decimals: 0) : "\(value)"
+        pairs.append((key: key, value: text, isDefault: true))
+    }
+    for part in configuration.strategy.split(separator: "+").map(String.init) {
+        switch part {
+        case "mas", "mas-local", "ewc": setDefault("hyperparameters.lambda", StrategyFactory.defaultLambda(part))
+        case "online-ewc": setDefault("hyperparameters.lambda", StrategyFactory.defaultLambda(part)); setDefault("hyperparameters.gamma", 1)
+        case "si": setDefault("hyperparameters.c", 0.1); setDefault("hyperparameters.xi", 1e-3)
+        default: break
+        }
+    }
+    return pairs.sorted { $0.key < $1.key }
 }
 
 /// A parsed JSON value (for flattening encoded configurations portably).

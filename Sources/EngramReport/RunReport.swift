@@ -82,7 +82,7 @@ public struct RunReport: Sendable {
 
         body.append(.h2("Configuration"))
         body.append(ReportPage.table(header: ["setting", "value"],
-                                     rows: flattenedConfiguration(c).map { [$0.key, $0.value] }))
+                                     rows: effectiveConfiguration(c).map { [$0.key, $0.isDefault ? "\($0.value) (default)" : $0.value] }))
         if let configurationText {
             body.append(.element(named: "details", nodes: [
                 .element(named: "summary", text: RunDirectory.configurationName),

@@ -47,7 +47,7 @@ import Testing
 
     @Test func theColourLegendHasTicksAcrossTheRange() {
         let svg = heatmap.svg()
-        for tick in [">0.0<", ">100.0<", "accuracy (%)"] { #expect(svg.contains(tick), "\(tick)") }
+        for tick in [">0<", ">25<", ">100<", "accuracy (%)"] { #expect(svg.contains(tick), "\(tick)") }
     }
 
     @Test func titlesAndLabelsAreEscaped() {
