@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/JohnSundell/Plot", from: "0.14.0"),
     ],
     targets: [
         .systemLibrary(
@@ -49,10 +50,11 @@ let package = Package(
             dependencies: ["EngramNN", "EngramData", .product(name: "Logging", package: "swift-log")],
             swiftSettings: optimized
         ),
+        .target(name: "EngramReport", dependencies: ["EngramCL", .product(name: "Plot", package: "Plot")]),
         .executableTarget(
             name: "engram",
             dependencies: [
-                "EngramTensor", "EngramNN", "EngramData", "EngramCL",
+                "EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -63,6 +65,7 @@ let package = Package(
         .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
         .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
         .testTarget(name: "EngramCLTests", dependencies: ["EngramCL"]),
+        .testTarget(name: "EngramReportTests", dependencies: ["EngramReport", "EngramCL"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EngramCL
+import EngramReport
 import Foundation
 import Logging
 import Yams
@@ -200,6 +201,7 @@ struct RunDriver {
         let run = try ExperimentRun(configuration: configuration, directory: dir)
         run.onEvent = progress.handle
         let results = try run.run(resume: resume)
+        do { try RunReport.write(forRunIn: dir) } catch { logger.warning("could not write the report: \(error)") }
         let m = results.metrics
         func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", 100 * $0) } ?? "–" }
         if !printSummary {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EngramCL
+import EngramReport
 import Foundation
 import Yams
 
@@ -219,11 +220,15 @@ struct SweepExecutor {
 
 /// The HTML comparison report of a set of runs, written to `url`.
 ///
-/// TODO(report): connect to EngramReport once it is merged — this is the single call site used by
-/// `engram compare` and `engram sweep` (called with `DIR/report.html`). Currently does nothing.
+/// Writes the comparison report (per-method bars with error bars, sensitivity curves) of `engram compare`
+/// and `engram sweep`; a failure is reported but does not fail the command (the summary files exist).
 func writeComparisonReport(runs: [RunResults], to url: URL) {
-    // TODO(report): e.g. `try EngramReport.writeComparison(runs, to: url)`.
-    _ = (runs, url)
+    guard !runs.isEmpty else { return }
+    do {
+        try ComparisonReport(runs: runs).write(to: url)
+    } catch {
+        FileHandle.standardError.write(Data("warning: could not write \(url.path): \(error)\n".utf8))
+    }
 }
 
 /// A text chart of ACC and forgetting against each numeric grid parameter (the sensitivity plot).

@@ -1,0 +1,174 @@
+import EngramCL
+import Foundation
+import Plot
+
+/// The report of one run: configuration, metrics, the accuracy matrix as a heatmap, per-task
+/// accuracy over the stream, and training time and strategy memory per task — one self-contained
+/// HTML page (inline SVG, no network).
+///
+/// ```swift
+/// let report = try RunReport(directory: URL(fileURLWithPath: "runs/latest"))
+/// try report.write(to: URL(fileURLWithPath: "runs/latest/report.html"))
+/// ```
+public struct RunReport: Sendable {
+    /// The run's results.
+    public var results: RunResults
+    /// The page's heading.
+    public var title: String
+    /// The run directory shown under the title, if known.
+    public var source: String?
+    /// The text of `config.yaml`, shown verbatim under the configuration table if given.
+    public var configurationText: String?
+
+    /// A report of `results`; the title defaults to "strategy on benchmark (seed s)".
+    public init(results: RunResults, title: String? = nil, source: String? = nil, configurationText: String? = nil) {
+        self.results = results
+        self.title = title ?? "\(results.strategy) on \(results.benchmark) (seed \(results.seed))"
+        self.source = source
+        self.configurationText = configurationText
+    }
+
+    /// The report of the run in `directory` (its `results.json`, and `config.yaml` if present).
+    /// - Throws: `ReportError` naming the path when `results.json` is missing or unreadable.
+    public init(directory: URL) throws {
+        self.init(results: try RunDirectory.loadResults(from: directory), source: directory.path,
+                  configurationText: RunDirectory.configurationText(in: directory))
+    }
+
+    /// Writes the report of the run in `directory` to `directory/report.html`; returns its URL.
+    @discardableResult
+    public static func write(forRunIn directory: URL) throws -> URL {
+        let url = directory.appendingPathComponent(RunDirectory.reportName)
+        try RunReport(directory: directory).write(to: url)
+        return url
+    }
+
+    /// Writes the page to `url` (atomically).
+    public func write(to url: URL) throws { try ReportPage.write(html(), to: url) }
+
+    /// The complete HTML page.
+    public func html() -> String {
+        let r = results
+        let c = r.configuration
+        var subtitle = "\(r.scenario.rawValue) · \(r.matrix.taskCount) tasks · model \(c.model)"
+        if c.model == "mlp" { subtitle += " \(c.hidden.map(String.init).joined(separator: "-"))" }
+        subtitle += " · \(formatCount(r.parameterCount)) parameters"
+        var body: [Node<HTML.BodyContext>] = [.h1(.text(title)), .p(.class("subtitle"), .text(subtitle))]
+        if let source { body.append(.p(.class("note"), .text("Run directory: \(source)"))) }
+
+        body.append(.h2("Metrics"))
+        body.append(metricsTable())
+        body.append(.p(.class("note"), .text("""
+            ACC: mean final accuracy over all tasks. Forgetting: mean drop from the best accuracy on a task \
+            (since it was learned) to the final one, over all but the last task. BWT: mean change from just-learned \
+            to final accuracy (negative = forgetting). FWT: accuracy on a task just before training it, minus the \
+            untrained model's. Learning accuracy: mean accuracy on each task right after learning it.
+            """)))
+
+        body.append(.h2("Accuracy matrix"))
+        body.append(.div(.class("charts"),
+            ReportPage.figure(svg: heatmap().svg(), caption: "Row i: test accuracy on every task after training task i. "
+                + "Above the diagonal: tasks not trained yet (transfer); below: what is remembered."),
+            ReportPage.figure(svg: streamChart().svg(), caption: "Accuracy on each task across the stream; dashed before the task is trained. "
+                + "Black: mean accuracy over the tasks seen so far.")
+        ))
+
+        body.append(.h2("Cost per task"))
+        body.append(.div(.class("charts"),
+            ReportPage.figure(svg: timeChart().svg()),
+            ReportPage.figure(svg: memoryChart().svg())
+        ))
+        body.append(costTable())
+
+        body.append(.h2("Configuration"))
+        body.append(ReportPage.table(header: ["setting", "value"],
+                                     rows: effectiveConfiguration(c).map { [$0.key, $0.isDefault ? "\($0.value) (default)" : $0.value] }))
+        if let configurationText {
+            body.append(.element(named: "details", nodes: [
+                .element(named: "summary", text: RunDirectory.configurationName),
+                .element(named: "pre", text: configurationText),
+            ]))
+        }
+        return ReportPage.document(title: "Engram report: \(title)", body: body)
+    }
+
+    // MARK: Parts (internal so the comparison report can reuse them)
+
+    func metricsTable() -> Node<HTML.BodyContext> {
+        let m = results.metrics
+        let rows: [(String, Double?)] = [("ACC (average accuracy)", m.averageAccuracy), ("Forgetting", m.forgetting),
+                                         ("BWT (backward transfer)", m.backwardTransfer), ("FWT (forward transfer)", m.forwardTransfer),
+                                         ("Learning accuracy", m.learningAccuracy)]
+        return ReportPage.table(header: ["metric", "value (%)"],
+                                rows: rows.map { [$0.0, $0.1.map { NumberFormat.percent($0, decimals: 2) } ?? "–"] },
+                                numericColumns: [1])
+    }
+
+    /// Rows "after task i", columns "task j" (1-based), values R[i][j].
+    func heatmap() -> Heatmap {
+        let t = results.matrix.taskCount
+        return Heatmap(title: "Accuracy matrix R (%)", rowLabels: (1...t).map { "after task \($0)" },
+                       columnLabels: (1...t).map { "task \($0)" }, values: results.matrix.values,
+                       range: 0...1, format: .percent(decimals: 1), rowAxisTitle: "training stage",
+                       columnAxisTitle: "accuracy on task", legendTitle: "accuracy (%)")
+    }
+
+    /// One line per task j over the stages i (solid for i ≥ j, dashed before), plus the running mean.
+    func streamChart() -> LineChart {
+        let matrix = results.matrix
+        let t = matrix.taskCount
+        var series: [LineChart.Series] = []
+        for j in 0..<t {
+            let color = ChartColors.series(j)
+            let before = (0...j).compactMap { i in matrix.values[i][j].map { LineChart.Point(x: Double(i + 1), y: $0) } }
+            let after = (j..<t).compactMap { i in matrix.values[i][j].map { LineChart.Point(x: Double(i + 1), y: $0) } }
+            if before.count > 1 {
+                series.append(.init(name: "task \(j + 1) (before training)", points: before, color: color, dashed: true,
+                                    inLegend: false, lineWidth: 1.5, markers: false))
+            }
+            series.append(.init(name: "task \(j + 1)", points: after, color: color))
+        }
+        let mean = (0..<t).compactMap { i in matrix.averageAccuracy(afterTask: i).map { LineChart.Point(x: Double(i + 1), y: $0) } }
+        series.append(.init(name: "mean of seen tasks", points: mean, color: "#000000", lineWidth: 3))
+        return LineChart(title: "Per-task accuracy over the stream", xLabel: "after training task", yLabel: "test accuracy (%)",
+                         series: series, xTicks: (1...t).map { AxisTick(value: Double($0), label: "\($0)") },
+                         yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: max(320, min(560, Double(t) * 70)))
+    }
+
+    func timeChart() -> BarChart {
+        let t = results.secondsPerTask.count
+        return BarChart(title: "Training time per task", categories: (0..<t).map { "task \($0 + 1)" },
+                        series: [.init(name: "seconds", values: results.secondsPerTask, color: ChartColors.series(0))],
+                        yLabel: "seconds", format: .compact, plotHeight: 200)
+    }
+
+    func memoryChart() -> BarChart {
+        let t = results.strategyMemoryBytes.count
+        return BarChart(title: "Strategy memory after each task", categories: (0..<t).map { "task \($0 + 1)" },
+                        series: [.init(name: "bytes", values: results.strategyMemoryBytes.map(Double.init), color: ChartColors.series(2))],
+                        yLabel: "bytes held by the strategy", format: .bytes, plotHeight: 200)
+    }
+
+    func costTable() -> Node<HTML.BodyContext> {
+        let t = max(results.secondsPerTask.count, results.strategyMemoryBytes.count)
+        var rows: [[String]] = (0..<t).map { i in
+            ["task \(i + 1)",
+             i < results.secondsPerTask.count ? NumberFormat.fixed(results.secondsPerTask[i], decimals: 2) : "–",
+             i < results.strategyMemoryBytes.count ? NumberFormat.bytes(Double(results.strategyMemoryBytes[i])) : "–"]
+        }
+        rows.append(["total", NumberFormat.fixed(results.secondsPerTask.reduce(0, +), decimals: 2),
+                     results.strategyMemoryBytes.last.map { "\(NumberFormat.bytes(Double($0))) (final)" } ?? "–"])
+        return ReportPage.table(header: ["", "training seconds", "strategy memory"], rows: rows, numericColumns: [1, 2])
+    }
+}
+
+/// `1234567` → `1,234,567`.
+func formatCount(_ n: Int) -> String {
+    let digits = String(abs(n))
+    var out = ""
+    for (k, ch) in digits.enumerated() {
+        if k > 0, (digits.count - k) % 3 == 0 { out.append(",") }
+        out.append(ch)
+    }
+    return (n < 0 ? "-" : "") + out
+}

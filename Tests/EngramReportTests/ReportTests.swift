@@ -1,0 +1,183 @@
+import EngramCL
+import EngramReport
+import Foundation
+import Testing
+
+@Suite struct RunReportTests {
+    let results: RunResults
+    init() throws {
+        results = try makeResults(strategy: "mas", seed: 3, lambda: 2,
+                                  rows: [[0.981, 0.12, 0.10], [0.902, 0.973, 0.11], [0.853, 0.904, 0.966]],
+                                  baseline: [0.1, 0.1, 0.1], seconds: [12.5, 13.25, 14], memory: [0, 3_827_440, 3_827_440])
+    }
+
+    @Test func theHeatmapShowsEveryEntryOfTheMatrix() {
+        let html = RunReport(results: results).html()
+        for value in ["98.1", "12.0", "90.2", "97.3", "85.3", "90.4", "96.6"] { #expect(html.contains(">\(value)<"), "\(value)") }
+        #expect(html.contains("after task 3"))
+    }
+
+    @Test func theMetricsTableGivesEveryMetricInPercent() throws {
+        let html = RunReport(results: results).html()
+        let m = results.metrics
+        for metric in [m.averageAccuracy, m.forgetting, m.backwardTransfer, m.forwardTransfer, m.learningAccuracy] {
+            #expect(html.contains(NumberFormat.percent(try #require(metric), decimals: 2)))
+        }
+        for name in ["ACC", "Forgetting", "BWT", "FWT", "Learning accuracy"] { #expect(html.contains(name)) }
+    }
+
+    @Test func theConfigurationTimeAndMemoryAppear() {
+        let html = RunReport(results: results).html()
+        for text in ["hyperparameters.lambda", "training.lr", "permuted-mnist", "13.25", "3.65 MiB", "478,410"] {
+            #expect(html.contains(text), "\(text)")
+        }
+    }
+
+    @Test func thePageIsSelfContained() {
+        let html = RunReport(results: results).html()
+        #expect(!html.contains("http://") || !html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "").contains("http://"))
+        #expect(!html.contains("https://"))
+        #expect(!html.contains("<script"))
+        #expect(!html.contains("<link"))
+    }
+
+    @Test func thePageParsesAsXML() {
+        let parsed = parseXML(RunReport(results: results).html())
+        #expect(parsed.ok, "\(parsed.error ?? "")")
+    }
+
+    @Test func theSameResultsGiveTheSameBytes() {
+        #expect(RunReport(results: results).html() == RunReport(results: results).html())
+    }
+
+    @Test func writingForARunDirectoryCreatesReportHTML() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("engram-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try results.jsonData().write(to: dir.appendingPathComponent("results.json"))
+        try "strategy: mas\n".write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        let url = try RunReport.write(forRunIn: dir)
+        #expect(url.lastPathComponent == "report.html")
+        let html = try String(contentsOf: url, encoding: .utf8)
+        #expect(html.contains("strategy: mas"))
+        #expect(html.contains(dir.path))
+    }
+}
+
+@Suite struct RunDirectoryTests {
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("engram-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func aMissingResultsFileIsNamedInTheError() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let error = #expect(throws: ReportError.self) { try RunDirectory.loadResults(from: dir) }
+        #expect(error?.description.contains(dir.appendingPathComponent("results.json").path) == true)
+    }
+
+    @Test func anUnreadableResultsFileIsNamedInTheError() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("{\"benchmark\": 1}".utf8).write(to: dir.appendingPathComponent("results.json"))
+        let error = #expect(throws: ReportError.self) { try RunDirectory.loadResults(from: dir) }
+        #expect(error?.description.contains("results.json is not a valid Engram results file") == true)
+    }
+
+    @Test func aDirectoryOfRunsExpandsToItsRunsInOrder() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["b-seed1", "a-seed0"] {
+            let run = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            try makeResults(rows: rows(final: 0.5)).jsonData().write(to: run.appendingPathComponent("results.json"))
+        }
+        let runs = try RunDirectory.expand([dir])
+        #expect(runs.map(\.lastPathComponent) == ["a-seed0", "b-seed1"])
+    }
+
+    @Test func aDirectoryWithoutRunsIsAnErrorNamingIt() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let error = #expect(throws: ReportError.self) { try RunDirectory.expand([dir]) }
+        #expect(error?.description.contains(dir.path) == true)
+    }
+}
+
+@Suite struct MeanStdTests {
+    @Test func theStandardDeviationUsesTheSampleDivisor() throws {
+        let s = try #require(MeanStd([0.8, 0.9, 1.0]))
+        #expect(abs(s.mean - 0.9) < 1e-12)
+        #expect(abs(s.std - 0.1) < 1e-12)
+        #expect(s.count == 3)
+    }
+
+    @Test func oneValueHasZeroSpreadAndNoValuesNoStatistics() {
+        #expect(MeanStd([0.5])?.std == 0)
+        #expect(MeanStd([]) == nil)
+    }
+}
+
+@Suite struct ComparisonReportTests {
+    func strategiesTimesSeeds() throws -> [RunResults] {
+        [try makeResults(strategy: "mas", seed: 1, rows: rows(final: 0.9)),
+         try makeResults(strategy: "finetune", seed: 0, rows: rows(final: 0.4)),
+         try makeResults(strategy: "mas", seed: 0, rows: rows(final: 0.8)),
+         try makeResults(strategy: "finetune", seed: 1, rows: rows(final: 0.6))]
+    }
+
+    @Test func runsAreGroupedByStrategyInOrderOfFirstAppearance() throws {
+        let report = ComparisonReport(runs: try strategiesTimesSeeds())
+        #expect(report.groups.map(\.label) == ["mas", "finetune"])
+        #expect(report.groups.map(\.seeds) == [[0, 1], [0, 1]])
+    }
+
+    @Test func eachGroupHasTheMeanAndSampleStdOverSeeds() throws {
+        let report = ComparisonReport(runs: try strategiesTimesSeeds())
+        let mas = try #require(report.groups[0].statistic(\.averageAccuracy))
+        #expect(abs(mas.mean - 0.85) < 1e-12)
+        #expect(abs(mas.std - 0.05 * 2.0.squareRoot()) < 1e-12)
+        let finetune = try #require(report.groups[1].statistic(\.averageAccuracy))
+        #expect(abs(finetune.mean - 0.5) < 1e-12)
+        #expect(abs(finetune.std - 0.1 * 2.0.squareRoot()) < 1e-12)
+    }
+
+    @Test func theSummaryTableShowsMeanPlusMinusStd() throws {
+        let html = ComparisonReport(runs: try strategiesTimesSeeds()).html()
+        #expect(html.contains("85.00 ± 7.07"))
+        #expect(html.contains("50.00 ± 14.14"))
+        #expect(parseXML(html).ok)
+    }
+
+    @Test func differentHyperparametersMakeDifferentGroupsLabelledByThem() throws {
+        var runs: [RunResults] = []
+        for (k, lambda) in [Float(0.1), 1, 10, 100].enumerated() {
+            for seed in [UInt64(0), 1] { runs.append(try makeResults(strategy: "mas", seed: seed, lambda: lambda, rows: rows(final: 0.5 + 0.1 * Double(k)))) }
+        }
+        runs.append(try makeResults(strategy: "finetune", seed: 0, rows: rows(final: 0.3)))
+        let report = ComparisonReport(runs: runs)
+        #expect(report.groups.map(\.label) == ["mas (λ=0.1)", "mas (λ=1)", "mas (λ=10)", "mas (λ=100)", "finetune"])
+        #expect(report.groups[2].settings == ["λ": "10"])
+        let html = report.html()
+        #expect(html.contains("ACC vs λ"))
+        #expect(html.contains("λ (log scale)"))
+        #expect(html.contains("forgetting vs λ"))
+    }
+
+    @Test func theDefaultLambdaCountsAsItsValue() throws {
+        let report = ComparisonReport(runs: [try makeResults(strategy: "mas", lambda: nil, rows: rows(final: 0.5)),
+                                             try makeResults(strategy: "mas", lambda: 1, rows: rows(final: 0.6))])
+        #expect(report.groups.count == 1)
+    }
+
+    @Test func noSensitivityPlotWithoutASweep() throws {
+        #expect(!ComparisonReport(runs: try strategiesTimesSeeds()).html().contains(" vs λ"))
+    }
+
+    @Test func theSameRunsGiveTheSameBytes() throws {
+        let runs = try strategiesTimesSeeds()
+        #expect(ComparisonReport(runs: runs).html() == ComparisonReport(runs: runs).html())
+    }
+}
