@@ -205,7 +205,7 @@ public struct ComparisonReport: Sendable {
     func metricBars() -> BarChart {
         func series(_ name: String, _ metric: KeyPath<ContinualMetrics, Double?>, _ color: String) -> BarChart.Series {
             let stats = groups.map { $0.statistic(metric) }
-            return .init(name: name, values: stats.map { $0?.mean }, errors: stats.map { s in s.flatMap { $0.count > 1 ? $0.std : nil } }, color: color)
+            return .init(name: name, values: stats.map { $0?.mean }, errors: stats.map { s in s?.std }, color: color)
         }
         return BarChart(title: "ACC and forgetting per method (%)", categories: groups.map(\.label),
                         series: [series("ACC", \.averageAccuracy, ChartColors.series(0)),
@@ -218,7 +218,7 @@ public struct ComparisonReport: Sendable {
         guard counts.count == 1, let t = counts.first, t > 1 else { return nil }
         let series = groups.map { g in
             LineChart.Series(name: g.label, points: g.averageAccuracyOverStream().enumerated().compactMap { i, s in
-                s.map { LineChart.Point(x: Double(i + 1), y: $0.mean, error: $0.count > 1 ? $0.std : nil) }
+                s.map { LineChart.Point(x: Double(i + 1), y: $0.mean, error: $0.std) }
             })
         }
         return LineChart(title: "Mean accuracy on seen tasks", xLabel: "after training task", yLabel: "accuracy (%)",
@@ -270,7 +270,7 @@ public struct ComparisonReport: Sendable {
             for (metricName, metric) in [("ACC", \ContinualMetrics.averageAccuracy), ("forgetting", \ContinualMetrics.forgetting)] as [(String, KeyPath<ContinualMetrics, Double?>)] {
                 var series: [LineChart.Series] = byStrategy.map { s in
                     LineChart.Series(name: s.strategy, points: s.points.compactMap { x, runs in
-                        MeanStd(runs.compactMap { $0.metrics[keyPath: metric] }).map { LineChart.Point(x: x, y: $0.mean, error: $0.count > 1 ? $0.std : nil) }
+                        MeanStd(runs.compactMap { $0.metrics[keyPath: metric] }).map { LineChart.Point(x: x, y: $0.mean, error: $0.std) }
                     })
                 }
                 for (k, g) in references.enumerated() {

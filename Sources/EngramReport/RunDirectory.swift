@@ -94,27 +94,10 @@ public enum RunDirectory {
 }
 
 /// Mean and sample standard deviation of a set of values (e.g. one metric over seeds).
-public struct MeanStd: Sendable, Equatable {
-    /// The arithmetic mean.
-    public var mean: Double
-    /// The sample standard deviation (divisor n − 1); 0 for a single value.
-    public var std: Double
-    /// How many values.
-    public var count: Int
 
-    /// The statistics of `values`; `nil` when empty.
-    public init?(_ values: [Double]) {
-        guard !values.isEmpty else { return nil }
-        let n = Double(values.count)
-        let mean = values.reduce(0, +) / n
-        let variance = values.count > 1 ? values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / (n - 1) : 0
-        self.mean = mean
-        self.std = variance.squareRoot()
-        self.count = values.count
-    }
-
+extension MeanStd {
     /// `mean ± std` formatted (the ± part only with more than one value).
     public func formatted(_ format: ValueFormat) -> String {
-        count > 1 ? "\(format.string(mean)) ± \(format.string(std))" : format.string(mean)
+        std.map { "\(format.string(mean)) ± \(format.string($0))" } ?? format.string(mean)
     }
 }
