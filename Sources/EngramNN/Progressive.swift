@@ -52,7 +52,7 @@ public final class ProgressiveColumn: Module {
             let isHead = i == layers.count - 1
             if isHead && !computeHead { break }
             var z = layers[i](h)
-            if i > 0 { for (j, u) in lateral[i - 1].enumerated() { z = z + u(earlier[j][i - 1]) } }
+            if i > 0 && !lateral.isEmpty { for (j, u) in lateral[i - 1].enumerated() { z = z + u(earlier[j][i - 1]) } }
             if isHead { return (hidden, z) }
             h = z.relu()
             hidden.append(h)
@@ -122,9 +122,13 @@ public final class ProgressiveMLP: TaskConditioned {
         let t = activeTask
         precondition(t >= 0 && t < columns.count, "task \(t) has no column (\(columns.count) columns)")
         let flat = x.rank == 2 ? x : x.flattened()
-        var earlier: [[Tensor]] = []
-        GradMode.withoutGrad {
-            for j in 0..<t { earlier.append(columns[j].run(flat, earlier: earlier, computeHead: false).hidden) }
+        let earlier: [[Tensor]] = GradMode.withoutGrad {
+            var hidden: [[Tensor]] = []
+            for j in 0..<t {
+                let h = columns[j].run(flat, earlier: hidden, computeHead: false).hidden
+                hidden.append(h)
+            }
+            return hidden
         }
         return columns[t].run(flat, earlier: earlier).output!
     }
