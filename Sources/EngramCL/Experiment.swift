@@ -12,7 +12,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// Strategy name(s) (`mas`, `ewc+…`).
     public var strategy = "mas"
     public var hyperparameters = StrategyHyperparameters()
-    /// `mlp` or `resnet18r`.
+    /// `mlp` or `resnet18r`. With the `pnn` strategy, `mlp` means a progressive network of MLP columns.
     public var model = "mlp"
     /// Hidden sizes of the MLP.
     public var hidden = [400, 400]
@@ -97,6 +97,12 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         }
         try training.validate()
         _ = try StrategyFactory.make(strategy, hyperparameters)
+        if usesProgressiveNetwork {
+            guard model == "mlp" else { throw StrategyError("pnn builds MLP columns only: --model must be mlp, got '\(model)'") }
+            guard try resolvedScenario() == .taskIncremental else {
+                throw StrategyError("pnn infers task-aware only (the task picks the column): --scenario must be task, got '\(scenario)'")
+            }
+        }
     }
 
     /// The dataset the benchmark is built on.
@@ -126,12 +132,19 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         }
     }
 
-    /// The network for a benchmark: its heads follow the scenario.
+    /// Whether the strategy is (or contains) `pnn`, whose model is a progressive network.
+    public var usesProgressiveNetwork: Bool { strategy.split(separator: "+").contains("pnn") }
+
+    /// The network for a benchmark: its heads follow the scenario. The `pnn` strategy gets a progressive
+    /// network with one MLP column (hidden sizes `hidden`) per task, all allocated now.
     public func makeModel(for benchmark: ContinualBenchmark) -> Classifier {
         var rng = RandomGenerator(seed: training.seed, label: "model init")
         let heads = benchmark.headSizes
         let multi = benchmark.scenario == .taskIncremental ? heads : nil
         let sample = benchmark.train.sampleSize
+        if usesProgressiveNetwork {
+            return Models.progressiveMLP(input: sample, hidden: hidden, classesPerTask: multi ?? heads, using: &rng)
+        }
         switch model {
         case "resnet18r":
             return Models.resnet18Reduced(inputChannels: benchmark.train.channels, classes: heads[0], nf: width,

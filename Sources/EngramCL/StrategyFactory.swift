@@ -51,7 +51,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
 public enum StrategyFactory {
     /// Names of every strategy the library holds, as used on the command line.
     public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si", "rwalk", "lwf", "ebll",
-                                "imm-mean", "imm-mode"]
+                                "imm-mean", "imm-mode", "pnn"]
 
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
@@ -96,6 +96,7 @@ public enum StrategyFactory {
         case "imm-mean", "imm-mode":
             let mode: IMMMode = name == "imm-mean" ? .mean : .mode
             return try IMM(mode: mode, l2Transfer: h.l2Transfer ?? 0, empiricalFisher: h.empiricalFisher ?? true)
+        case "pnn": return ProgressiveNets()
         default:
             throw StrategyError("unknown strategy '\(name)'; available: \(names.joined(separator: ", "))")
         }

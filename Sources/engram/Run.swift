@@ -52,7 +52,7 @@ struct ExperimentOptions: ParsableArguments {
     @Option(help: "IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
     var l2Transfer: Float?
 
-    @Option(help: "Model: mlp or resnet18r.")
+    @Option(help: "Model: mlp or resnet18r (with --strategy pnn, mlp is a progressive network of one MLP column per task).")
     var model: String?
     @Option(help: "Hidden sizes of the MLP, e.g. 400,400.")
     var hidden: String?
