@@ -55,16 +55,7 @@ public final class RWalk: Strategy {
     }
 
     public func afterBackward(context: TrainingContext) {
-        let penalized = Set(context.penalizedParameters.map(\.0))
-        for (name, p) in context.model.namedParameters() {
-            guard var g = p.grad?.scalars else { taskGradient[name] = nil; continue }
-            if lambda > 0, penalized.contains(name), let omega = state.importance[name], let star = state.anchor[name] {
-                let w = p.scalars
-                for i in 0..<g.count { g[i] -= 2 * lambda * omega[i] * (w[i] - star[i]) }
-            }
-            taskGradient[name] = g
-            stepStart[name] = p.scalars
-        }
+        (taskGradient, stepStart) = state.taskGradientsAndValues(strength: lambda, context: context)
     }
 
     public func afterStep(context: TrainingContext) {

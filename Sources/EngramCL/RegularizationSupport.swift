@@ -74,6 +74,24 @@ public struct AnchoredImportance: Sendable {
 
     public var memoryBytes: Int { importance.byteCount + anchor.byteCount }
 
+    /// After backward: the gradient of the *task* loss per parameter — the total gradient minus this
+    /// penalty's own gradient 2·strength·Ω(θ − θ*) — and the parameters' values before the optimizer step.
+    /// SI and RWalk integrate the task loss along the update path with these.
+    public func taskGradientsAndValues(strength: Float, context: TrainingContext) -> (gradients: ParameterMap, values: ParameterMap) {
+        let penalized = Set(context.penalizedParameters.map(\.0))
+        var gradients = ParameterMap(), values = ParameterMap()
+        for (name, p) in context.model.namedParameters() {
+            guard var g = p.grad?.scalars else { continue }
+            let w = p.scalars
+            if strength > 0, penalized.contains(name), let omega = importance[name], let star = anchor[name] {
+                for i in 0..<g.count { g[i] -= 2 * strength * omega[i] * (w[i] - star[i]) }
+            }
+            gradients[name] = g
+            values[name] = w
+        }
+        return (gradients, values)
+    }
+
     public func stateTensors() -> [(String, Tensor)] {
         importance.tensors(prefix: "omega") + anchor.tensors(prefix: "anchor") + [("samples", Tensor(Float(samplesSeen)))]
     }

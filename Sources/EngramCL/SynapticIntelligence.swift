@@ -37,16 +37,7 @@ public final class SynapticIntelligence: Strategy {
     }
 
     public func afterBackward(context: TrainingContext) {
-        for (name, p) in context.model.namedParameters() {
-            guard var g = p.grad?.scalars else { taskGradient[name] = nil; continue }
-            if let omega = state.importance[name], let star = state.anchor[name], c > 0,
-               context.penalizedParameters.contains(where: { $0.0 == name }) {
-                let w = p.scalars
-                for i in 0..<g.count { g[i] -= 2 * c * omega[i] * (w[i] - star[i]) }
-            }
-            taskGradient[name] = g
-            stepStart[name] = p.scalars
-        }
+        (taskGradient, stepStart) = state.taskGradientsAndValues(strength: c, context: context)
     }
 
     public func afterStep(context: TrainingContext) {
