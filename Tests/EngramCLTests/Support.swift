@@ -105,5 +105,7 @@ final class FirstBatchProbe: Strategy {
     func afterBackward(context: TrainingContext) { inner.afterBackward(context: context) }
     func afterStep(context: TrainingContext) { inner.afterStep(context: context) }
     func afterTask(_ task: Int, context: TrainingContext) throws { try inner.afterTask(task, context: context) }
+    func beforeEvaluation(task: Int, context: TrainingContext) { inner.beforeEvaluation(task: task, context: context) }
+    func afterEvaluation(task: Int, context: TrainingContext) { inner.afterEvaluation(task: task, context: context) }
     var memoryBytes: Int { inner.memoryBytes }
 }
