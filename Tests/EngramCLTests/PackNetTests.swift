@@ -41,6 +41,19 @@ import Testing
         #expect(packnet.masks!.count(ownedBy: 1) > 0 && packnet.masks!.count(ownedBy: 2) > 0)
     }
 
+    @Test("on a reduced ResNet with BatchNorm, a finished task's accuracy does not change while later tasks train")
+    func convolutionalModelKeepsEarlierTasks() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.model = "resnet18r"
+        config.width = 4
+        config.training.batchSize = 64
+        let trainer = try makeTrainer(config, strategy: try PackNet())
+        try trainer.train(from: TrainingPosition(task: 0))
+        let accuracy0 = trainer.evaluate(task: 0)
+        try trainer.train(from: TrainingPosition(task: 1))
+        #expect(trainer.evaluate(task: 0) == accuracy0)
+    }
+
     @Test("evaluating a task through the trainer leaves the model unchanged")
     func evaluationRestoresTheModel() throws {
         var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)

@@ -63,7 +63,7 @@ func runExperiment(_ configuration: ExperimentConfiguration, configure: (inout E
 func makeTrainer(_ configuration: ExperimentConfiguration, strategy: any Strategy) throws -> Trainer {
     let benchmark = try configuration.makeBenchmark()
     let model = configuration.makeModel(for: benchmark)
-    let stream = BenchmarkStream(benchmark: benchmark, layout: .flat)
+    let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image)
     return try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
 }
 
