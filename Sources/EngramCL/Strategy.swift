@@ -28,7 +28,8 @@ public final class TrainingContext {
 ///
 /// The trainer calls, for each task t: `beforeTask` → for every batch: `loss` (task loss plus
 /// penalties/distillation) → backward → `afterBackward` → optimizer step → `afterStep`; then
-/// `afterTask` (importance, anchors, pruning …) and evaluation. Every hook has a default that
+/// `afterTask` (importance, anchors, pruning …) and evaluation, where every task j is evaluated between
+/// `beforeEvaluation(task: j)` and `afterEvaluation(task: j)` (e.g. to apply task j's weight mask). Every hook has a default that
 /// does nothing, so a method implements only what it needs; methods compose through `CompositeStrategy`.
 public protocol Strategy: AnyObject {
     /// The name used on the command line (`mas`, `ewc`, …).
@@ -39,6 +40,10 @@ public protocol Strategy: AnyObject {
     func afterBackward(context: TrainingContext)
     func afterStep(context: TrainingContext)
     func afterTask(_ task: Int, context: TrainingContext) throws
+    /// Called before the model is evaluated on `task` (task-aware inference: select the task's sub-network).
+    func beforeEvaluation(task: Int, context: TrainingContext)
+    /// Called after the model was evaluated on `task`; must undo what `beforeEvaluation` changed.
+    func afterEvaluation(task: Int, context: TrainingContext)
     /// Whether `trainingBatches` replaces the task's own data (joint training, replay).
     var changesTrainingData: Bool { get }
     /// The batches to train on for `task` and `epoch` (default: the task's own data).
@@ -57,6 +62,8 @@ extension Strategy {
     public func afterBackward(context: TrainingContext) {}
     public func afterStep(context: TrainingContext) {}
     public func afterTask(_ task: Int, context: TrainingContext) throws {}
+    public func beforeEvaluation(task: Int, context: TrainingContext) {}
+    public func afterEvaluation(task: Int, context: TrainingContext) {}
     public var changesTrainingData: Bool { false }
     public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches {
         context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
@@ -84,6 +91,9 @@ public final class CompositeStrategy: Strategy {
     public func afterBackward(context: TrainingContext) { for p in parts { p.afterBackward(context: context) } }
     public func afterStep(context: TrainingContext) { for p in parts { p.afterStep(context: context) } }
     public func afterTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.afterTask(task, context: context) } }
+    public func beforeEvaluation(task: Int, context: TrainingContext) { for p in parts { p.beforeEvaluation(task: task, context: context) } }
+    /// Undoes in reverse order, so nested changes unwind correctly.
+    public func afterEvaluation(task: Int, context: TrainingContext) { for p in parts.reversed() { p.afterEvaluation(task: task, context: context) } }
     public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches {
         parts.first { $0.changesTrainingData }?.trainingBatches(task: task, epoch: epoch, context: context)
             ?? context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)

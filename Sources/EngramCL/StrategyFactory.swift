@@ -36,6 +36,10 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var autoencoderEpochs: Int?
     /// IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).
     public var l2Transfer: Float?
+    /// p: PackNet's fraction of each task's weights freed by pruning (0.75).
+    public var pruneRatio: Double?
+    /// PackNet: epochs of re-training the kept weights after pruning (1).
+    public var retrainEpochs: Int?
 
     public init() {}
 
@@ -44,6 +48,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
         case masOutput = "mas_output", masMode = "mas_mode", empiricalFisher = "empirical_fisher"
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
         case lambdaCode = "lambda_code", codeSize = "code_size", autoencoderEpochs = "ae_epochs", l2Transfer = "l2_transfer"
+        case pruneRatio = "prune_ratio", retrainEpochs = "retrain_epochs"
     }
 }
 
@@ -51,7 +56,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
 public enum StrategyFactory {
     /// Names of every strategy the library holds, as used on the command line.
     public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si", "rwalk", "lwf", "ebll",
-                                "imm-mean", "imm-mode", "pnn"]
+                                "imm-mean", "imm-mode", "pnn", "packnet"]
 
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
@@ -97,6 +102,8 @@ public enum StrategyFactory {
             let mode: IMMMode = name == "imm-mean" ? .mean : .mode
             return try IMM(mode: mode, l2Transfer: h.l2Transfer ?? 0, empiricalFisher: h.empiricalFisher ?? true)
         case "pnn": return ProgressiveNets()
+        case "packnet":
+            return try PackNet(pruneRatio: h.pruneRatio ?? 0.75, retrainEpochs: h.retrainEpochs ?? 1)
         default:
             throw StrategyError("unknown strategy '\(name)'; available: \(names.joined(separator: ", "))")
         }

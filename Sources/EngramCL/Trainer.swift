@@ -207,10 +207,13 @@ public final class Trainer {
         (0..<context.stream.taskCount).map { evaluate(task: $0) }
     }
 
-    /// Test accuracy on one task.
+    /// Test accuracy on one task, between the strategy's `beforeEvaluation` and `afterEvaluation` hooks.
     public func evaluate(task: Int) -> Float {
-        Evaluator.accuracy(model: context.model, batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
-                           task: task)
+        strategy.beforeEvaluation(task: task, context: context)
+        defer { strategy.afterEvaluation(task: task, context: context) }
+        return Evaluator.accuracy(model: context.model,
+                                  batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
+                                  task: task)
     }
 }
 

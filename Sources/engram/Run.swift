@@ -51,6 +51,10 @@ struct ExperimentOptions: ParsableArguments {
     var aeEpochs: Int?
     @Option(help: "IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
     var l2Transfer: Float?
+    @Option(help: "PackNet: p, the fraction of each task's weights freed by pruning after it (0.75).")
+    var pruneRatio: Double?
+    @Option(help: "PackNet: epochs of re-training the kept weights after pruning (1).")
+    var retrainEpochs: Int?
 
     @Option(help: "Model: mlp or resnet18r (with --strategy pnn, mlp is a progressive network of one MLP column per task).")
     var model: String?
@@ -112,6 +116,8 @@ struct ExperimentOptions: ParsableArguments {
         if let codeSize { c.hyperparameters.codeSize = codeSize }
         if let aeEpochs { c.hyperparameters.autoencoderEpochs = aeEpochs }
         if let l2Transfer { c.hyperparameters.l2Transfer = l2Transfer }
+        if let pruneRatio { c.hyperparameters.pruneRatio = pruneRatio }
+        if let retrainEpochs { c.hyperparameters.retrainEpochs = retrainEpochs }
         if let fisher {
             guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
             c.hyperparameters.empiricalFisher = fisher == "empirical"

@@ -88,7 +88,8 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
         let log = dir.appendingPathComponent("out.txt")
         for (flags, needle) in [(["--benchmark", "cifar-7"], "cifar-7"),
                                 (["--hidden", "400,x"], "--hidden"), (["--fraction", "2"], "--fraction"),
-                                (["--strategy", "nope"], "nope"), (["--lr", "0"], "learning rate"), (["--lambda=-1"], "--lambda")] {
+                                (["--strategy", "nope"], "nope"), (["--lr", "0"], "learning rate"), (["--lambda=-1"], "--lambda"),
+                                (["--strategy", "packnet", "--prune-ratio", "1.5"], "--prune-ratio")] {
             try Data().write(to: log)
             let status = try engram(["run", "--out", dir.path] + flags, log: log)
             let text = try String(contentsOf: log, encoding: .utf8)

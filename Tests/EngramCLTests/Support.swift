@@ -63,7 +63,7 @@ func runExperiment(_ configuration: ExperimentConfiguration, configure: (inout E
 func makeTrainer(_ configuration: ExperimentConfiguration, strategy: any Strategy) throws -> Trainer {
     let benchmark = try configuration.makeBenchmark()
     let model = configuration.makeModel(for: benchmark)
-    let stream = BenchmarkStream(benchmark: benchmark, layout: .flat)
+    let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image)
     return try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
 }
 
@@ -105,5 +105,7 @@ final class FirstBatchProbe: Strategy {
     func afterBackward(context: TrainingContext) { inner.afterBackward(context: context) }
     func afterStep(context: TrainingContext) { inner.afterStep(context: context) }
     func afterTask(_ task: Int, context: TrainingContext) throws { try inner.afterTask(task, context: context) }
+    func beforeEvaluation(task: Int, context: TrainingContext) { inner.beforeEvaluation(task: task, context: context) }
+    func afterEvaluation(task: Int, context: TrainingContext) { inner.afterEvaluation(task: task, context: context) }
     var memoryBytes: Int { inner.memoryBytes }
 }

@@ -1,0 +1,157 @@
+import EngramNN
+
+/// PackNet (Mallya & Lazebnik, CVPR 2018): several tasks packed into one network by iterative pruning.
+///
+/// Task t trains the free weights while the weights of tasks < t stay frozen but are used. After its
+/// epochs, of the weights W_t trained in task t each layer keeps the (1 − p)·|W_t| largest |w| and frees
+/// the rest (set to 0), p the prune ratio; the kept weights are re-trained for `retrainEpochs` epochs on
+/// the task's data (nothing else may move) and frozen. Inference on task t is task-aware, with
+/// W ⊙ M_t, M_t = [owner ≤ t].
+///
+/// Choices: every parameter of rank ≥ 2 outside the task heads (Linear/Conv weights, including a single
+/// shared head's weight) is packed. Biases and BatchNorm γ/β are shared, trained on task 0 only and frozen
+/// after it (as the authors' code does); for t > 0 BatchNorm layers run in evaluation mode so their
+/// running statistics stay those of task 0 (after a mid-task resume, from the second batch on).
+/// Multi-head heads (`head.heads.<t>.…`) belong wholly to their task and are not pruned. The optimizer
+/// state is reset before re-training, which uses the run's learning rate. Memory: one byte of owner id
+/// per parameter (`TaskWeightMasks`), whatever the number of tasks.
+public final class PackNet: Strategy {
+    /// p: the fraction of each task's weights freed after it (default 0.75).
+    public let pruneRatio: Double
+    /// Epochs of re-training the kept weights after pruning.
+    public let retrainEpochs: Int
+    /// Ownership of every parameter entry (nil until the first task starts).
+    public private(set) var masks: TaskWeightMasks?
+    /// Tasks finished (trained, pruned, re-trained and frozen).
+    public private(set) var completedTasks = 0
+    private var pendingState: [String: Tensor]?
+    private var installed: (ObjectIdentifier, Int)?
+    private var evaluationValues: MaskedValues?
+
+    public init(pruneRatio: Double = 0.75, retrainEpochs: Int = 1) throws {
+        guard pruneRatio >= 0, pruneRatio < 1 else { throw StrategyError("--prune-ratio must be in [0, 1), got \(pruneRatio)") }
+        guard retrainEpochs >= 0 else { throw StrategyError("--retrain-epochs must be ≥ 0, got \(retrainEpochs)") }
+        self.pruneRatio = pruneRatio
+        self.retrainEpochs = retrainEpochs
+    }
+
+    public var name: String { "packnet" }
+
+    /// The role of a parameter: the task whose head it belongs to, packed (pruned per task), or shared.
+    enum Role: Equatable { case head(Int), packed, shared }
+
+    static func role(_ name: String, _ tensor: Tensor) -> Role {
+        if name.hasPrefix("head.heads.") {
+            let rest = name.dropFirst("head.heads.".count)
+            if let task = rest.split(separator: ".").first.flatMap({ Int($0) }) { return .head(task) }
+        }
+        return tensor.rank >= 2 ? .packed : .shared
+    }
+
+    private func ensureMasks(_ context: TrainingContext) {
+        if masks == nil { masks = TaskWeightMasks(context.model.namedParameters()) }
+        if let state = pendingState {
+            pendingState = nil
+            try? masks!.loadState(state)
+            if let c = state["completed_tasks"] { completedTasks = Int(c.item) }
+        }
+    }
+
+    private func setBatchNormEvaluation(_ context: TrainingContext) {
+        guard context.task > 0 else { return }
+        for (_, m) in context.model.namedModules() where m is BatchNorm { m.isTraining = false }
+    }
+
+    public func beforeTask(_ task: Int, context: TrainingContext) throws {
+        ensureMasks(context)
+        for (name, p) in context.model.namedParameters() where Self.role(name, p) == .head(task) {
+            masks!.assignAll(name, task: task)
+        }
+        installed = nil
+        setBatchNormEvaluation(context)
+    }
+
+    public func afterBackward(context: TrainingContext) {
+        ensureMasks(context)
+        let optimizer = context.optimizer, key = (ObjectIdentifier(optimizer), context.task)
+        if installed.map({ $0 != key }) ?? true {
+            optimizer.updateMasks = masks!.updateMasks(task: context.task)
+            installed = key
+        }
+        masks!.gateGradients(context.model.namedParameters(), task: context.task)
+    }
+
+    public func afterStep(context: TrainingContext) { setBatchNormEvaluation(context) }
+
+    public func afterTask(_ task: Int, context: TrainingContext) throws {
+        ensureMasks(context)
+        let parameters = context.model.namedParameters()
+        for (name, p) in parameters {
+            switch Self.role(name, p) {
+            case .shared where task == 0: masks!.claimFree(name, task: 0)
+            case .packed:
+                masks!.claimFree(name, task: task)
+                masks!.pruneByMagnitude(name, parameter: p, task: task, keepFraction: 1 - pruneRatio)
+            default: break
+            }
+        }
+        try retrain(task, context: context)
+        completedTasks = task + 1
+        installed = nil
+    }
+
+    /// Re-trains only the weights `task` kept (its owned entries) on its data.
+    private func retrain(_ task: Int, context: TrainingContext) throws {
+        guard retrainEpochs > 0 else { return }
+        let model = context.model, optimizer = context.optimizer, config = context.configuration
+        let parameters = model.namedParameters()
+        try optimizer.loadState([:])
+        let owned = Dictionary(uniqueKeysWithValues: masks!.names.map { ($0, masks!.ownedMask($0, task: task)) })
+        optimizer.updateMasks = owned
+        installed = nil
+        model.train()
+        setBatchNormEvaluation(context)
+        for e in 0..<retrainEpochs {
+            for batch in context.stream.trainingBatches(task: task, epoch: config.epochs + e, batchSize: config.batchSize) {
+                model.setActiveTask(batch.taskID ?? task)
+                let loss = Losses.crossEntropy(model(batch.inputs), targets: batch.labels)
+                guard loss.item.isFinite else {
+                    throw TrainingError(description: "the loss became \(loss.item) while re-training task \(task) after pruning")
+                }
+                optimizer.zeroGrad()
+                loss.backward()
+                for (name, p) in parameters {
+                    guard let g = p.grad, let m = owned[name] else { continue }
+                    g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
+                }
+                optimizer.step()
+            }
+        }
+        model.setActiveTask(task)
+        try optimizer.loadState([:])
+    }
+
+    /// Task-aware inference: a finished task is evaluated with W ⊙ M_task; later tasks with the model as it is.
+    public func beforeEvaluation(task: Int, context: TrainingContext) {
+        guard let masks, task < completedTasks else { return }
+        evaluationValues = masks.applyUsableMask(context.model.namedParameters(), task: task)
+    }
+
+    public func afterEvaluation(task: Int, context: TrainingContext) {
+        evaluationValues?.restore()
+        evaluationValues = nil
+    }
+
+    public var memoryBytes: Int { masks?.memoryBytes ?? 0 }
+
+    public func stateTensors() -> [(String, Tensor)] {
+        guard let masks else { return [] }
+        return masks.stateTensors() + [("completed_tasks", Tensor(Float(completedTasks)))]
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        guard !state.isEmpty else { return }
+        pendingState = state
+        if masks != nil { installed = nil }
+    }
+}

@@ -1,0 +1,104 @@
+import EngramCL
+import Foundation
+import Testing
+
+/// PackNet on real task-incremental Split MNIST (small subset, fixed seed).
+@Suite(.serialized) struct PackNetTests {
+    @Test("PackNet forgets at most 1 point on 5-task Split MNIST, far less than fine-tuning")
+    func packNetDoesNotForget() throws {
+        let finetune = try runExperiment(smallSplitMNIST(strategy: "finetune"))
+        let packnet = try runExperiment(smallSplitMNIST(strategy: "packnet"))
+        let (f, p) = (finetune.metrics.forgetting!, packnet.metrics.forgetting!)
+        print("forgetting (split MNIST, task-IL): finetune \(f), packnet \(p); "
+              + "ACC finetune \(finetune.metrics.averageAccuracy!), packnet \(packnet.metrics.averageAccuracy!)")
+        #expect(p <= 0.01)
+        #expect(p + 0.02 <= f)
+        #expect(packnet.metrics.averageAccuracy! > 0.9)
+    }
+
+    @Test("after a task, each layer keeps a quarter of its weights for it and later tasks leave them bit-identical")
+    func earlierTasksStayFrozen() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.02)
+        config.hidden = [32]
+        let packnet = try PackNet(pruneRatio: 0.75, retrainEpochs: 1)
+        let trainer = try makeTrainer(config, strategy: packnet)
+        try trainer.train(from: TrainingPosition(task: 0))
+        let masks = try #require(packnet.masks)
+        let parameters = trainer.context.model.namedParameters()
+        for (name, p) in parameters where p.rank == 2 && !name.hasPrefix("head.") {
+            #expect(masks.count(ownedBy: 0, in: name) == Int((0.25 * Double(p.count)).rounded()), "\(name)")
+        }
+        let accuracy0 = trainer.evaluate(task: 0)
+        let snapshot = parameters.map { $0.1.scalars }
+        try trainer.train(from: TrainingPosition(task: 1))
+        try trainer.train(from: TrainingPosition(task: 2))
+        for ((name, p), before) in zip(parameters, snapshot) {
+            for i in 0..<p.count where packnet.masks!.owner(name, i) == 0 {
+                #expect(p.scalars[i] == before[i], "\(name)[\(i)] moved")
+            }
+        }
+        #expect(trainer.evaluate(task: 0) == accuracy0)
+        #expect(packnet.masks!.count(ownedBy: 1) > 0 && packnet.masks!.count(ownedBy: 2) > 0)
+    }
+
+    @Test("on a reduced ResNet, BatchNorm statistics and a finished task's accuracy do not change while later tasks train")
+    func convolutionalModelKeepsEarlierTasks() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.model = "resnet18r"
+        config.width = 4
+        config.training.batchSize = 64
+        let trainer = try makeTrainer(config, strategy: try PackNet())
+        try trainer.train(from: TrainingPosition(task: 0))
+        let accuracy0 = trainer.evaluate(task: 0)
+        let statistics = trainer.context.model.namedBuffers().map { $0.1.scalars }
+        try trainer.train(from: TrainingPosition(task: 1))
+        #expect(trainer.context.model.namedBuffers().map { $0.1.scalars } == statistics, "BatchNorm statistics moved")
+        #expect(trainer.evaluate(task: 0) == accuracy0)
+    }
+
+    @Test("evaluating a task through the trainer leaves the model unchanged")
+    func evaluationRestoresTheModel() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.hidden = [16]
+        let packnet = try PackNet()
+        let trainer = try makeTrainer(config, strategy: packnet)
+        try trainer.train(from: TrainingPosition(task: 0))
+        try trainer.train(from: TrainingPosition(task: 1))
+        let before = trainer.context.model.stateDictionary().map { $0.1.scalars }
+        _ = trainer.evaluateAll()
+        #expect(trainer.context.model.stateDictionary().map { $0.1.scalars } == before)
+    }
+
+    @Test("the masks take one byte per parameter after every task")
+    func memoryIsOneBytePerParameter() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.hidden = [16]
+        let run = try runExperiment(config)
+        #expect(run.strategyMemoryBytes == Array(repeating: run.parameterCount, count: 5))
+    }
+
+    @Test("a PackNet run interrupted mid-task or between tasks resumes to the same accuracy matrix")
+    func resumesIdentically() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.hidden = [32]
+        config.training.epochs = 2
+        config.training.batchSize = 16
+        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2, epoch: 0)] {
+            let (straight, resumed) = try uninterruptedAndResumed(config, interruptAt: position)
+            #expect(straight == resumed)
+        }
+    }
+
+    @Test("prune ratio and re-training epochs are read from the configuration and validated")
+    func hyperparameters() throws {
+        var h = StrategyHyperparameters()
+        h.pruneRatio = 0.5
+        h.retrainEpochs = 3
+        let s = try #require(try StrategyFactory.make("packnet", h) as? PackNet)
+        #expect(s.pruneRatio == 0.5 && s.retrainEpochs == 3)
+        h.pruneRatio = 1
+        #expect(throws: StrategyError.self) { try StrategyFactory.make("packnet", h) }
+        let decoded = try JSONDecoder().decode(StrategyHyperparameters.self, from: Data(#"{"prune_ratio": 0.6, "retrain_epochs": 2}"#.utf8))
+        #expect(decoded.pruneRatio == 0.6 && decoded.retrainEpochs == 2)
+    }
+}
