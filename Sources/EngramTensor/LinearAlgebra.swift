@@ -10,9 +10,14 @@ func gemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, tr
         if beta == 0 { c.update(repeating: 0, count: m * n) } else if beta != 1 { for i in 0..<(m * n) { c[i] *= beta } }
         return
     }
+    // Thin products (a batch of 10 through a 400-wide layer) lose more to OpenBLAS's thread hand-off
+    // than a second core gains; run them on the calling thread.
+    let small = m * n * k < BLAS.singleThreadBelow
+    if small && BLAS.configuredThreads > 1 { openblas_set_num_threads(1) }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha,
                 a, Int32(transA ? m : k), b, Int32(transB ? k : n), beta, c, Int32(n))
+    if small && BLAS.configuredThreads > 1 { openblas_set_num_threads(Int32(BLAS.configuredThreads)) }
 }
 
 /// Array-level GEMM: returns op(A)·op(B) (m×n), or adds into `into` with β = 1.
@@ -30,7 +35,14 @@ func gemm(_ a: [Float], transA: Bool, _ b: [Float], transB: Bool, m: Int, n: Int
 /// Process-wide BLAS settings.
 public enum BLAS {
     /// Sets the number of threads OpenBLAS uses for GEMM. Results are deterministic for a fixed count.
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    public static func setThreads(_ n: Int) {
+        configuredThreads = max(n, 1)
+        openblas_set_num_threads(Int32(n))
+    }
+    /// The thread count set through `setThreads` (1 until then: OpenBLAS's own default is kept).
+    nonisolated(unsafe) static var configuredThreads = 1
+    /// GEMMs with m·n·k below this run single-threaded.
+    static let singleThreadBelow = 8_000_000
     /// The number of threads OpenBLAS uses.
     public static var threads: Int { Int(openblas_get_num_threads()) }
 }

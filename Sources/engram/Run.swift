@@ -191,6 +191,7 @@ struct RunDriver {
 
     func run(resume: Bool) throws {
         Runtime.configureAllocator()
+        BLAS.setThreads(BLAS.threads)  // honours OPENBLAS_NUM_THREADS; enables single-threaded thin GEMMs
         let dir = URL(fileURLWithPath: directory)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("cannot create --out \(directory): \(error.localizedDescription)")
