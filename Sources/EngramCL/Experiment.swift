@@ -23,6 +23,10 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var fraction = 1.0
     /// Fraction of the test sets used (nil: `fraction`).
     public var testFraction: Double? = nil
+    /// Fraction of each task's training data held out as a validation split (stratified, seeded).
+    public var validationFraction = 0.0
+    /// Evaluate on the held-out validation split instead of the test set (for hyper-parameter selection).
+    public var evaluateOnValidation = false
     /// Permuted MNIST: task 1 without permutation.
     public var identityFirst = true
     /// Split CIFAR-100 class order: `natural`, `seeded` or `icarl`.
@@ -35,6 +39,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case benchmark, scenario, tasks, strategy, hyperparameters, model, hidden, width, training, fraction
         case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
+        case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
         case dataDirectory = "data_dir"
     }
 
@@ -53,6 +58,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.training = try c.decodeIfPresent(TrainingConfiguration.self, forKey: .training) ?? d.training
         d.fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
         d.testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction)
+        d.validationFraction = try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? d.validationFraction
+        d.evaluateOnValidation = try c.decodeIfPresent(Bool.self, forKey: .evaluateOnValidation) ?? d.evaluateOnValidation
         d.identityFirst = try c.decodeIfPresent(Bool.self, forKey: .identityFirst) ?? d.identityFirst
         d.classOrder = try c.decodeIfPresent(String.self, forKey: .classOrder) ?? d.classOrder
         d.dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory)
@@ -92,6 +99,12 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         if let testFraction, !(testFraction > 0 && testFraction <= 1) {
             throw StrategyError("--test-fraction must be in (0, 1], got \(testFraction)")
         }
+        guard validationFraction >= 0, validationFraction < 1 else {
+            throw StrategyError("--validation-fraction must be in [0, 1), got \(validationFraction)")
+        }
+        if evaluateOnValidation && validationFraction == 0 {
+            throw StrategyError("--evaluate-on-validation needs a --validation-fraction above 0")
+        }
         guard ["natural", "seeded", "icarl"].contains(classOrder) else {
             throw StrategyError("--class-order must be natural, seeded or icarl, got '\(classOrder)'")
         }
@@ -121,7 +134,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         let locator = locator ?? DatasetLocator(dataDirectory: dataDirectory)
         let data = try dataset.load(from: locator.locateOrDownloadBlocking(dataset, progress: progress))
         let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
-                                       testFraction: testFraction)
+                                       testFraction: testFraction, validationFraction: validationFraction)
         let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural
         switch benchmark {
         case "permuted-mnist": return try .permutedMNIST(data, tasks: tasks, identityFirst: identityFirst, options: options)

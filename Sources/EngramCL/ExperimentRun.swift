@@ -69,7 +69,8 @@ public final class ExperimentRun {
         let model = configuration.makeModel(for: benchmark)
         let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image,
                                      normalization: configuration.model == "mlp" ? .unitRange : .dataset(configuration.dataset),
-                                     augmentation: configuration.dataset == .cifar100 ? .cifar : nil)
+                                     augmentation: configuration.dataset == .cifar100 ? .cifar : nil,
+                                     evaluationSplit: configuration.evaluateOnValidation ? .validation : .test)
         let strategy = try StrategyFactory.make(configuration.strategy, configuration.hyperparameters)
         let trainer = try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
         trainer.onEvent = onEvent

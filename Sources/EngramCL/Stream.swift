@@ -50,13 +50,16 @@ public struct BenchmarkStream: TaskStream {
     public let normalization: Normalization
     /// Training augmentation (CIFAR crop and flip), if any.
     public let augmentation: Augmentation?
+    /// The split `testBatches` serves: `.test`, or `.validation` for hyper-parameter selection.
+    public let evaluationSplit: TaskSplit
 
     public init(benchmark: ContinualBenchmark, layout: InputLayout, normalization: Normalization? = nil,
-                augmentation: Augmentation? = nil) {
+                augmentation: Augmentation? = nil, evaluationSplit: TaskSplit = .test) {
         self.benchmark = benchmark
         self.layout = layout
         self.normalization = normalization ?? .unitRange
         self.augmentation = augmentation
+        self.evaluationSplit = evaluationSplit
     }
 
     public var taskCount: Int { benchmark.taskCount }
@@ -84,7 +87,7 @@ public struct BenchmarkStream: TaskStream {
     }
 
     public func testBatches(task: Int, batchSize: Int) -> Batches {
-        batches(task: task, split: .test, epoch: 0, batchSize: batchSize, shuffle: false)
+        batches(task: task, split: evaluationSplit, epoch: 0, batchSize: batchSize, shuffle: false)
     }
 
     public func mixedTrainingBatches(tasks: [Int], epoch: Int, batchSize: Int) -> Batches {

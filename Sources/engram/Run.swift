@@ -82,6 +82,10 @@ struct ExperimentOptions: ParsableArguments {
     var fraction: Double?
     @Option(help: "Fraction of the test sets to use (default: --fraction).")
     var testFraction: Double?
+    @Option(help: "Fraction of each task's training data held out for validation, in [0, 1).")
+    var validationFraction: Double?
+    @Flag(help: "Evaluate on the validation split instead of the test set (hyper-parameter selection).")
+    var evaluateOnValidation = false
     @Option(help: "Directory searched first for datasets.")
     var dataDir: String?
 
@@ -141,6 +145,8 @@ struct ExperimentOptions: ParsableArguments {
         if let seed { c.training.seed = seed }
         if let fraction { c.fraction = fraction }
         if let testFraction { c.testFraction = testFraction }
+        if let validationFraction { c.validationFraction = validationFraction }
+        if evaluateOnValidation { c.evaluateOnValidation = true }
         if let dataDir { c.dataDirectory = dataDir }
         do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.description) }
         return c

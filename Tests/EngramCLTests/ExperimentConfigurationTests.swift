@@ -1,0 +1,38 @@
+import EngramCL
+import Foundation
+import Testing
+
+@Suite struct ExperimentConfigurationTests {
+    @Test("a run can be evaluated on a validation split carved from the training data instead of the test set")
+    func validationSplitEvaluation() throws {
+        var config = smallPermutedMNIST(strategy: "finetune", tasks: 2, fraction: 0.02)
+        config.hidden = [16]
+        config.validationFraction = 0.2
+        let onTest = try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-val-a")).run()
+        config.evaluateOnValidation = true
+        let onValidation = try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-val-b")).run()
+        #expect(onTest.matrix != onValidation.matrix)
+        // Same training (same split of the training data), so the measured tasks are learned alike.
+        #expect(abs(onTest.metrics.averageAccuracy! - onValidation.metrics.averageAccuracy!) < 0.15)
+    }
+
+    @Test("invalid validation settings are refused with the flag's name")
+    func invalidValidationSettings() {
+        var config = smallPermutedMNIST(strategy: "finetune")
+        config.validationFraction = 1
+        #expect(throws: StrategyError.self) { try config.validate() }
+        config.validationFraction = 0
+        config.evaluateOnValidation = true
+        do { try config.validate(); Issue.record("must be refused") } catch {
+            #expect("\(error)".contains("--validation-fraction"))
+        }
+    }
+
+    @Test("a YAML-style partial configuration decodes with defaults for every missing key")
+    func partialConfigurationDecodes() throws {
+        let json = #"{"strategy": "ewc", "training": {"lr": 0.05}, "hyperparameters": {"lambda": 10}}"#
+        let c = try JSONDecoder().decode(ExperimentConfiguration.self, from: Data(json.utf8))
+        #expect(c.strategy == "ewc" && c.training.learningRate == 0.05 && c.hyperparameters.lambda == 10)
+        #expect(c.benchmark == "permuted-mnist" && c.tasks == 5 && c.training.batchSize == 128)
+    }
+}
