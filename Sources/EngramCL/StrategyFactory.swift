@@ -40,6 +40,10 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var pruneRatio: Double?
     /// PackNet: epochs of re-training the kept weights after pruning (1).
     public var retrainEpochs: Int?
+    /// β: MIND's weight of the JS distillation from the task's teacher (5).
+    public var distillBeta: Float?
+    /// MIND: epochs of teacher training per task (the run's epochs).
+    public var teacherEpochs: Int?
 
     public init() {}
 
@@ -49,6 +53,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
         case lambdaCode = "lambda_code", codeSize = "code_size", autoencoderEpochs = "ae_epochs", l2Transfer = "l2_transfer"
         case pruneRatio = "prune_ratio", retrainEpochs = "retrain_epochs"
+        case distillBeta = "distill_beta", teacherEpochs = "teacher_epochs"
     }
 }
 
@@ -56,7 +61,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
 public enum StrategyFactory {
     /// Names of every strategy the library holds, as used on the command line.
     public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si", "rwalk", "lwf", "ebll",
-                                "imm-mean", "imm-mode", "pnn", "packnet"]
+                                "imm-mean", "imm-mode", "pnn", "packnet", "mind"]
 
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
@@ -104,6 +109,8 @@ public enum StrategyFactory {
         case "pnn": return ProgressiveNets()
         case "packnet":
             return try PackNet(pruneRatio: h.pruneRatio ?? 0.75, retrainEpochs: h.retrainEpochs ?? 1)
+        case "mind":
+            return try MIND(distillBeta: h.distillBeta ?? 5, temperature: h.temperature ?? 6.5, teacherEpochs: h.teacherEpochs)
         default:
             throw StrategyError("unknown strategy '\(name)'; available: \(names.joined(separator: ", "))")
         }

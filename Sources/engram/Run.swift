@@ -55,6 +55,10 @@ struct ExperimentOptions: ParsableArguments {
     var pruneRatio: Double?
     @Option(help: "PackNet: epochs of re-training the kept weights after pruning (1).")
     var retrainEpochs: Int?
+    @Option(help: "MIND: β, the weight of the JS distillation from each task's teacher (5).")
+    var distillBeta: Float?
+    @Option(help: "MIND: epochs of teacher training per task (default: --epochs).")
+    var teacherEpochs: Int?
 
     @Option(help: "Model: mlp or resnet18r (with --strategy pnn, mlp is a progressive network of one MLP column per task).")
     var model: String?
@@ -122,6 +126,8 @@ struct ExperimentOptions: ParsableArguments {
         if let l2Transfer { c.hyperparameters.l2Transfer = l2Transfer }
         if let pruneRatio { c.hyperparameters.pruneRatio = pruneRatio }
         if let retrainEpochs { c.hyperparameters.retrainEpochs = retrainEpochs }
+        if let distillBeta { c.hyperparameters.distillBeta = distillBeta }
+        if let teacherEpochs { c.hyperparameters.teacherEpochs = teacherEpochs }
         if let fisher {
             guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
             c.hyperparameters.empiricalFisher = fisher == "empirical"
