@@ -41,7 +41,7 @@ struct ExperimentOptions: ParsableArguments {
     var importanceChunk: Int?
     @Option(help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder classification weight (0.01).")
     var alpha: Float?
-    @Option(help: "T, the distillation temperature of LwF and EBLL (2).")
+    @Option(help: "T, the distillation temperature: LwF and EBLL (default 2), MIND (default 6.5, also its task-agnostic softmax).")
     var temperature: Float?
     @Option(help: "λ_c, EBLL's code-preservation weight (0.01).")
     var lambdaCode: Float?
