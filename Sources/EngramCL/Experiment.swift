@@ -67,7 +67,17 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     }
 
     /// Benchmark names accepted by `benchmark`.
-    public static let benchmarks = ["permuted-mnist", "rotated-mnist", "split-mnist", "split-fmnist", "split-cifar100"]
+    public static let benchmarks = BenchmarkKind.allCases.map(\.rawValue)
+
+    /// The named benchmark (checked by `validate()`).
+    public var benchmarkKind: BenchmarkKind {
+        get throws {
+            guard let kind = BenchmarkKind(rawValue: benchmark) else {
+                throw StrategyError("--benchmark must be one of \(Self.benchmarks.joined(separator: ", ")), got '\(benchmark)'")
+            }
+            return kind
+        }
+    }
 
     /// The scenario as the data layer names it.
     public func resolvedScenario() throws -> Scenario {
@@ -81,9 +91,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
 
     /// Checks every value, naming the offending flag.
     public func validate() throws {
-        guard Self.benchmarks.contains(benchmark) else {
-            throw StrategyError("--benchmark must be one of \(Self.benchmarks.joined(separator: ", ")), got '\(benchmark)'")
-        }
+        _ = try benchmarkKind
         _ = try resolvedScenario()
         guard tasks >= 1 else { throw StrategyError("--tasks must be at least 1, got \(tasks)") }
         if benchmark == "split-mnist" || benchmark == "split-fmnist", tasks != 5 {
@@ -119,13 +127,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     }
 
     /// The dataset the benchmark is built on.
-    public var dataset: DatasetID {
-        switch benchmark {
-        case "split-fmnist": .fashionMNIST
-        case "split-cifar100": .cifar100
-        default: .mnist
-        }
-    }
+    public var dataset: DatasetID { (try? benchmarkKind)?.dataset ?? .mnist }
 
     /// Loads the data (downloading it into the cache, MD5-verified, if it is found nowhere) and builds
     /// the stream of tasks.
@@ -136,13 +138,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
                                        testFraction: testFraction, validationFraction: validationFraction)
         let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural
-        switch benchmark {
-        case "permuted-mnist": return try .permutedMNIST(data, tasks: tasks, identityFirst: identityFirst, options: options)
-        case "rotated-mnist": return try .rotatedMNIST(data, tasks: tasks, options: options)
-        case "split-mnist": return try .splitMNIST(data, order: order, options: options)
-        case "split-fmnist": return try .splitFashionMNIST(data, order: order, options: options)
-        default: return try .splitCIFAR100(data, tasks: tasks, order: order, options: options)
-        }
+        return try benchmarkKind.make(data, tasks: tasks, order: order, identityFirst: identityFirst, options: options)
     }
 
     /// Whether the strategy is (or contains) `pnn`, whose model is a progressive network.

@@ -6,8 +6,8 @@ public enum BenchmarkKind: String, CaseIterable, Codable, Sendable {
     case rotatedMNIST = "rotated-mnist"
     /// Split MNIST, 5 × 2 digits.
     case splitMNIST = "split-mnist"
-    /// Split Fashion-MNIST, 5 × 2 classes.
-    case splitFashionMNIST = "split-fashion-mnist"
+    /// Split Fashion-MNIST, 5 × 2 classes (`split-fmnist` on the command line).
+    case splitFashionMNIST = "split-fmnist"
     /// Split CIFAR-100, 10 × 10 (or 20 × 5) classes.
     case splitCIFAR100 = "split-cifar100"
 
@@ -52,12 +52,13 @@ public enum BenchmarkKind: String, CaseIterable, Codable, Sendable {
     ///   - tasks: number of tasks (default `defaultTaskCount`); fixed at 5 for the MNIST splits and
     ///     10 or 20 for CIFAR-100.
     ///   - order: class order of split benchmarks.
-    public func make(_ data: DatasetPair, tasks: Int? = nil, order: ClassOrder = .natural,
+    ///   - identityFirst: Permuted MNIST only: task 1 keeps the original pixel order.
+    public func make(_ data: DatasetPair, tasks: Int? = nil, order: ClassOrder = .natural, identityFirst: Bool = true,
                      options: BenchmarkOptions = BenchmarkOptions()) throws -> ContinualBenchmark {
         let count = tasks ?? defaultTaskCount
         switch self {
         case .permutedMNIST:
-            return try ContinualBenchmark.permutedMNIST(data, tasks: count, options: options)
+            return try ContinualBenchmark.permutedMNIST(data, tasks: count, identityFirst: identityFirst, options: options)
         case .rotatedMNIST:
             return try ContinualBenchmark.rotatedMNIST(data, tasks: count, options: options)
         case .splitMNIST, .splitFashionMNIST:

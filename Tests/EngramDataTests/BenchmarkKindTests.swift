@@ -10,7 +10,7 @@ struct BenchmarkKindTests {
         let options = BenchmarkOptions(seed: 1, fraction: 0.01)
         let permuted = try BenchmarkKind.permutedMNIST.load(locator: locator, tasks: 3, options: options)
         #expect(permuted.taskCount == 3 && permuted.name == "permuted-mnist")
-        let split = try BenchmarkKind(rawValue: "split-fashion-mnist")!.load(locator: locator, options: options)
+        let split = try BenchmarkKind(rawValue: "split-fmnist")!.load(locator: locator, options: options)
         #expect(split.taskCount == 5 && split.train.name == "fashion-mnist/train")
         #expect(throws: DataError.self) { try BenchmarkKind.splitMNIST.load(locator: locator, tasks: 4, options: options) }
         #expect(BenchmarkKind.splitCIFAR100.dataset == .cifar100)
