@@ -55,9 +55,8 @@ public enum Importance {
                            mode: MASGradientMode = .exact) -> ImportanceEstimate {
         let parameters = model.namedParameters()
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
-        let wasTraining = (model.namedModules().first?.1.isTraining) ?? true
-        model.eval()
-        defer { if wasTraining { model.train() } }
+        let restoreMode = model.enterEvaluationMode()
+        defer { restoreMode() }
         let linears = linearLayers(of: model)
         let onlyLinear = linearsCoverAllParameters(model: model, linears: linears)
         func outputNorm(_ x: Tensor) -> Tensor {
@@ -109,9 +108,8 @@ public enum Importance {
     public static func masLocal(model: any Module, inputs: some Sequence<Tensor>) -> ImportanceEstimate {
         let parameters = model.namedParameters()
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
-        let wasTraining = (model.namedModules().first?.1.isTraining) ?? true
-        model.eval()
-        defer { if wasTraining { model.train() } }
+        let restoreMode = model.enterEvaluationMode()
+        defer { restoreMode() }
         let modules = model.namedModules()
         for (_, m) in modules { (m as? Linear)?.recordsActivations = true; (m as? Conv2d)?.recordsActivations = true }
         defer { for (_, m) in modules { (m as? Linear)?.recordsActivations = false; (m as? Conv2d)?.recordsActivations = false } }
@@ -147,9 +145,8 @@ public enum Importance {
                               allowedClasses: [Int]? = nil, rng: inout RandomGenerator) -> ImportanceEstimate {
         let parameters = model.namedParameters()
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
-        let wasTraining = (model.namedModules().first?.1.isTraining) ?? true
-        model.eval()
-        defer { if wasTraining { model.train() } }
+        let restoreMode = model.enterEvaluationMode()
+        defer { restoreMode() }
         let linears = linearLayers(of: model)
         let onlyLinear = linearsCoverAllParameters(model: model, linears: linears)
         for (x, labels) in batches {

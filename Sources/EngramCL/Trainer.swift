@@ -221,9 +221,8 @@ public final class Trainer {
 public enum Evaluator {
     /// Fraction of samples whose arg-max output (over `allowedClasses` when given) equals the label.
     public static func accuracy(model: Classifier, batches: some Sequence<Batch>, task: Int, allowedClasses: [Int]? = nil) -> Float {
-        let wasTraining = model.isTraining
-        model.eval()
-        defer { if wasTraining { model.train() } }
+        let restoreMode = model.enterEvaluationMode()
+        defer { restoreMode() }
         model.setActiveTask(task)
         var correct = 0, total = 0
         GradMode.withoutGrad {

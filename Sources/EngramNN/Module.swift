@@ -61,6 +61,14 @@ extension Module {
     /// Switches the whole tree to evaluation mode.
     public func eval() { for (_, m) in namedModules() { m.isTraining = false } }
 
+    /// Switches the tree to evaluation mode and returns what puts training mode back if it was on:
+    /// `let restore = model.enterEvaluationMode(); defer { restore() }`.
+    public func enterEvaluationMode() -> () -> Void {
+        let wasTraining = isTraining
+        eval()
+        return { if wasTraining { self.train() } }
+    }
+
     /// Clears the gradients of all parameters.
     public func zeroGrad() { for (_, p) in namedParameters() { p.grad = nil } }
 
