@@ -148,6 +148,11 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// network with one MLP column (hidden sizes `hidden`) per task, all allocated now.
     public func makeModel(for benchmark: ContinualBenchmark) -> Classifier {
         var rng = RandomGenerator(seed: training.seed, label: "model init")
+        return makeModel(for: benchmark, using: &rng)
+    }
+
+    /// The network for a benchmark, initialised from `rng` (e.g. a fresh teacher).
+    public func makeModel(for benchmark: ContinualBenchmark, using rng: inout RandomGenerator) -> Classifier {
         let heads = benchmark.headSizes
         let multi = benchmark.scenario == .taskIncremental ? heads : nil
         let sample = benchmark.train.sampleSize

@@ -17,12 +17,16 @@ public struct RunResults: Sendable, Codable, Equatable {
     /// Trainable scalars of the model.
     public var parameterCount: Int
     public var configuration: ExperimentConfiguration
+    /// Task-agnostic (TAg) results, one per inference rule, when the method and model have them; the
+    /// accuracy matrix above is task-aware (TAw) in the task-incremental scenario.
+    public var taskAgnostic: [TaskAgnosticSummary]?
 
     enum CodingKeys: String, CodingKey {
         case benchmark, scenario, strategy, seed, matrix, metrics, configuration
         case secondsPerTask = "seconds_per_task"
         case strategyMemoryBytes = "strategy_memory_bytes"
         case parameterCount = "parameter_count"
+        case taskAgnostic = "task_agnostic"
     }
 
     /// Pretty-printed JSON with sorted keys.
@@ -30,6 +34,45 @@ public struct RunResults: Sendable, Codable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(self)
+    }
+}
+
+/// One task-agnostic inference rule's results over a run.
+public struct TaskAgnosticSummary: Sendable, Codable, Equatable {
+    /// `max-logit` (multi-head models), `top-two-lowest-entropy` / `most-confident` (MIND).
+    public var rule: String
+    /// Row i: accuracy on tasks 0…i after training task i (task and label right).
+    public var accuracy: [[Double]]
+    /// Row i: fraction of each seen task's test samples assigned to the right task.
+    public var taskPrediction: [[Double]]
+    /// Mean of the last row.
+    public var averageAccuracy: Double
+    /// Mean over tasks j < T−1 of max_{i ∈ [j, T−1)} a[i][j] − a[T−1][j] (0 for one task).
+    public var forgetting: Double
+    /// Mean of the last row of `taskPrediction`.
+    public var averageTaskPrediction: Double
+
+    enum CodingKeys: String, CodingKey {
+        case rule, accuracy, forgetting
+        case taskPrediction = "task_prediction", averageAccuracy = "average_accuracy"
+        case averageTaskPrediction = "average_task_prediction"
+    }
+
+    public init(_ record: TaskAgnosticRecord) {
+        rule = record.rule
+        accuracy = record.accuracy.map { $0.map(Double.init) }
+        taskPrediction = record.taskPrediction.map { $0.map(Double.init) }
+        let last = accuracy.last ?? []
+        averageAccuracy = last.isEmpty ? 0 : last.reduce(0, +) / Double(last.count)
+        let lastPrediction = taskPrediction.last ?? []
+        averageTaskPrediction = lastPrediction.isEmpty ? 0 : lastPrediction.reduce(0, +) / Double(lastPrediction.count)
+        let rows = accuracy, n = rows.count
+        if n > 1 {
+            let drops = (0..<(n - 1)).map { j in (j..<(n - 1)).map { rows[$0][j] }.max()! - rows[n - 1][j] }
+            forgetting = drops.reduce(0, +) / Double(drops.count)
+        } else {
+            forgetting = 0
+        }
     }
 }
 
@@ -74,6 +117,7 @@ public final class ExperimentRun {
         let strategy = try StrategyFactory.make(configuration.strategy, configuration.hyperparameters)
         let trainer = try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
         trainer.onEvent = onEvent
+        trainer.context.makeFreshModel = { [configuration] rng in configuration.makeModel(for: benchmark, using: &rng) }
         var position = TrainingPosition()
         var results = StreamResult()
         if resume, FileManager.default.fileExists(atPath: checkpointURL.path) {
@@ -96,7 +140,8 @@ public final class ExperimentRun {
         return RunResults(benchmark: configuration.benchmark, scenario: benchmark.scenario, strategy: configuration.strategy,
                           seed: configuration.training.seed, matrix: matrix, metrics: matrix.metrics,
                           secondsPerTask: r.secondsPerTask, strategyMemoryBytes: r.strategyMemoryBytes,
-                          parameterCount: model.parameterCount, configuration: configuration)
+                          parameterCount: model.parameterCount, configuration: configuration,
+                          taskAgnostic: r.taskAgnostic?.map(TaskAgnosticSummary.init))
     }
 
     /// Writes the checkpoint: model, optimizer, strategy state, dropout generators, position and results so far.

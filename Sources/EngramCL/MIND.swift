@@ -4,38 +4,64 @@ import Foundation
 /// How MIND picks the sub-network (task) for an input when the task is not given.
 public enum MINDTaskRule: String, Sendable, CaseIterable {
     /// Of the two sub-networks with the highest maximum probability, the one whose output has the lower entropy (the paper's rule).
-    case topTwoLowestEntropy
+    case topTwoLowestEntropy = "top-two-lowest-entropy"
     /// The sub-network with the highest maximum probability.
-    case mostConfident
+    case mostConfident = "most-confident"
+}
+
+/// How MIND builds each task's teacher and picks the task's sub-network.
+public enum MINDVariant: String, Sendable {
+    /// A freshly initialised model is the teacher; the sub-network is a random share of the free weights.
+    case freshTeacher = "mind"
+    /// The teacher starts as a copy of MIND itself (earlier tasks' weights used frozen, only free weights
+    /// trained); the sub-network is the share of free weights largest in the teacher (magnitude).
+    case selfDistillation = "mind-self"
 }
 
 /// MIND (Bonato et al., AAAI 2024): one sparse sub-network per task, each trained by distilling a
 /// task-specific teacher, inside one shared network.
 ///
 /// For task t, of T tasks:
-/// 1. Teacher: a fresh, seeded copy of the model (same architecture) is trained on task t's data with
-///    cross-entropy on head t only (its own optimizer, the run's, for `teacherEpochs` epochs); its values
-///    are kept frozen for the task.
-/// 2. Sub-network: of every Linear weight matrix outside the heads, task t claims at random a share
-///    1/(T − t) of the still-free entries. Task t computes with W ⊙ M_t, M_t = [owner ≤ t] (the weights of
-///    earlier tasks are used frozen: weight sharing); only task t's own entries (and its head) train.
-/// 3. Student: L = CE(head t) + β · JS(softmax(z_s/τ) ‖ softmax(z_t/τ)), z_t the teacher's logits on the
-///    same batch.
-/// 4. Inference: task-aware with W ⊙ M_j and head j. Task-agnostic (`predictTaskAgnostic`): every
-///    sub-network j gives p_j = softmax(z_j/τ) over its own head; of the two with the highest max p_j the
-///    one with the lower entropy H(p_j) wins (or simply the highest max p_j).
+/// 1. Teacher, trained on task t with cross-entropy only, with its own optimizer: AdamW(`teacherLearningRate`,
+///    `teacherWeightDecay`), learning rate halved (γ = 0.5) at `teacherMilestones` (the reference code's
+///    `lr`, `wd`, `scheduler`: 0.005, 0, 35 of 50 epochs). `mind`: a freshly initialised model.
+///    `mind-self`: a copy of MIND itself, whose free weights (and task t's head/BatchNorm) train while the
+///    weights of tasks < t stay frozen.
+/// 2. Sub-network: of every partitioned parameter (Linear/Conv weights outside the heads) task t claims a
+///    share 1/(T − t) of the still-free entries (≈ 1/T of the layer, as the reference's `numel // T`):
+///    at random (`mind`) or those largest in the teacher, which also start from the teacher's values
+///    (`mind-self`). Task t computes with W ⊙ M_t, M_t = [owner ≤ t] (weight sharing: earlier tasks'
+///    weights are used frozen); only task t's own entries, its head and its BatchNorm train (gating).
+/// 3. Student: L = CE(head t) + β · JS(softmax(z_s) ‖ softmax(z_T)), z_T the frozen teacher's logits on the
+///    batch, with the run's optimizer (the reference: AdamW 0.035, halved at 40 of 50 epochs).
+/// 4. BatchNorm: with per-task BatchNorm (`TaskBatchNorm`, on by default for MIND models) each task keeps its
+///    own γ, β and running statistics, chosen by the task id (the reference's save/load_bn_params); shared
+///    BatchNorm layers are trained on task 0 and frozen (evaluation mode) after it.
+/// 5. Inference: task-aware with W ⊙ M_j, head j and BatchNorm j. Task-agnostic (`predictTaskAgnostic`):
+///    every sub-network j gives p_j = softmax(z_j/τ) over its own head; of the two with the highest max p_j
+///    the one with the lower entropy H(p_j) wins (`top-two-lowest-entropy`), or the highest max p_j
+///    (`most-confident`).
 ///
-/// Defaults from the authors' code: β (`distill_beta`) = 5, τ (`temperature`) = 6.5; the JS term is not
-/// rescaled by τ². Choices: biases are shared, trained on task 0 and frozen after it (as PackNet here);
-/// free entries keep their initial values but are zeroed while a task trains, then put back. Made for
-/// MLPs (BatchNorm statistics are not per task). Memory: the masks, one byte per parameter entry.
-public final class MIND: Strategy {
+/// Defaults from the authors' code: β (`distill_beta`) = 5, τ (`temperature`) = 6.5 (inference only: the
+/// reference distils at temperature 1). Deviations: the reference's "JS" term is the symmetrised KL
+/// ½(KL(p‖q) + KL(q‖p)); here it is the Jensen–Shannon divergence of the paper. Biases are shared, trained
+/// on task 0 and frozen after it (the reference's networks have none outside the heads). Free entries keep
+/// their initial values (zeroed while a task trains, then put back) where the reference zeroes them for
+/// good. Memory: the masks, one byte per parameter entry.
+public final class MIND: Strategy, TaskAgnosticPredictor {
+    public let variant: MINDVariant
     /// β, the weight of the JS distillation term.
     public let distillBeta: Float
-    /// τ, the temperature of the distillation and of task-agnostic inference.
+    /// τ, the temperature of task-agnostic inference.
     public let temperature: Float
     /// Epochs of teacher training (nil: the run's epochs).
     public let teacherEpochs: Int?
+    /// The teacher's AdamW learning rate.
+    public let teacherLearningRate: Float
+    /// The teacher's AdamW weight decay.
+    public let teacherWeightDecay: Float
+    /// Teacher epochs at which its learning rate is halved (nil: round(0.7 · epochs), the reference's 35 of 50).
+    public let teacherMilestones: [Int]?
     /// Ownership of every parameter entry (nil until the first task starts).
     public private(set) var masks: TaskWeightMasks?
     /// Tasks finished.
@@ -49,25 +75,35 @@ public final class MIND: Strategy {
     private var evaluationValues: MaskedValues?
     private weak var model: Classifier?
 
-    public init(distillBeta: Float = 5, temperature: Float = 6.5, teacherEpochs: Int? = nil) throws {
+    public init(variant: MINDVariant = .freshTeacher, distillBeta: Float = 5, temperature: Float = 6.5,
+                teacherEpochs: Int? = nil, teacherLearningRate: Float = 0.005, teacherWeightDecay: Float = 0,
+                teacherMilestones: [Int]? = nil) throws {
         guard distillBeta >= 0, distillBeta.isFinite else { throw StrategyError("--distill-beta must be ≥ 0, got \(distillBeta)") }
         guard temperature > 0, temperature.isFinite else { throw StrategyError("--temperature must be positive, got \(temperature)") }
         if let teacherEpochs, teacherEpochs < 1 { throw StrategyError("--teacher-epochs must be ≥ 1, got \(teacherEpochs)") }
+        guard teacherLearningRate > 0, teacherLearningRate.isFinite else {
+            throw StrategyError("--teacher-lr must be positive, got \(teacherLearningRate)")
+        }
+        guard teacherWeightDecay >= 0, teacherWeightDecay.isFinite else {
+            throw StrategyError("--teacher-weight-decay must be ≥ 0, got \(teacherWeightDecay)")
+        }
+        if let m = teacherMilestones, let bad = m.first(where: { $0 < 1 }) {
+            throw StrategyError("--teacher-milestones must be epochs ≥ 1, got \(bad)")
+        }
+        self.variant = variant
         self.distillBeta = distillBeta
         self.temperature = temperature
         self.teacherEpochs = teacherEpochs
+        self.teacherLearningRate = teacherLearningRate
+        self.teacherWeightDecay = teacherWeightDecay
+        self.teacherMilestones = teacherMilestones
     }
 
-    public var name: String { "mind" }
+    public var name: String { variant.rawValue }
 
     /// Whether a parameter is split into per-task sub-networks: Linear/Conv weights outside the heads.
     public static func isGated(_ name: String, _ tensor: Tensor) -> Bool {
-        !name.hasPrefix("head.") && tensor.rank >= 2
-    }
-
-    static func headTask(_ name: String) -> Int? {
-        guard name.hasPrefix("head.heads.") else { return nil }
-        return name.dropFirst("head.heads.".count).split(separator: ".").first.flatMap { Int($0) }
+        ParameterRole.of(name, tensor) == .partitioned
     }
 
     private func ensureMasks(_ context: TrainingContext) {
@@ -82,21 +118,35 @@ public final class MIND: Strategy {
         }
     }
 
+    /// Shared BatchNorm layers keep task 0's statistics after task 0 (evaluation mode).
+    private func freezeSharedBatchNorm(_ context: TrainingContext) {
+        guard context.task > 0 else { return }
+        for norm in context.model.sharedBatchNorms() { norm.isTraining = false }
+    }
+
     // MARK: Training
 
     public func beforeTask(_ task: Int, context: TrainingContext) throws {
         ensureMasks(context)
-        try trainTeacher(task, context: context)
         let parameters = context.model.namedParameters()
-        var rng = context.generator("mind subnetwork \(task)")
-        let remaining = max(1, context.stream.taskCount - task)
         for (name, p) in parameters {
-            if Self.isGated(name, p) {
-                masks!.claimRandomFree(name, task: task, fraction: 1 / Double(remaining), using: &rng)
-            } else if let h = Self.headTask(name) {
-                if h == task { masks!.assignAll(name, task: task) }
-            } else if task == 0 {
-                masks!.claimFree(name, task: 0)
+            switch ParameterRole.of(name, p) {
+            case .task(let t) where t == task: masks!.assignAll(name, task: task)
+            case .shared where task == 0: masks!.claimFree(name, task: 0)
+            default: break
+            }
+        }
+        let teacherValues = try trainTeacher(task, context: context)
+        let share = 1 / Double(max(1, context.stream.taskCount - task))
+        var rng = context.generator("mind subnetwork \(task)")
+        for (name, p) in parameters where Self.isGated(name, p) {
+            switch variant {
+            case .freshTeacher:
+                masks!.claimRandomFree(name, task: task, fraction: share, using: &rng)
+            case .selfDistillation:
+                guard let values = teacherValues[name] else { continue }
+                let chosen = masks!.claimLargestFree(name, values: values, task: task, fraction: share)
+                p.scalars.withUnsafeMutableBufferPointer { b in for i in chosen { b[i] = values[i] } }
             }
         }
         // Train with W ⊙ M_t: hide (zero) every entry task t may not use, keeping its value.
@@ -108,54 +158,103 @@ public final class MIND: Strategy {
             p.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where mask[i] == 0 { b[i] = 0 } }
         }
         installed = nil
+        freezeSharedBatchNorm(context)
     }
 
-    /// Trains a freshly initialized copy of the model on `task` (cross-entropy only) and keeps its values
-    /// as the teacher; the live model's values are put back.
-    private func trainTeacher(_ task: Int, context: TrainingContext) throws {
+    /// The teacher's learning-rate milestones for `epochs` epochs.
+    public func milestones(epochs: Int) -> [Int] {
+        teacherMilestones ?? (epochs >= 2 ? [Int((0.7 * Double(epochs)).rounded())] : [])
+    }
+
+    /// Trains the task's teacher in place of the live model (cross-entropy only, its own AdamW), keeps it
+    /// as `teacher`, puts the live values back and returns the teacher's parameter values.
+    private func trainTeacher(_ task: Int, context: TrainingContext) throws -> ParameterMap {
         let model = context.model, config = context.configuration
         let live = model.stateDictionary().map { $0.1.scalars }
-        let wasTraining = model.isTraining
         defer {
             for ((_, t), v) in zip(model.stateDictionary(), live) { t.scalars = v }
             for (_, p) in model.namedParameters() { p.grad = nil }
-            if wasTraining { model.train() }
+            model.train()
             model.setActiveTask(task)
         }
-        var rng = context.generator("mind teacher \(task)")
-        for (_, m) in model.namedModules() {
-            guard let linear = m as? Linear else { continue }
-            let fresh = Linear(linear.inFeatures, linear.outFeatures, bias: linear.bias != nil, using: &rng)
-            linear.weight.scalars = fresh.weight.scalars
-            if let b = linear.bias, let fb = fresh.bias { b.scalars = fb.scalars }
+        let parameters = model.namedParameters()
+        var trainable: [String: [Float]] = [:]
+        switch variant {
+        case .freshTeacher:
+            var rng = context.generator("mind teacher \(task)")
+            let fresh: any Module = context.makeFreshModel.map { $0(&rng) } ?? Self.reinitialized(model, using: &rng)
+            let values = Dictionary(fresh.stateDictionary().map { ($0.0, $0.1.scalars) }, uniquingKeysWith: { a, _ in a })
+            for (name, t) in model.stateDictionary() { if let v = values[name], v.count == t.count { t.scalars = v } }
+        case .selfDistillation:
+            // Earlier tasks' entries (and the shared ones after task 0) stay as they are; the rest trains.
+            for name in masks!.names { trainable[name] = masks!.trainableMask(name, task: task) }
         }
-        let optimizer = config.makeOptimizer(model.namedParameters())
+        let optimizer = Adam.adamW(parameters, learningRate: teacherLearningRate, weightDecay: teacherWeightDecay)
+        if !trainable.isEmpty { optimizer.updateMasks = trainable }
+        let epochs = teacherEpochs ?? config.epochs
+        let schedule = MultiStepSchedule(milestones: milestones(epochs: epochs), gamma: 0.5)
         model.train()
-        for e in 0..<(teacherEpochs ?? config.epochs) {
+        model.setActiveTask(task)
+        freezeSharedBatchNorm(context)
+        for e in 0..<epochs {
+            optimizer.learningRate = schedule.learningRate(epoch: e, base: teacherLearningRate)
             for batch in context.stream.trainingBatches(task: task, epoch: e, batchSize: config.batchSize) {
                 model.setActiveTask(batch.taskID ?? task)
                 let loss = Losses.crossEntropy(model(batch.inputs), targets: batch.labels)
                 guard loss.item.isFinite else {
-                    throw TrainingError(description: "the teacher's loss became \(loss.item) on task \(task)")
+                    throw TrainingError(description: "the teacher's loss became \(loss.item) on task \(task), epoch \(e); lower --teacher-lr")
                 }
                 optimizer.zeroGrad()
                 loss.backward()
+                for (name, p) in parameters {
+                    guard let g = p.grad, let m = trainable[name] else { continue }
+                    g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
+                }
                 optimizer.step()
             }
         }
         teacher = FrozenModel(copying: model)
+        return .values(of: parameters)
     }
 
-    /// The distillation term JS(softmax(student/τ), softmax(teacher/τ)), averaged over the batch (zero when equal).
-    public static func distillationLoss(student: Tensor, teacher: Tensor, temperature: Float) -> Tensor {
-        Losses.jensenShannon(student, teacher, temperature: temperature)
+    /// A copy of `model`'s structure with every Linear/Conv layer drawn afresh (PyTorch's default
+    /// initialization) and BatchNorm reset (γ = 1, β = 0, statistics 0 and 1): the teacher when no
+    /// model factory is given.
+    static func reinitialized(_ model: Classifier, using rng: inout RandomGenerator) -> any Module {
+        for (_, m) in model.namedModules() {
+            if let linear = m as? Linear {
+                let fresh = Linear(linear.inFeatures, linear.outFeatures, bias: linear.bias != nil, using: &rng)
+                linear.weight.scalars = fresh.weight.scalars
+                if let b = linear.bias, let fb = fresh.bias { b.scalars = fb.scalars }
+            } else if let conv = m as? Conv2d {
+                let s = conv.weight.shape
+                let fresh = Conv2d(s[1], s[0], kernelSize: s[2], stride: conv.stride, padding: conv.padding,
+                                   bias: conv.bias != nil, using: &rng)
+                conv.weight.scalars = fresh.weight.scalars
+                if let b = conv.bias, let fb = fresh.bias { b.scalars = fb.scalars }
+            } else if let norm = m as? BatchNorm {
+                norm.gamma?.scalars = [Float](repeating: 1, count: norm.channels)
+                norm.beta?.scalars = [Float](repeating: 0, count: norm.channels)
+                norm.runningMean.scalars = [Float](repeating: 0, count: norm.channels)
+                norm.runningVariance.scalars = [Float](repeating: 1, count: norm.channels)
+                norm.batchesTracked.scalars = [0]
+            }
+        }
+        return model
+    }
+
+    /// The distillation term JS(softmax(student), softmax(teacher)), averaged over the batch (zero when equal).
+    public static func distillationLoss(student: Tensor, teacher: Tensor) -> Tensor {
+        Losses.jensenShannon(student, teacher)
     }
 
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        ensureMasks(context)   // a run resumed mid-task gets its teacher back before the first batch's loss
         guard distillBeta > 0, !teacher.isEmpty else { return taskLoss }
         let model = context.model
         let target = teacher.evaluate(model) { model(batch.inputs) }
-        return taskLoss + Self.distillationLoss(student: output, teacher: target, temperature: temperature) * distillBeta
+        freezeSharedBatchNorm(context)
+        return taskLoss + Self.distillationLoss(student: output, teacher: target) * distillBeta
     }
 
     public func afterBackward(context: TrainingContext) {
@@ -171,6 +270,8 @@ public final class MIND: Strategy {
             g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
         }
     }
+
+    public func afterStep(context: TrainingContext) { freezeSharedBatchNorm(context) }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         ensureMasks(context)
@@ -204,11 +305,20 @@ public final class MIND: Strategy {
         return predictTaskAgnostic(inputs: inputs, model: model, rule: rule)
     }
 
-    /// Task-agnostic prediction: every finished sub-network j computes p_j = softmax(z_j/τ) over head j;
-    /// the task is chosen by `rule`, the label is the arg-max of that task's output.
-    public func predictTaskAgnostic(inputs: Tensor, model: Classifier,
-                                    rule: MINDTaskRule = .topTwoLowestEntropy) -> (labels: [Int], tasks: [Int]) {
+    public var taskAgnosticRules: [String] { MINDTaskRule.allCases.map(\.rawValue) }
+
+    public func predictTaskAgnostic(inputs: Tensor, model: Classifier, seenTasks: Int, rule: String) -> (labels: [Int], tasks: [Int]) {
+        predictTaskAgnostic(inputs: inputs, model: model, rule: MINDTaskRule(rawValue: rule) ?? .topTwoLowestEntropy,
+                            seenTasks: seenTasks)
+    }
+
+    /// Task-agnostic prediction: every finished sub-network j (of the first `seenTasks`, default all)
+    /// computes p_j = softmax(z_j/τ) over head j with BatchNorm j; the task is chosen by `rule`, the label
+    /// is the arg-max of that task's output.
+    public func predictTaskAgnostic(inputs: Tensor, model: Classifier, rule: MINDTaskRule = .topTwoLowestEntropy,
+                                    seenTasks: Int? = nil) -> (labels: [Int], tasks: [Int]) {
         guard let masks, completedTasks > 0 else { preconditionFailure("MIND has no finished task") }
+        let candidates = min(completedTasks, seenTasks ?? completedTasks)
         let n = inputs.shape[0]
         let wasTraining = model.isTraining, active = model.activeTask
         model.eval()
@@ -216,7 +326,7 @@ public final class MIND: Strategy {
         // Per task: (max probability, entropy, arg-max) of every sample.
         var scores: [[(Float, Float, Int)]] = []
         GradMode.withoutGrad {
-            for j in 0..<completedTasks {
+            for j in 0..<candidates {
                 let out = masks.withUsableMask(model.namedParameters(), task: j) { () -> Tensor in
                     model.setActiveTask(j)
                     return model(inputs)
@@ -227,7 +337,7 @@ public final class MIND: Strategy {
         }
         var labels: [Int] = [], tasks: [Int] = []
         for r in 0..<n {
-            let ranked = (0..<completedTasks).sorted { a, b in
+            let ranked = (0..<candidates).sorted { a, b in
                 let (x, y) = (scores[a][r].0, scores[b][r].0)
                 return x != y ? x > y : a < b
             }
@@ -252,22 +362,13 @@ public final class MIND: Strategy {
         return (p[best], entropy, best)
     }
 
-    /// Task-agnostic accuracy (right task and right label) and task-prediction accuracy over the test
-    /// sets of the finished tasks of `trainer`'s stream.
+    /// Task-agnostic accuracy (right task and right label) and task-prediction accuracy, each the mean
+    /// over the finished tasks of `trainer`'s stream (test sets).
     public func taskAgnosticAccuracy(_ trainer: Trainer, rule: MINDTaskRule = .topTwoLowestEntropy) -> (accuracy: Float, taskAccuracy: Float) {
-        let context = trainer.context
-        var correct = 0, taskCorrect = 0, total = 0
-        for j in 0..<completedTasks {
-            for batch in context.stream.testBatches(task: j, batchSize: context.configuration.evaluationBatchSize) {
-                let (labels, tasks) = predictTaskAgnostic(inputs: batch.inputs, model: context.model, rule: rule)
-                for (r, y) in batch.labels.enumerated() {
-                    if tasks[r] == j { taskCorrect += 1; if labels[r] == y { correct += 1 } }
-                }
-                total += batch.labels.count
-            }
-        }
-        guard total > 0 else { return (0, 0) }
-        return (Float(correct) / Float(total), Float(taskCorrect) / Float(total))
+        guard completedTasks > 0 else { return (0, 0) }
+        let (accuracy, prediction) = TaskAgnosticEvaluation.evaluate(strategy: self, context: trainer.context,
+                                                                     seenTasks: completedTasks, rule: rule.rawValue)
+        return (accuracy.reduce(0, +) / Float(accuracy.count), prediction.reduce(0, +) / Float(prediction.count))
     }
 
     // MARK: State

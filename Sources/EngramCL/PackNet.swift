@@ -12,7 +12,8 @@ import EngramNN
 /// shared head's weight) is packed. Biases and BatchNorm γ/β are shared, trained on task 0 only and frozen
 /// after it (as the authors' code does); for t > 0 BatchNorm layers run in evaluation mode so their
 /// running statistics stay those of task 0 (after a mid-task resume, from the second batch on).
-/// Multi-head heads (`head.heads.<t>.…`) belong wholly to their task and are not pruned. The optimizer
+/// Multi-head heads (`head.heads.<t>.…`) and per-task BatchNorm (`TaskBatchNorm`, `….tasks.<t>.…`) belong
+/// wholly to their task and are not pruned; shared BatchNorm layers are the ones frozen after task 0. The optimizer
 /// state is reset before re-training, which uses the run's learning rate. Memory: one byte of owner id
 /// per parameter (`TaskWeightMasks`), whatever the number of tasks.
 public final class PackNet: Strategy {
@@ -37,17 +38,6 @@ public final class PackNet: Strategy {
 
     public var name: String { "packnet" }
 
-    /// The role of a parameter: the task whose head it belongs to, packed (pruned per task), or shared.
-    enum Role: Equatable { case head(Int), packed, shared }
-
-    static func role(_ name: String, _ tensor: Tensor) -> Role {
-        if name.hasPrefix("head.heads.") {
-            let rest = name.dropFirst("head.heads.".count)
-            if let task = rest.split(separator: ".").first.flatMap({ Int($0) }) { return .head(task) }
-        }
-        return tensor.rank >= 2 ? .packed : .shared
-    }
-
     private func ensureMasks(_ context: TrainingContext) {
         if masks == nil { masks = TaskWeightMasks(context.model.namedParameters()) }
         if let state = pendingState {
@@ -59,12 +49,12 @@ public final class PackNet: Strategy {
 
     private func setBatchNormEvaluation(_ context: TrainingContext) {
         guard context.task > 0 else { return }
-        for (_, m) in context.model.namedModules() where m is BatchNorm { m.isTraining = false }
+        for norm in context.model.sharedBatchNorms() { norm.isTraining = false }
     }
 
     public func beforeTask(_ task: Int, context: TrainingContext) throws {
         ensureMasks(context)
-        for (name, p) in context.model.namedParameters() where Self.role(name, p) == .head(task) {
+        for (name, p) in context.model.namedParameters() where ParameterRole.of(name, p) == .task(task) {
             masks!.assignAll(name, task: task)
         }
         installed = nil
@@ -87,9 +77,9 @@ public final class PackNet: Strategy {
         ensureMasks(context)
         let parameters = context.model.namedParameters()
         for (name, p) in parameters {
-            switch Self.role(name, p) {
+            switch ParameterRole.of(name, p) {
             case .shared where task == 0: masks!.claimFree(name, task: 0)
-            case .packed:
+            case .partitioned:
                 masks!.claimFree(name, task: task)
                 masks!.pruneByMagnitude(name, parameter: p, task: task, keepFraction: 1 - pruneRatio)
             default: break

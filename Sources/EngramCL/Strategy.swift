@@ -10,6 +10,9 @@ public final class TrainingContext {
     public internal(set) var task = 0
     /// Optimizer steps taken on the current task.
     public internal(set) var stepInTask = 0
+    /// Builds a freshly initialised model of the run's architecture from a generator (MIND's teachers);
+    /// nil when the trainer was built without one.
+    public var makeFreshModel: ((inout RandomGenerator) -> Classifier)?
 
     public init(model: Classifier, optimizer: any Optimizer, stream: any TaskStream, configuration: TrainingConfiguration) {
         self.model = model

@@ -44,6 +44,12 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var distillBeta: Float?
     /// MIND: epochs of teacher training per task (the run's epochs).
     public var teacherEpochs: Int?
+    /// MIND: the teacher's AdamW learning rate (0.005, the reference's `lr`).
+    public var teacherLearningRate: Float?
+    /// MIND: the teacher's AdamW weight decay (0, the reference's `wd`).
+    public var teacherWeightDecay: Float?
+    /// MIND: teacher epochs at which its learning rate is halved (default round(0.7 · epochs)).
+    public var teacherMilestones: [Int]?
 
     public init() {}
 
@@ -53,7 +59,8 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
         case lambdaCode = "lambda_code", codeSize = "code_size", autoencoderEpochs = "ae_epochs", l2Transfer = "l2_transfer"
         case pruneRatio = "prune_ratio", retrainEpochs = "retrain_epochs"
-        case distillBeta = "distill_beta", teacherEpochs = "teacher_epochs"
+        case distillBeta = "distill_beta", teacherEpochs = "teacher_epochs", teacherLearningRate = "teacher_lr"
+        case teacherWeightDecay = "teacher_weight_decay", teacherMilestones = "teacher_milestones"
     }
 }
 
@@ -61,7 +68,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
 public enum StrategyFactory {
     /// Names of every strategy the library holds, as used on the command line.
     public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si", "rwalk", "lwf", "ebll",
-                                "imm-mean", "imm-mode", "pnn", "packnet", "mind"]
+                                "imm-mean", "imm-mode", "pnn", "packnet", "mind", "mind-self"]
 
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
@@ -109,8 +116,11 @@ public enum StrategyFactory {
         case "pnn": return ProgressiveNets()
         case "packnet":
             return try PackNet(pruneRatio: h.pruneRatio ?? 0.75, retrainEpochs: h.retrainEpochs ?? 1)
-        case "mind":
-            return try MIND(distillBeta: h.distillBeta ?? 5, temperature: h.temperature ?? 6.5, teacherEpochs: h.teacherEpochs)
+        case "mind", "mind-self":
+            return try MIND(variant: name == "mind" ? .freshTeacher : .selfDistillation,
+                            distillBeta: h.distillBeta ?? 5, temperature: h.temperature ?? 6.5,
+                            teacherEpochs: h.teacherEpochs, teacherLearningRate: h.teacherLearningRate ?? 0.005,
+                            teacherWeightDecay: h.teacherWeightDecay ?? 0, teacherMilestones: h.teacherMilestones)
         default:
             throw StrategyError("unknown strategy '\(name)'; available: \(names.joined(separator: ", "))")
         }

@@ -92,6 +92,9 @@ public struct StreamResult: Sendable, Codable, Equatable {
     public var secondsPerTask: [Double] = []
     /// Bytes the strategy held after each task.
     public var strategyMemoryBytes: [Int] = []
+    /// Task-agnostic accuracy after each task, one record per inference rule (nil when the method or
+    /// model has none: task-aware-only methods, single-head models).
+    public var taskAgnostic: [TaskAgnosticRecord]?
     public init() {}
 }
 
@@ -139,6 +142,7 @@ public final class Trainer {
             let row = evaluateAll()
             result.accuracy.append(row)
             result.strategyMemoryBytes.append(strategy.memoryBytes)
+            evaluateTaskAgnostic(after: task, into: &result)
             onEvent?(.taskFinished(task: task, accuracies: row, seconds: seconds))
             position = TrainingPosition(task: task + 1)
             try onCheckpoint?(position, result)
@@ -200,6 +204,21 @@ public final class Trainer {
         }
         try strategy.afterTask(task, context: context)
         return position.secondsInTask + Date().timeIntervalSince(start)
+    }
+
+    /// Appends the task-agnostic accuracy on tasks 0…`task` to `result`, for every rule the strategy and
+    /// model offer.
+    func evaluateTaskAgnostic(after task: Int, into result: inout StreamResult) {
+        let rules = TaskAgnosticEvaluation.rules(strategy: strategy, model: context.model)
+        guard !rules.isEmpty else { return }
+        var records = result.taskAgnostic ?? rules.map { TaskAgnosticRecord(rule: $0) }
+        for k in records.indices {
+            let (accuracy, prediction) = TaskAgnosticEvaluation.evaluate(strategy: strategy, context: context,
+                                                                         seenTasks: task + 1, rule: records[k].rule)
+            records[k].accuracy.append(accuracy)
+            records[k].taskPrediction.append(prediction)
+        }
+        result.taskAgnostic = records
     }
 
     /// Test accuracy on every task of the stream (task-aware for the task-incremental scenario).

@@ -140,6 +140,27 @@ public struct TaskWeightMasks: Sendable, Equatable {
         return released.count
     }
 
+    /// Gives `task` the round(fraction·n_free) free entries of `name` whose `values` have the largest |v|
+    /// (ties broken by position); returns the chosen entries in increasing order. MIND's self-distillation
+    /// selects its sub-network this way from the teacher's weights.
+    @discardableResult
+    public mutating func claimLargestFree(_ name: String, values: [Float], task: Int, fraction: Double) -> [Int] {
+        precondition(fraction >= 0 && fraction <= 1, "fraction must be in [0, 1], got \(fraction)")
+        var o = entries(name)
+        precondition(o.count == values.count, "'\(name)' has \(o.count) entries, the values \(values.count)")
+        let pool = o.indices.filter { o[$0] == Self.free }
+        let k = Int((fraction * Double(pool.count)).rounded())
+        let ranked = pool.sorted { a, b in
+            let (x, y) = (abs(values[a]), abs(values[b]))
+            return x != y ? x > y : a < b
+        }
+        let chosen = ranked.prefix(k).sorted()
+        let t = Self.id(task)
+        for i in chosen { o[i] = t }
+        owners[name] = o
+        return chosen
+    }
+
     /// A random `fraction` (rounded) of the free entries of `name`, in increasing order, drawn with `generator`.
     public func randomFreeEntries(_ name: String, fraction: Double, using generator: inout RandomGenerator) -> [Int] {
         precondition(fraction >= 0 && fraction <= 1, "fraction must be in [0, 1], got \(fraction)")
@@ -210,6 +231,37 @@ public struct TaskWeightMasks: Sendable, Equatable {
             }
             owners[name] = t.scalars.map { UInt8(max(0, min(255, $0))) }
         }
+    }
+}
+
+/// How a parameter-isolation method treats a parameter, read from its stable name.
+public enum ParameterRole: Equatable, Sendable {
+    /// Belongs wholly to one task: a multi-head head (`head.heads.<t>.…`) or a per-task BatchNorm
+    /// (`….tasks.<t>.…`, see `TaskBatchNorm`).
+    case task(Int)
+    /// A weight matrix or kernel (rank ≥ 2) whose entries are split between tasks.
+    case partitioned
+    /// Everything else (biases, shared BatchNorm): trained on the first task, frozen after it.
+    case shared
+
+    /// The role of the parameter `name` holding `tensor`.
+    public static func of(_ name: String, _ tensor: Tensor) -> ParameterRole {
+        let parts = name.split(separator: ".")
+        for (a, b) in zip(parts, parts.dropFirst()) where a == "heads" || a == "tasks" {
+            if let t = Int(b) { return .task(t) }
+        }
+        return tensor.rank >= 2 ? .partitioned : .shared
+    }
+}
+
+extension Module {
+    /// BatchNorm layers that are not one task's own (not inside a `TaskBatchNorm`).
+    public func sharedBatchNorms() -> [BatchNorm] {
+        var perTask = Set<ObjectIdentifier>()
+        for (_, m) in namedModules() {
+            if let t = m as? TaskBatchNorm { for n in t.norms { perTask.insert(ObjectIdentifier(n)) } }
+        }
+        return namedModules().compactMap { $0.1 as? BatchNorm }.filter { !perTask.contains(ObjectIdentifier($0)) }
     }
 }
 

@@ -41,7 +41,7 @@ struct ExperimentOptions: ParsableArguments {
     var importanceChunk: Int?
     @Option(help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder classification weight (0.01).")
     var alpha: Float?
-    @Option(help: "T, the distillation temperature: LwF and EBLL (default 2), MIND (default 6.5, also its task-agnostic softmax).")
+    @Option(help: "T, the distillation temperature of LwF and EBLL (default 2); MIND's task-agnostic softmax temperature τ (default 6.5).")
     var temperature: Float?
     @Option(help: "λ_c, EBLL's code-preservation weight (0.01).")
     var lambdaCode: Float?
@@ -59,6 +59,12 @@ struct ExperimentOptions: ParsableArguments {
     var distillBeta: Float?
     @Option(help: "MIND: epochs of teacher training per task (default: --epochs).")
     var teacherEpochs: Int?
+    @Option(help: "MIND: the teacher's AdamW learning rate (0.005).")
+    var teacherLr: Float?
+    @Option(help: "MIND: the teacher's AdamW weight decay (0).")
+    var teacherWeightDecay: Float?
+    @Option(help: "MIND: teacher epochs at which its learning rate is halved, e.g. 35 (default: 70 % of the teacher epochs).")
+    var teacherMilestones: String?
 
     @Option(help: "Model: mlp or resnet18r (with --strategy pnn, mlp is a progressive network of one MLP column per task).")
     var model: String?
@@ -128,6 +134,15 @@ struct ExperimentOptions: ParsableArguments {
         if let retrainEpochs { c.hyperparameters.retrainEpochs = retrainEpochs }
         if let distillBeta { c.hyperparameters.distillBeta = distillBeta }
         if let teacherEpochs { c.hyperparameters.teacherEpochs = teacherEpochs }
+        if let teacherLr { c.hyperparameters.teacherLearningRate = teacherLr }
+        if let teacherWeightDecay { c.hyperparameters.teacherWeightDecay = teacherWeightDecay }
+        if let teacherMilestones {
+            let epochs = teacherMilestones.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard epochs.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--teacher-milestones must be epochs ≥ 1 separated by commas, e.g. 35; got '\(teacherMilestones)'")
+            }
+            c.hyperparameters.teacherMilestones = epochs.compactMap { $0 }
+        }
         if let fisher {
             guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
             c.hyperparameters.empiricalFisher = fisher == "empirical"

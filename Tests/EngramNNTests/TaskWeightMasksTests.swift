@@ -121,4 +121,24 @@ import EngramNN
         try restored.loadState(Dictionary(uniqueKeysWithValues: masks.stateTensors()))
         #expect(restored == masks)
     }
+
+    @Test("claiming the largest free entries takes the rounded fraction by |value|, ties by position, skipping owned ones")
+    func claimLargestFree() {
+        var masks = TaskWeightMasks(counts: [("w", 6)])
+        masks.setOwner("w", 0, 0)   // owned by task 0: never claimed, whatever its value
+        let values: [Float] = [9, -0.5, 3, -3, 0.1, 2]
+        // Free: entries 1…5; fraction 0.6 of 5 = 3 → |−3| (3) and |3| (2) tie, position breaks it: 2, 3, then 5.
+        #expect(masks.claimLargestFree("w", values: values, task: 1, fraction: 0.6) == [2, 3, 5])
+        #expect((0..<6).map { masks.owner("w", $0) } == [0, nil, 1, 1, nil, 1])
+    }
+
+    @Test("parameter roles: heads and per-task BatchNorm belong to their task, matrices are partitioned, the rest shared")
+    func parameterRoles() {
+        let matrix = Tensor.zeros([2, 3]), vector = Tensor.zeros([3])
+        #expect(ParameterRole.of("head.heads.3.weight", matrix) == .task(3))
+        #expect(ParameterRole.of("features.1.0.bn1.tasks.2.weight", vector) == .task(2))
+        #expect(ParameterRole.of("features.0.weight", matrix) == .partitioned)
+        #expect(ParameterRole.of("features.0.bias", vector) == .shared)
+        #expect(ParameterRole.of("head.weight", matrix) == .partitioned)
+    }
 }
