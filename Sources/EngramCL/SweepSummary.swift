@@ -46,10 +46,20 @@ public struct SummaryRow: Sendable, Codable, Equatable {
     public var learningAccuracy: MeanStd?
     /// Mean training seconds per run.
     public var seconds: MeanStd?
+    /// Bytes the strategy held at the end of the stream.
+    public var memoryBytes: MeanStd?
+    /// Task-agnostic (TAg) ACC, forgetting and task-prediction accuracy under the method's own rule
+    /// (`taskAgnosticRule`), when the runs have them.
+    public var taskAgnosticAccuracy: MeanStd?
+    public var taskAgnosticForgetting: MeanStd?
+    public var taskPrediction: MeanStd?
+    public var taskAgnosticRule: String?
 
     enum CodingKeys: String, CodingKey {
         case group, parameters, strategy, seeds, forgetting, seconds
         case accuracy = "acc", backwardTransfer = "bwt", forwardTransfer = "fwt", learningAccuracy = "learning_accuracy"
+        case memoryBytes = "memory_bytes", taskAgnosticAccuracy = "tag_acc", taskAgnosticForgetting = "tag_forgetting"
+        case taskPrediction = "task_prediction", taskAgnosticRule = "tag_rule"
     }
 }
 
@@ -79,16 +89,25 @@ public struct ResultsSummary: Sendable, Codable, Equatable {
                 backwardTransfer: MeanStd(metrics.compactMap(\.backwardTransfer)),
                 forwardTransfer: MeanStd(metrics.compactMap(\.forwardTransfer)),
                 learningAccuracy: MeanStd(metrics.compactMap(\.learningAccuracy)),
-                seconds: MeanStd(runs.map { $0.results.secondsPerTask.reduce(0, +) }))
+                seconds: MeanStd(runs.map { $0.results.secondsPerTask.reduce(0, +) }),
+                memoryBytes: MeanStd(runs.compactMap { $0.results.strategyMemoryBytes.last.map(Double.init) }),
+                taskAgnosticAccuracy: MeanStd(runs.compactMap { $0.results.taskAgnostic?.first?.averageAccuracy }),
+                taskAgnosticForgetting: MeanStd(runs.compactMap { $0.results.taskAgnostic?.first?.forgetting }),
+                taskPrediction: MeanStd(runs.compactMap { $0.results.taskAgnostic?.first?.averageTaskPrediction }),
+                taskAgnosticRule: runs.first?.results.taskAgnostic?.first?.rule)
         }
     }
 
-    /// A plain-text table: group, seeds, and ACC, forgetting, BWT, FWT in percent as mean ± std.
+    /// A plain-text table: group, seeds, and ACC, forgetting, BWT, FWT in percent as mean ± std (plus the
+    /// task-agnostic ACC and task prediction when some run has them).
     public func table() -> String {
+        let withTAg = rows.contains { $0.taskAgnosticAccuracy != nil }
         let header = ["run", "seeds", "ACC (%)", "forgetting (%)", "BWT (%)", "FWT (%)"]
+            + (withTAg ? ["TAg ACC (%)", "task pred. (%)"] : [])
         let body = rows.map { row in
             [row.group.replacingOccurrences(of: "__", with: "  "), String(row.seeds.count)]
                 + [row.accuracy, row.forgetting, row.backwardTransfer, row.forwardTransfer].map { $0?.formatted() ?? "–" }
+                + (withTAg ? [row.taskAgnosticAccuracy, row.taskPrediction].map { $0?.formatted() ?? "–" } : [])
         }
         let all = [header] + body
         let widths = header.indices.map { c in all.map { $0[c].count }.max()! }
@@ -105,19 +124,20 @@ public struct ResultsSummary: Sendable, Codable, Equatable {
     /// CSV with one row per group: the grid parameters, then each metric's mean and std (fractions, not percent).
     public func csv() -> String {
         let parameterKeys = Array(Set(rows.flatMap(\.parameters.keys))).sorted()
-        let metrics = ["acc", "forgetting", "bwt", "fwt", "learning_accuracy"]
+        let metrics = ["acc", "forgetting", "bwt", "fwt", "learning_accuracy", "tag_acc", "tag_forgetting", "task_prediction"]
         var header = ["group"] + parameterKeys + ["runs", "seeds"]
         for m in metrics { header += ["\(m)_mean", "\(m)_std"] }
-        header += ["seconds_mean"]
+        header += ["seconds_mean", "memory_bytes_mean"]
         func number(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "" }
         func quote(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
         let lines = rows.map { row in
             var cells = [row.group] + parameterKeys.map { row.parameters[$0]?.description ?? "" }
             cells += [String(row.seeds.count), row.seeds.map(String.init).joined(separator: " ")]
-            for stat in [row.accuracy, row.forgetting, row.backwardTransfer, row.forwardTransfer, row.learningAccuracy] {
+            for stat in [row.accuracy, row.forgetting, row.backwardTransfer, row.forwardTransfer, row.learningAccuracy,
+                         row.taskAgnosticAccuracy, row.taskAgnosticForgetting, row.taskPrediction] {
                 cells += [number(stat?.mean), number(stat?.std)]
             }
-            cells.append(number(row.seconds?.mean))
+            cells += [number(row.seconds?.mean), number(row.memoryBytes?.mean)]
             return cells.map(quote).joined(separator: ",")
         }
         return ([header.joined(separator: ",")] + lines).joined(separator: "\n") + "\n"

@@ -229,15 +229,22 @@ public struct ComparisonReport: Sendable {
     func summaryTable() -> Node<HTML.BodyContext> {
         let format = ValueFormat.percent(decimals: 2)
         let metrics: [KeyPath<ContinualMetrics, Double?>] = [\.averageAccuracy, \.forgetting, \.backwardTransfer, \.forwardTransfer, \.learningAccuracy]
+        let withTAg = groups.contains { g in g.runs.contains { $0.taskAgnostic != nil } }
         let rows: [[String]] = groups.map { g in
             let seconds = MeanStd(g.runs.map { $0.secondsPerTask.reduce(0, +) })
             let memory = MeanStd(g.runs.compactMap { $0.strategyMemoryBytes.last.map(Double.init) })
-            return [g.label, "\(g.runs.count)"] + metrics.map { g.statistic($0)?.formatted(format) ?? "–" }
-                + [seconds?.formatted(.fixed(decimals: 1)) ?? "–", memory.map { NumberFormat.bytes($0.mean) } ?? "–"]
+            var row = [g.label, "\(g.runs.count)"] + metrics.map { g.statistic($0)?.formatted(format) ?? "–" }
+            if withTAg {
+                let tag = g.runs.compactMap { $0.taskAgnostic?.first }
+                row += [MeanStd(tag.map(\.averageAccuracy)), MeanStd(tag.map(\.forgetting)), MeanStd(tag.map(\.averageTaskPrediction))]
+                    .map { $0?.formatted(format) ?? "–" }
+            }
+            return row + [seconds?.formatted(.fixed(decimals: 1)) ?? "–", memory.map { NumberFormat.bytes($0.mean) } ?? "–"]
         }
-        return ReportPage.table(header: ["method", "runs", "ACC (%)", "forgetting (%)", "BWT (%)", "FWT (%)", "learning acc. (%)",
-                                         "training s", "strategy memory"],
-                                rows: rows, numericColumns: Set(1...8))
+        let tagHeader = withTAg ? ["TAg ACC (%)", "TAg forgetting (%)", "task pred. (%)"] : []
+        let header = ["method", "runs", "ACC (%)", "forgetting (%)", "BWT (%)", "FWT (%)", "learning acc. (%)"] + tagHeader
+            + ["training s", "strategy memory"]
+        return ReportPage.table(header: header, rows: rows, numericColumns: Set(1..<header.count))
     }
 
     /// Metric (ACC, forgetting) against each hyper-parameter that takes several values within a strategy.

@@ -65,6 +65,18 @@ public struct RunReport: Sendable {
             untrained model's. Learning accuracy: mean accuracy on each task right after learning it.
             """)))
 
+        if let tag = r.taskAgnostic, !tag.isEmpty {
+            body.append(.h2("Task-aware and task-agnostic accuracy"))
+            body.append(taskAgnosticTable(tag))
+            body.append(.p(.class("note"), .text("""
+                TAw: the task of each test sample is given (the accuracy matrix below). TAg: it is not — \
+                \(tag.map(\.rule).joined(separator: ", ")) picks the task among those seen so far; a sample counts \
+                when both its task and its label are right. Task prediction: samples assigned to their own task.
+                """)))
+            body.append(.div(.class("charts"), ReportPage.figure(svg: taskAgnosticHeatmap(tag[0]).svg(),
+                caption: "Row i: task-agnostic accuracy on the tasks seen after training task i (\(tag[0].rule)).")))
+        }
+
         body.append(.h2("Accuracy matrix"))
         body.append(.div(.class("charts"),
             ReportPage.figure(svg: heatmap().svg(), caption: "Row i: test accuracy on every task after training task i. "
@@ -102,6 +114,26 @@ public struct RunReport: Sendable {
         return ReportPage.table(header: ["metric", "value (%)"],
                                 rows: rows.map { [$0.0, $0.1.map { NumberFormat.percent($0, decimals: 2) } ?? "–"] },
                                 numericColumns: [1])
+    }
+
+    /// TAw next to every TAg rule: final ACC, forgetting and task-prediction accuracy.
+    func taskAgnosticTable(_ tag: [TaskAgnosticSummary]) -> Node<HTML.BodyContext> {
+        func percent(_ x: Double?) -> String { x.map { NumberFormat.percent($0, decimals: 2) } ?? "–" }
+        let m = results.metrics
+        var rows = [["TAw (task given)", percent(m.averageAccuracy), percent(m.forgetting), "–"]]
+        rows += tag.map { ["TAg (\($0.rule))", percent($0.averageAccuracy), percent($0.forgetting), percent($0.averageTaskPrediction)] }
+        return ReportPage.table(header: ["inference", "ACC (%)", "forgetting (%)", "task prediction (%)"], rows: rows,
+                                numericColumns: [1, 2, 3])
+    }
+
+    /// The lower-triangular task-agnostic accuracy matrix of one rule.
+    func taskAgnosticHeatmap(_ tag: TaskAgnosticSummary) -> Heatmap {
+        let t = tag.accuracy.count
+        let values: [[Double?]] = tag.accuracy.map { row in (0..<t).map { $0 < row.count ? row[$0] : nil } }
+        return Heatmap(title: "Task-agnostic accuracy (%)", rowLabels: (1...t).map { "after task \($0)" },
+                       columnLabels: (1...t).map { "task \($0)" }, values: values,
+                       range: 0...1, format: .percent(decimals: 1), rowAxisTitle: "training stage",
+                       columnAxisTitle: "accuracy on task", legendTitle: "accuracy (%)")
     }
 
     /// Rows "after task i", columns "task j" (1-based), values R[i][j].

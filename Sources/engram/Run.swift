@@ -247,6 +247,10 @@ struct RunDriver {
             print("\(configuration.strategy) on \(configuration.benchmark): ACC \(pct(m.averageAccuracy)) %  "
                   + "forgetting \(pct(m.forgetting)) %  BWT \(pct(m.backwardTransfer)) %  FWT \(pct(m.forwardTransfer)) %  "
                   + "(results in \(directory)/results.json)")
+            for tag in results.taskAgnostic ?? [] {
+                print("  task-agnostic (\(tag.rule)): ACC \(pct(tag.averageAccuracy)) %  forgetting \(pct(tag.forgetting)) %  "
+                      + "task prediction \(pct(tag.averageTaskPrediction)) %")
+            }
         }
         logger.info("finished: ACC \(pct(m.averageAccuracy)) %, forgetting \(pct(m.forgetting)) %, BWT \(pct(m.backwardTransfer)) %")
     }

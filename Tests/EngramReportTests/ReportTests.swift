@@ -46,6 +46,25 @@ import Testing
         #expect(parsed.ok, "\(parsed.error ?? "")")
     }
 
+    @Test func taskAwareAndTaskAgnosticAccuracyAppearSideBySide() throws {
+        var withTAg = results
+        var record = TaskAgnosticRecord(rule: "top-two-lowest-entropy")
+        record.accuracy = [[0.97], [0.61, 0.66], [0.402, 0.513, 0.724]]
+        record.taskPrediction = [[1], [0.7, 0.72], [0.45, 0.55, 0.8]]
+        withTAg.taskAgnostic = [TaskAgnosticSummary(record)]
+        let summary = try #require(withTAg.taskAgnostic?.first)
+        #expect(abs(summary.averageAccuracy - 0.546333) < 1e-5)
+        #expect(abs(summary.forgetting - ((0.97 - 0.402) + (0.66 - 0.513)) / 2) < 1e-6, "stored as Float")
+        let html = RunReport(results: withTAg).html()
+        for text in ["Task-aware and task-agnostic accuracy", "TAw (task given)", "TAg (top-two-lowest-entropy)",
+                     NumberFormat.percent(summary.averageAccuracy, decimals: 2), NumberFormat.percent(0.6, decimals: 2),
+                     ">72.4<"] {
+            #expect(html.contains(text), "\(text)")
+        }
+        #expect(parseXML(html).ok)
+        #expect(!RunReport(results: results).html().contains("task-agnostic"), "no TAg section without TAg results")
+    }
+
     @Test func theSameResultsGiveTheSameBytes() {
         #expect(RunReport(results: results).html() == RunReport(results: results).html())
     }
