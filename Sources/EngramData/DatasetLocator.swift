@@ -11,6 +11,10 @@ import Logging
 /// 3. `./datasets`;
 /// 4. `../shared/datasets`, relative to the current directory, then to the repository root;
 /// 5. the cache, `~/.cache/engram/datasets`.
+///
+/// Files found on disk must match the published MD5s unless `verifyChecksums` is off (or, by default,
+/// `ENGRAM_SKIP_CHECKSUMS=1` is set: for locally built or repackaged copies, such as test fixtures).
+/// Downloads are always verified.
 public struct DatasetLocator: Sendable {
     /// The directory given on the command line, if any.
     public var explicitDirectory: String?
@@ -22,26 +26,27 @@ public struct DatasetLocator: Sendable {
     public var repositoryRoot: String?
     /// Where downloads go: `<cacheDirectory>/<dataset>/<file>`.
     public var cacheDirectory: String
-    /// Whether found files must match their published MD5.
+    /// Whether found files must match their published MD5 (downloads are verified regardless).
     public var verifyChecksums: Bool
     /// Where to download files from; replaceable (tests serve from loopback).
     public var urlForFile: @Sendable (DatasetID, KnownFile) -> URL?
 
     /// Creates a locator. Defaults come from the process: environment, current directory, the
     /// repository found above it (a directory holding `Package.swift`), and `$HOME/.cache`.
+    /// `verifyChecksums` defaults to on unless the environment sets `ENGRAM_SKIP_CHECKSUMS=1`.
     public init(dataDirectory: String? = nil,
                 environment: [String: String] = ProcessInfo.processInfo.environment,
                 currentDirectory: String = FileManager.default.currentDirectoryPath,
                 repositoryRoot: String? = nil,
                 cacheDirectory: String? = nil,
-                verifyChecksums: Bool = true) {
+                verifyChecksums: Bool? = nil) {
         self.explicitDirectory = dataDirectory
         self.environment = environment
         self.currentDirectory = currentDirectory
         self.repositoryRoot = repositoryRoot ?? DatasetLocator.findRepositoryRoot(from: currentDirectory)
         let home = environment["HOME"] ?? NSHomeDirectory()
         self.cacheDirectory = cacheDirectory ?? joinPath(home, ".cache/engram/datasets")
-        self.verifyChecksums = verifyChecksums
+        self.verifyChecksums = verifyChecksums ?? (environment["ENGRAM_SKIP_CHECKSUMS"] != "1")
         self.urlForFile = { _, file in URL(string: file.url) }
     }
 

@@ -25,6 +25,7 @@ struct Datasets: ParsableCommand {
             return
         }
         print("search order: " + locator.searchRoots().joined(separator: " → "))
+        let verified = locator.verifyChecksums ? "MD5 verified" : "MD5 not checked: ENGRAM_SKIP_CHECKSUMS=1"
         for id in DatasetID.allCases {
             var used: String? = nil
             var notes: [String] = []
@@ -34,9 +35,9 @@ struct Datasets: ParsableCommand {
                     notes.append("  ✗ \(directory): \(problem)")
                 } else if used == nil {
                     used = directory
-                    notes.append("  ✓ \(directory) (\(id.files.count) files, MD5 verified) ← used")
+                    notes.append("  ✓ \(directory) (\(id.files.count) files, \(verified)) ← used")
                 } else {
-                    notes.append("  ✓ \(directory) (MD5 verified, shadowed)")
+                    notes.append("  ✓ \(directory) (\(verified), shadowed)")
                 }
             }
             print("\(id.rawValue): \(used == nil ? "not found (engram run downloads it into \(locator.cacheDirectory))" : "found")")

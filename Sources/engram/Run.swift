@@ -96,6 +96,8 @@ struct ExperimentOptions: ParsableArguments {
     var validationFraction: Double?
     @Flag(help: "Evaluate on the validation split instead of the test set (hyper-parameter selection).")
     var evaluateOnValidation = false
+    @Option(help: "Split benchmarks: class order natural, seeded or icarl (CIFAR-100).")
+    var classOrder: String?
     @Option(help: "Directory searched first for datasets.")
     var dataDir: String?
 
@@ -168,6 +170,7 @@ struct ExperimentOptions: ParsableArguments {
         if let testFraction { c.testFraction = testFraction }
         if let validationFraction { c.validationFraction = validationFraction }
         if evaluateOnValidation { c.evaluateOnValidation = true }
+        if let classOrder { c.classOrder = classOrder }
         if let dataDir { c.dataDirectory = dataDir }
         do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.description) }
         return c
