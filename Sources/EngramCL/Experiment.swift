@@ -12,11 +12,12 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// Strategy name(s) (`mas`, `ewc+…`).
     public var strategy = "mas"
     public var hyperparameters = StrategyHyperparameters()
-    /// `mlp` or `resnet18r`. With the `pnn` strategy, `mlp` means a progressive network of MLP columns.
+    /// `mlp`, `cnn` or `resnet18r`. With the `pnn` strategy, `mlp` means a progressive network of MLP columns
+    /// and `cnn` one of convolutional columns.
     public var model = "mlp"
-    /// Hidden sizes of the MLP.
+    /// Hidden sizes of the MLP; for `cnn`, of the linear layers after the convolutional blocks.
     public var hidden = [400, 400]
-    /// ResNet width (nf).
+    /// ResNet width (nf); for `cnn`, the channels of the first of its two convolutional blocks (the second has twice as many).
     public var width = 20
     public var training = TrainingConfiguration()
     /// Fraction of each dataset used (stratified).
@@ -100,7 +101,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         if benchmark == "split-cifar100", ![2, 4, 5, 10, 20, 25, 50].contains(tasks) {
             throw StrategyError("--tasks must divide 100 for split-cifar100 (10 or 20 are standard), got \(tasks)")
         }
-        guard ["mlp", "resnet18r"].contains(model) else { throw StrategyError("--model must be mlp or resnet18r, got '\(model)'") }
+        guard ["mlp", "cnn", "resnet18r"].contains(model) else { throw StrategyError("--model must be mlp, cnn or resnet18r, got '\(model)'") }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError("--hidden sizes must be positive, got \(hidden)") }
         guard width > 0 else { throw StrategyError("--width must be positive, got \(width)") }
         guard fraction > 0, fraction <= 1 else { throw StrategyError("--fraction must be in (0, 1], got \(fraction)") }
@@ -119,7 +120,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         try training.validate()
         _ = try StrategyFactory.make(strategy, hyperparameters)
         if usesProgressiveNetwork {
-            guard model == "mlp" else { throw StrategyError("pnn builds MLP columns only: --model must be mlp, got '\(model)'") }
+            guard model == "mlp" || model == "cnn" else {
+                throw StrategyError("pnn builds MLP or convolutional columns: --model must be mlp or cnn, got '\(model)'")
+            }
             guard try resolvedScenario() == .taskIncremental else {
                 throw StrategyError("pnn infers task-aware only (the task picks the column): --scenario must be task, got '\(scenario)'")
             }
@@ -141,11 +144,15 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         return try benchmarkKind.make(data, tasks: tasks, order: order, identityFirst: identityFirst, options: options)
     }
 
+    /// The channels of the `cnn` model's two convolutional blocks: `width`, then twice as many.
+    public var cnnChannels: [Int] { [width, 2 * width] }
+
     /// Whether the strategy is (or contains) `pnn`, whose model is a progressive network.
     public var usesProgressiveNetwork: Bool { strategy.split(separator: "+").contains("pnn") }
 
     /// The network for a benchmark: its heads follow the scenario. The `pnn` strategy gets a progressive
-    /// network with one MLP column (hidden sizes `hidden`) per task, all allocated now.
+    /// network with one column per task, all allocated now: MLP columns (hidden sizes `hidden`) for `mlp`,
+    /// convolutional columns (the blocks of `cnn`) for `cnn`.
     public func makeModel(for benchmark: ContinualBenchmark) -> Classifier {
         var rng = RandomGenerator(seed: training.seed, label: "model init")
         return makeModel(for: benchmark, using: &rng)
@@ -156,10 +163,18 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         let heads = benchmark.headSizes
         let multi = benchmark.scenario == .taskIncremental ? heads : nil
         let sample = benchmark.train.sampleSize
+        let image = benchmark.train
+        if usesProgressiveNetwork && model == "cnn" {
+            return Models.progressiveCNN(inputChannels: image.channels, inputHeight: image.height, inputWidth: image.width,
+                                         channels: cnnChannels, hidden: hidden, classesPerTask: multi ?? heads, using: &rng)
+        }
         if usesProgressiveNetwork {
             return Models.progressiveMLP(input: sample, hidden: hidden, classesPerTask: multi ?? heads, using: &rng)
         }
         switch model {
+        case "cnn":
+            return Models.cnn(inputChannels: image.channels, inputHeight: image.height, inputWidth: image.width,
+                              channels: cnnChannels, hidden: hidden, classes: heads[0], headsPerTask: multi, using: &rng)
         case "resnet18r":
             return Models.resnet18Reduced(inputChannels: benchmark.train.channels, classes: heads[0], nf: width,
                                           headsPerTask: multi, using: &rng)

@@ -66,11 +66,11 @@ struct ExperimentOptions: ParsableArguments {
     @Option(help: "MIND: teacher epochs at which its learning rate is halved, e.g. 35 (default: 70 % of the teacher epochs).")
     var teacherMilestones: String?
 
-    @Option(help: "Model: mlp or resnet18r (with --strategy pnn, mlp is a progressive network of one MLP column per task).")
+    @Option(help: "Model: mlp, cnn or resnet18r (with --strategy pnn, mlp / cnn is a progressive network of one MLP / convolutional column per task).")
     var model: String?
-    @Option(help: "Hidden sizes of the MLP, e.g. 400,400.")
+    @Option(help: "Hidden sizes of the MLP (of the linear layers after the cnn's conv blocks), e.g. 400,400.")
     var hidden: String?
-    @Option(help: "ResNet width nf.")
+    @Option(help: "ResNet width nf; cnn: channels of the first conv block (the second has twice as many).")
     var width: Int?
     @Option(help: "Epochs per task.")
     var epochs: Int?
