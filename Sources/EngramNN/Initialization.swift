@@ -14,4 +14,12 @@ public enum Initialization {
         let bound = 1 / Float(fanIn).squareRoot()
         return Tensor.uniform([count], low: -bound, high: bound, using: &rng, requiresGrad: true)
     }
+
+    /// He-normal over the fan-out of a convolution weight [out, in, k, k]: N(0, 2/(k·k·out)), the
+    /// initialization of the CIFAR ResNets (`weight.normal_(0, sqrt(2 / n))`, n = k·k·out_channels).
+    public static func heNormalFanOut(_ shape: [Int], using rng: inout RandomGenerator) -> Tensor {
+        precondition(shape.count == 4, "heNormalFanOut expects a convolution weight [out, in, k, k], got \(shape)")
+        let fanOut = shape[0] * shape[2] * shape[3]
+        return Tensor.normal(shape, std: (2 / Float(fanOut)).squareRoot(), using: &rng, requiresGrad: true)
+    }
 }

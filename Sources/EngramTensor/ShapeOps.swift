@@ -197,3 +197,41 @@ func permuteValues(_ values: [Float], shape: [Int], axes: [Int]) -> [Float] {
         initialized = n
     }
 }
+
+extension Tensor {
+    /// Every `stride`-th pixel of NCHW input, starting at the first: y[n, c, i, j] = x[n, c, s·i, s·j]
+    /// (PyTorch's `x[:, :, ::s, ::s]`), so an H×W map becomes ⌈H/s⌉×⌈W/s⌉. The gradient is scattered
+    /// back to the picked pixels; the others get zero.
+    public func subsampled2d(stride s: Int) -> Tensor {
+        precondition(rank == 4, "subsampled2d needs NCHW input, shape is \(shape)")
+        precondition(s >= 1, "subsampled2d: stride must be positive, got \(s)")
+        if s == 1 { return self }
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3])
+        let (oh, ow) = ((h + s - 1) / s, (w + s - 1) / s)
+        let outShape = [shape[0], shape[1], oh, ow]
+        let values = [Float](unsafeUninitializedCapacity: planes * oh * ow) { buf, initialized in
+            scalars.withUnsafeBufferPointer { p in
+                for q in 0..<planes {
+                    for i in 0..<oh {
+                        for j in 0..<ow { buf[(q * oh + i) * ow + j] = p[(q * h + s * i) * w + s * j] }
+                    }
+                }
+            }
+            initialized = planes * oh * ow
+        }
+        let total = count
+        return Tensor.differentiable(shape: outShape, scalars: values, inputs: [self]) { g in
+            var gi = [Float](repeating: 0, count: total)
+            gi.withUnsafeMutableBufferPointer { pi in
+                g.withUnsafeBufferPointer { pg in
+                    for q in 0..<planes {
+                        for i in 0..<oh {
+                            for j in 0..<ow { pi[(q * h + s * i) * w + s * j] = pg[(q * oh + i) * ow + j] }
+                        }
+                    }
+                }
+            }
+            return [gi]
+        }
+    }
+}

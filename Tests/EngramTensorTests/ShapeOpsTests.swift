@@ -107,6 +107,28 @@ import EngramTensor
         #expect(Tensor.concatenate([b, b], axis: 0).scalars == [3, 4, 5, 6, 3, 4, 5, 6])
     }
 
+    @Test("subsampled2d keeps every s-th pixel from the first (x[:, :, ::s, ::s]), odd sizes rounding up")
+    func subsampleValues() {
+        let x = Tensor.arange(0, 2 * 5 * 4).reshaped([1, 2, 5, 4])
+        let y = x.subsampled2d(stride: 2)
+        #expect(y.shape == [1, 2, 3, 2])
+        // plane 0: rows 0, 2, 4 × columns 0, 2 of 0..<20; plane 1: the same + 20
+        #expect(y.scalars == [0, 2, 8, 10, 16, 18, 20, 22, 28, 30, 36, 38])
+        #expect(x.subsampled2d(stride: 1) === x)
+        #expect(Tensor.zeros([2, 3, 7, 7]).subsampled2d(stride: 3).shape == [2, 3, 3, 3])
+    }
+
+    @Test("subsampled2d's gradient matches central differences and is zero on skipped pixels", arguments: [2, 3])
+    func subsampleGradients(stride: Int) {
+        let x = randomTensor([2, 3, 5, 6], seed: 91)
+        checkGradients(wrt: [x]) { x.subsampled2d(stride: stride).tanh() }
+        let g = x.subsampled2d(stride: stride).sum().gradients(withRespectTo: [x])[0].scalars
+        for (flat, value) in g.enumerated() {
+            let (i, j) = ((flat / 6) % 5, flat % 6)
+            #expect(value == (i % stride == 0 && j % stride == 0 ? 1 : 0))
+        }
+    }
+
     @Test("stack adds a new axis and its gradient matches central differences", arguments: [0, 1, 2])
     func stack(axis: Int) {
         let parts = (0..<3).map { randomTensor([2, 4], seed: 50 + UInt64($0)) }
