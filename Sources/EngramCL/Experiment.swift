@@ -12,13 +12,18 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// Strategy name(s) (`mas`, `ewc+…`).
     public var strategy = "mas"
     public var hyperparameters = StrategyHyperparameters()
-    /// `mlp`, `cnn` or `resnet18r`. With the `pnn` strategy, `mlp` means a progressive network of MLP columns
+    /// `mlp`, `cnn`, `resnet18r` (reduced ResNet-18, width `width`), `resnet20` or `resnet32` (CIFAR ResNets of
+    /// depth 6n + 2 with option-A shortcuts). With the `pnn` strategy, `mlp` means a progressive network of MLP columns
     /// and `cnn` one of convolutional columns.
     public var model = "mlp"
     /// Hidden sizes of the MLP; for `cnn`, of the linear layers after the convolutional blocks.
     public var hidden = [400, 400]
     /// ResNet width (nf); for `cnn`, the channels of the first of its two convolutional blocks (the second has twice as many).
     public var width = 20
+    /// ResNets: one BatchNorm (γ, β, running statistics) per task instead of one shared, chosen by the
+    /// active task. nil: on when the strategy list contains `mind` or `mind-self`, off otherwise.
+    /// Only the ResNets have per-task BatchNorm: `mlp` (no BatchNorm) and `cnn` ignore this.
+    public var perTaskBatchNorm: Bool? = nil
     public var training = TrainingConfiguration()
     /// Fraction of each dataset used (stratified).
     public var fraction = 1.0
@@ -41,7 +46,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         case benchmark, scenario, tasks, strategy, hyperparameters, model, hidden, width, training, fraction
         case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
         case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
-        case dataDirectory = "data_dir"
+        case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm"
     }
 
     /// Decodes a configuration in which every key is optional (a YAML file may set only some).
@@ -56,6 +61,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
         d.hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
         d.width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+        d.perTaskBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .perTaskBatchNorm)
         d.training = try c.decodeIfPresent(TrainingConfiguration.self, forKey: .training) ?? d.training
         d.fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
         d.testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction)
@@ -66,6 +72,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory)
         self = d
     }
+
+    /// Model names accepted by `model`.
+    public static let models = ["mlp", "cnn", "resnet18r", "resnet20", "resnet32"]
 
     /// Benchmark names accepted by `benchmark`.
     public static let benchmarks = BenchmarkKind.allCases.map(\.rawValue)
@@ -101,7 +110,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         if benchmark == "split-cifar100", ![2, 4, 5, 10, 20, 25, 50].contains(tasks) {
             throw StrategyError("--tasks must divide 100 for split-cifar100 (10 or 20 are standard), got \(tasks)")
         }
-        guard ["mlp", "cnn", "resnet18r"].contains(model) else { throw StrategyError("--model must be mlp, cnn or resnet18r, got '\(model)'") }
+        guard Self.models.contains(model) else {
+            throw StrategyError("--model must be \(Self.models.joined(separator: ", ")), got '\(model)'")
+        }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError("--hidden sizes must be positive, got \(hidden)") }
         guard width > 0 else { throw StrategyError("--width must be positive, got \(width)") }
         guard fraction > 0, fraction <= 1 else { throw StrategyError("--fraction must be in (0, 1], got \(fraction)") }
@@ -150,9 +161,16 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// Whether the strategy is (or contains) `pnn`, whose model is a progressive network.
     public var usesProgressiveNetwork: Bool { strategy.split(separator: "+").contains("pnn") }
 
+    /// Whether ResNets get one BatchNorm per task: `perTaskBatchNorm`, or when unset, whether the strategy
+    /// list contains `mind` or `mind-self` (whose per-task sub-networks need per-task normalization).
+    public var usesPerTaskBatchNorm: Bool {
+        perTaskBatchNorm ?? strategy.split(separator: "+").contains { $0 == "mind" || $0 == "mind-self" }
+    }
+
     /// The network for a benchmark: its heads follow the scenario. The `pnn` strategy gets a progressive
     /// network with one column per task, all allocated now: MLP columns (hidden sizes `hidden`) for `mlp`,
     /// convolutional columns (the blocks of `cnn`) for `cnn`.
+    /// With `usesPerTaskBatchNorm`, a ResNet's BatchNorms keep one set of parameters and statistics per task.
     public func makeModel(for benchmark: ContinualBenchmark) -> Classifier {
         var rng = RandomGenerator(seed: training.seed, label: "model init")
         return makeModel(for: benchmark, using: &rng)
@@ -171,13 +189,17 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         if usesProgressiveNetwork {
             return Models.progressiveMLP(input: sample, hidden: hidden, classesPerTask: multi ?? heads, using: &rng)
         }
+        let taskNorms = usesPerTaskBatchNorm ? benchmark.taskCount : nil
         switch model {
         case "cnn":
             return Models.cnn(inputChannels: image.channels, inputHeight: image.height, inputWidth: image.width,
                               channels: cnnChannels, hidden: hidden, classes: heads[0], headsPerTask: multi, using: &rng)
         case "resnet18r":
             return Models.resnet18Reduced(inputChannels: benchmark.train.channels, classes: heads[0], nf: width,
-                                          headsPerTask: multi, using: &rng)
+                                          headsPerTask: multi, taskNorms: taskNorms, using: &rng)
+        case "resnet20", "resnet32":
+            return Models.cifarResNet(depth: model == "resnet20" ? 20 : 32, inputChannels: benchmark.train.channels,
+                                      classes: heads[0], headsPerTask: multi, taskNorms: taskNorms, using: &rng)
         default:
             return Models.mlp(input: sample, hidden: hidden, classes: heads[0], headsPerTask: multi, using: &rng)
         }

@@ -23,6 +23,10 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     public var evaluationBatchSize = 1000
     /// Start every task with a fresh optimizer state (as most reference implementations do).
     public var resetOptimizerPerTask = true
+    /// Epochs of each task at which the learning rate is multiplied by `lrGamma` (empty: constant rate).
+    public var milestones: [Int] = []
+    /// γ of the multi-step schedule: at epoch e of a task the rate is lr·γ^(number of milestones ≤ e).
+    public var lrGamma: Float = 0.1
 
     public init() {}
 
@@ -30,6 +34,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         case epochs, iterations, optimizer, momentum, seed
         case batchSize = "batch_size", learningRate = "lr", weightDecay = "weight_decay"
         case evaluationBatchSize = "evaluation_batch_size", resetOptimizerPerTask = "reset_optimizer_per_task"
+        case milestones, lrGamma = "lr_gamma"
     }
 
     /// Decodes a configuration in which every key is optional.
@@ -46,6 +51,8 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         d.seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         d.evaluationBatchSize = try c.decodeIfPresent(Int.self, forKey: .evaluationBatchSize) ?? d.evaluationBatchSize
         d.resetOptimizerPerTask = try c.decodeIfPresent(Bool.self, forKey: .resetOptimizerPerTask) ?? d.resetOptimizerPerTask
+        d.milestones = try c.decodeIfPresent([Int].self, forKey: .milestones) ?? d.milestones
+        d.lrGamma = try c.decodeIfPresent(Float.self, forKey: .lrGamma) ?? d.lrGamma
         self = d
     }
 
@@ -57,6 +64,16 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         guard learningRate > 0, learningRate.isFinite else { throw StrategyError("learning rate must be positive, got \(learningRate)") }
         guard momentum >= 0, momentum < 1 else { throw StrategyError("momentum must be in [0, 1), got \(momentum)") }
         guard weightDecay >= 0 else { throw StrategyError("weight decay must be ≥ 0, got \(weightDecay)") }
+        if let bad = milestones.first(where: { $0 < 1 }) {
+            throw StrategyError("--milestones must be epochs ≥ 1, got \(bad)")
+        }
+        guard lrGamma > 0, lrGamma <= 1 else { throw StrategyError("--lr-gamma must be in (0, 1], got \(lrGamma)") }
+    }
+
+    /// The learning rate at `epoch` (0-based) of a task: lr·γ^(number of milestones ≤ epoch), PyTorch's
+    /// `MultiStepLR` stepped once per epoch.
+    public func learningRate(epoch: Int) -> Float {
+        MultiStepSchedule(milestones: milestones, gamma: lrGamma).learningRate(epoch: epoch, base: learningRate)
     }
 
     /// The optimizer this configuration describes, over `parameters`.
@@ -168,6 +185,7 @@ public final class Trainer {
         var epoch = position.epoch
         var done = config.iterations.map { position.stepInTask >= $0 } ?? (epoch >= config.epochs)
         while !done {
+            optimizer.learningRate = config.learningRate(epoch: epoch)
             let batches = strategy.trainingBatches(task: task, epoch: epoch, context: context)
             guard !batches.isEmpty else { throw TrainingError(description: "task \(task) has no training data") }
             var lossSum: Double = 0

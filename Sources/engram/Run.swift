@@ -66,12 +66,14 @@ struct ExperimentOptions: ParsableArguments {
     @Option(help: "MIND: teacher epochs at which its learning rate is halved, e.g. 35 (default: 70 % of the teacher epochs).")
     var teacherMilestones: String?
 
-    @Option(help: "Model: mlp, cnn or resnet18r (with --strategy pnn, mlp / cnn is a progressive network of one MLP / convolutional column per task).")
+    @Option(help: "Model: \(ExperimentConfiguration.models.joined(separator: ", ")) (resnet20/32: CIFAR ResNets with option-A shortcuts; with --strategy pnn, mlp / cnn is a progressive network of one MLP / convolutional column per task).")
     var model: String?
     @Option(help: "Hidden sizes of the MLP (of the linear layers after the cnn's conv blocks), e.g. 400,400.")
     var hidden: String?
     @Option(help: "ResNet width nf; cnn: channels of the first conv block (the second has twice as many).")
     var width: Int?
+    @Option(help: "ResNets (resnet18r, resnet20, resnet32): one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind or mind-self, false otherwise).")
+    var perTaskBatchnorm: Bool?
     @Option(help: "Epochs per task.")
     var epochs: Int?
     @Option(help: "Optimizer steps per task (instead of epochs).")
@@ -80,6 +82,10 @@ struct ExperimentOptions: ParsableArguments {
     var batchSize: Int?
     @Option(help: "Learning rate.")
     var lr: Float?
+    @Option(help: "Epochs of each task at which the learning rate is multiplied by --lr-gamma, e.g. 35,40 (default: none).")
+    var milestones: String?
+    @Option(help: "γ of the multi-step schedule, in (0, 1]: lr·γ^(milestones passed) (default 0.1).")
+    var lrGamma: Float?
     @Option(help: "Optimizer: sgd, adam or adamw.")
     var optimizer: OptimizerKind?
     @Option(help: "SGD momentum.")
@@ -158,10 +164,19 @@ struct ExperimentOptions: ParsableArguments {
             c.hidden = sizes.map { $0! }
         }
         if let width { c.width = width }
+        if let perTaskBatchnorm { c.perTaskBatchNorm = perTaskBatchnorm }
         if let epochs { c.training.epochs = epochs }
         if let iterations { c.training.iterations = iterations }
         if let batchSize { c.training.batchSize = batchSize }
         if let lr { c.training.learningRate = lr }
+        if let milestones {
+            let epochs = milestones.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !epochs.isEmpty, epochs.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+                throw ValidationError("--milestones must be epochs ≥ 1 separated by commas, e.g. 35,40; got '\(milestones)'")
+            }
+            c.training.milestones = epochs.map { $0! }
+        }
+        if let lrGamma { c.training.lrGamma = lrGamma }
         if let optimizer { c.training.optimizer = optimizer }
         if let momentum { c.training.momentum = momentum }
         if let weightDecay { c.training.weightDecay = weightDecay }

@@ -89,7 +89,10 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
         for (flags, needle) in [(["--benchmark", "cifar-7"], "cifar-7"),
                                 (["--hidden", "400,x"], "--hidden"), (["--fraction", "2"], "--fraction"),
                                 (["--strategy", "nope"], "nope"), (["--lr", "0"], "learning rate"), (["--lambda=-1"], "--lambda"),
-                                (["--strategy", "packnet", "--prune-ratio", "1.5"], "--prune-ratio")] {
+                                (["--strategy", "packnet", "--prune-ratio", "1.5"], "--prune-ratio"),
+                                (["--model", "resnet50"], "resnet50"), (["--milestones", "0,3"], "--milestones"),
+                                (["--milestones", "35,x"], "--milestones"), (["--lr-gamma", "1.5"], "--lr-gamma"),
+                                (["--per-task-batchnorm", "maybe"], "--per-task-batchnorm")] {
             try Data().write(to: log)
             let status = try engram(["run", "--out", dir.path] + flags, log: log)
             let text = try String(contentsOf: log, encoding: .utf8)
