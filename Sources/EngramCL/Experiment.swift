@@ -20,9 +20,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var hidden = [400, 400]
     /// ResNet width (nf); for `cnn`, the channels of the first of its two convolutional blocks (the second has twice as many).
     public var width = 20
-    /// ResNets: one BatchNorm (γ, β, running statistics) per task instead of one shared, chosen by the
-    /// active task. nil: on when the strategy list contains `mind` or `mind-self`, off otherwise.
-    /// Only the ResNets have per-task BatchNorm: `mlp` (no BatchNorm) and `cnn` ignore this.
+    /// ResNets and `cnn`: one BatchNorm (γ, β, running statistics) per task instead of one shared, chosen by
+    /// the active task. nil: on when the strategy list contains `mind` or `mind-self`, off otherwise.
+    /// `mlp` has no BatchNorm and ignores this; the progressive `pnn` columns have their own BatchNorm each.
     public var perTaskBatchNorm: Bool? = nil
     public var training = TrainingConfiguration()
     /// Fraction of each dataset used (stratified).
@@ -193,7 +193,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         switch model {
         case "cnn":
             return Models.cnn(inputChannels: image.channels, inputHeight: image.height, inputWidth: image.width,
-                              channels: cnnChannels, hidden: hidden, classes: heads[0], headsPerTask: multi, using: &rng)
+                              channels: cnnChannels, hidden: hidden, classes: heads[0], headsPerTask: multi,
+                              taskNorms: taskNorms, using: &rng)
         case "resnet18r":
             return Models.resnet18Reduced(inputChannels: benchmark.train.channels, classes: heads[0], nf: width,
                                           headsPerTask: multi, taskNorms: taskNorms, using: &rng)

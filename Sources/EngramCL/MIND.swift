@@ -195,7 +195,8 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
         let schedule = MultiStepSchedule(milestones: milestones(epochs: epochs), gamma: 0.5)
         model.train()
         model.setActiveTask(task)
-        freezeSharedBatchNorm(context)
+        // A fresh teacher normalizes with its own batch statistics; a copy of MIND keeps shared BatchNorm frozen.
+        if variant == .selfDistillation { freezeSharedBatchNorm(context) }
         for e in 0..<epochs {
             optimizer.learningRate = schedule.learningRate(epoch: e, base: teacherLearningRate)
             for batch in context.stream.trainingBatches(task: task, epoch: e, batchSize: config.batchSize) {

@@ -3,12 +3,13 @@
 /// Parameters are named `conv.weight`, `bn.weight`, `bn.bias`; buffers `bn.running_mean`, ….
 public final class ConvBlock: Module {
     public let conv: Conv2d
-    public let bn: BatchNorm
+    /// A `BatchNorm`, or a `TaskBatchNorm` (one per task) when built with `taskNorms`.
+    public let bn: any Module
     public var isTraining = true
 
-    public init(_ inChannels: Int, _ outChannels: Int, using rng: inout RandomGenerator) {
+    public init(_ inChannels: Int, _ outChannels: Int, taskNorms: Int? = nil, using rng: inout RandomGenerator) {
         conv = Conv2d(inChannels, outChannels, kernelSize: 3, stride: 1, padding: 1, bias: false, using: &rng)
-        bn = BatchNorm(outChannels)
+        bn = Models.batchNorm(outChannels, taskNorms: taskNorms)
     }
 
     public var children: [(String, any Module)] { [("conv", conv), ("bn", bn)] }
@@ -16,7 +17,7 @@ public final class ConvBlock: Module {
     public func forward(_ x: Tensor) -> Tensor { finish(conv(x)) }
 
     /// BatchNorm → ReLU → 2×2 max-pool of a pre-activation (the convolution's output, plus any lateral inputs).
-    public func finish(_ z: Tensor) -> Tensor { bn(z).relu().maxPool2d(kernel: 2, stride: 2) }
+    public func finish(_ z: Tensor) -> Tensor { bn.forward(z).relu().maxPool2d(kernel: 2, stride: 2) }
 
     /// Spatial size after the block's pooling (floor, as the pooling does).
     public static func outputSize(_ size: Int) -> Int { size / 2 }
@@ -35,15 +36,16 @@ extension Models {
     /// - Parameters:
     ///   - inputHeight, inputWidth: image size (each block halves it, rounding down).
     ///   - headsPerTask: if given, one head per task with these output sizes (multi-head).
+    ///   - taskNorms: if given, every BatchNorm is a `TaskBatchNorm` with this many tasks.
     public static func cnn(inputChannels: Int, inputHeight: Int = 28, inputWidth: Int = 28, channels: [Int],
-                           hidden: [Int], classes: Int, headsPerTask: [Int]? = nil,
+                           hidden: [Int], classes: Int, headsPerTask: [Int]? = nil, taskNorms: Int? = nil,
                            using rng: inout RandomGenerator) -> Classifier {
         precondition(inputChannels > 0 && !channels.isEmpty && channels.allSatisfy { $0 > 0 } && hidden.allSatisfy { $0 > 0 },
                      "cnn needs positive sizes and at least one convolutional block")
         var layers: [any Module] = []
         var inC = inputChannels
         for c in channels {
-            layers.append(ConvBlock(inC, c, using: &rng))
+            layers.append(ConvBlock(inC, c, taskNorms: taskNorms, using: &rng))
             inC = c
         }
         layers.append(Flatten())

@@ -203,7 +203,8 @@ public struct TaskWeightMasks: Sendable, Equatable {
             let mask = usableMask(name, task: task)
             guard mask.contains(0) else { continue }
             saved.append((p, p.scalars))
-            p.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] *= mask[i] } }
+            // Assign rather than multiply: an entry that overflowed to ±inf must not become NaN.
+            p.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where mask[i] == 0 { b[i] = 0 } }
         }
         return MaskedValues(saved: saved)
     }

@@ -72,7 +72,7 @@ struct ExperimentOptions: ParsableArguments {
     var hidden: String?
     @Option(help: "ResNet width nf; cnn: channels of the first conv block (the second has twice as many).")
     var width: Int?
-    @Option(help: "ResNets (resnet18r, resnet20, resnet32): one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind or mind-self, false otherwise).")
+    @Option(help: "ResNets (resnet18r, resnet20, resnet32) and cnn: one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind or mind-self, false otherwise).")
     var perTaskBatchnorm: Bool?
     @Option(help: "Epochs per task.")
     var epochs: Int?
