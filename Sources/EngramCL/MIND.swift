@@ -38,7 +38,8 @@ public enum MINDVariant: String, Sendable {
 ///    own γ, β and running statistics, chosen by the task id (the reference's save/load_bn_params); shared
 ///    BatchNorm layers are trained on task 0 and frozen (evaluation mode) after it.
 /// 5. Inference: task-aware with W ⊙ M_j, head j and BatchNorm j. Task-agnostic (`predictTaskAgnostic`):
-///    every sub-network j gives p_j = softmax(z_j/τ) over its own head; of the two with the highest max p_j
+///    every sub-network j gives p_j = softmax(z_j/τ) over its own head (over its own classes in a
+///    class-incremental head, where its cross-entropy and distillation also see only them); of the two with the highest max p_j
 ///    the one with the lower entropy H(p_j) wins (`top-two-lowest-entropy`), or the highest max p_j
 ///    (`most-confident`).
 ///
@@ -74,6 +75,8 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
     private var installed: (ObjectIdentifier, Int)?
     private var evaluationValues: MaskedValues?
     private weak var model: Classifier?
+    /// Each task's output units (its classes in a class-incremental head; all units otherwise).
+    private var taskClasses: [[Int]] = []
 
     public init(variant: MINDVariant = .freshTeacher, distillBeta: Float = 5, temperature: Float = 6.5,
                 teacherEpochs: Int? = nil, teacherLearningRate: Float = 0.005, teacherWeightDecay: Float = 0,
@@ -108,6 +111,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
 
     private func ensureMasks(_ context: TrainingContext) {
         model = context.model
+        if taskClasses.isEmpty { taskClasses = (0..<context.stream.taskCount).map { context.stream.outputClasses(task: $0) } }
         if masks == nil { masks = TaskWeightMasks(context.model.namedParameters()) }
         if let state = pendingState {
             pendingState = nil
@@ -201,7 +205,8 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
             optimizer.learningRate = schedule.learningRate(epoch: e, base: teacherLearningRate)
             for batch in context.stream.trainingBatches(task: task, epoch: e, batchSize: config.batchSize) {
                 model.setActiveTask(batch.taskID ?? task)
-                let loss = Losses.crossEntropy(model(batch.inputs), targets: batch.labels)
+                let output = model(batch.inputs)
+                let loss = taskCrossEntropy(output, batch, task: task) ?? Losses.crossEntropy(output, targets: batch.labels)
                 guard loss.item.isFinite else {
                     throw TrainingError(description: "the teacher's loss became \(loss.item) on task \(task), epoch \(e); lower --teacher-lr")
                 }
@@ -244,6 +249,20 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
         return model
     }
 
+    /// The columns of `task`'s own classes when they are a part of the outputs (a class-incremental head):
+    /// there each sub-network is trained and queried over its own classes only, as the reference's output mask.
+    func ownColumns(_ task: Int, outputs: Int) -> Range<Int>? {
+        guard task < taskClasses.count, let lo = taskClasses[task].first, let hi = taskClasses[task].last,
+              hi - lo + 1 < outputs else { return nil }
+        return lo..<(hi + 1)
+    }
+
+    /// Cross-entropy over the task's own classes (all outputs unless the head is class-incremental).
+    func taskCrossEntropy(_ output: Tensor, _ batch: Batch, task: Int) -> Tensor? {
+        guard let r = ownColumns(task, outputs: output.shape[1]) else { return nil }
+        return Losses.crossEntropy(output.slice(axis: 1, r), targets: batch.labels.map { $0 - r.lowerBound })
+    }
+
     /// The distillation term JS(softmax(student), softmax(teacher)), averaged over the batch (zero when equal).
     public static func distillationLoss(student: Tensor, teacher: Tensor) -> Tensor {
         Losses.jensenShannon(student, teacher)
@@ -251,11 +270,14 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
 
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
         ensureMasks(context)   // a run resumed mid-task gets its teacher back before the first batch's loss
-        guard distillBeta > 0, !teacher.isEmpty else { return taskLoss }
+        let columns = ownColumns(context.task, outputs: output.shape[1])
+        let ce = taskCrossEntropy(output, batch, task: context.task) ?? taskLoss
+        guard distillBeta > 0, !teacher.isEmpty else { return ce }
         let model = context.model
         let target = teacher.evaluate(model) { model(batch.inputs) }
         freezeSharedBatchNorm(context)
-        return taskLoss + Self.distillationLoss(student: output, teacher: target) * distillBeta
+        let (student, reference) = columns.map { (output.slice(axis: 1, $0), target.slice(axis: 1, $0)) } ?? (output, target)
+        return ce + Self.distillationLoss(student: student, teacher: reference) * distillBeta
     }
 
     public func afterBackward(context: TrainingContext) {
@@ -333,7 +355,11 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
                     return model(inputs)
                 }
                 let c = out.shape[1], v = out.scalars
-                scores.append((0..<n).map { r in Self.confidence(Array(v[(r * c)..<((r + 1) * c)]), temperature: temperature) })
+                let own = ownColumns(j, outputs: c) ?? 0..<c
+                scores.append((0..<n).map { r in
+                    let (p, h, k) = Self.confidence(Array(v[(r * c + own.lowerBound)..<(r * c + own.upperBound)]), temperature: temperature)
+                    return (p, h, own.lowerBound + k)
+                })
             }
         }
         var labels: [Int] = [], tasks: [Int] = []
