@@ -37,7 +37,8 @@ public enum MINDVariant: String, Sendable {
 /// 4. BatchNorm: with per-task BatchNorm (`TaskBatchNorm`, on by default for MIND models) each task keeps its
 ///    own γ, β and running statistics, chosen by the task id (the reference's save/load_bn_params); shared
 ///    BatchNorm layers are trained on task 0 and frozen (evaluation mode) after it.
-/// 5. Inference: task-aware with W ⊙ M_j, head j and BatchNorm j. Task-agnostic (`predictTaskAgnostic`):
+/// 5. Inference: task-aware with W ⊙ M_j, head j and BatchNorm j (in a class-incremental head, arg-max
+///    over task j's classes). Task-agnostic (`predictTaskAgnostic`):
 ///    every sub-network j gives p_j = softmax(z_j/τ) over its own head (over its own classes in a
 ///    class-incremental head, where its cross-entropy and distillation also see only them); of the two with the highest max p_j
 ///    the one with the lower entropy H(p_j) wins (`top-two-lowest-entropy`), or the highest max p_j
@@ -49,7 +50,7 @@ public enum MINDVariant: String, Sendable {
 /// on task 0 and frozen after it (the reference's networks have none outside the heads). Free entries keep
 /// their initial values (zeroed while a task trains, then put back) where the reference zeroes them for
 /// good. Memory: the masks, one byte per parameter entry.
-public final class MIND: Strategy, TaskAgnosticPredictor {
+public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestriction {
     public let variant: MINDVariant
     /// β, the weight of the JS distillation term.
     public let distillBeta: Float
@@ -255,6 +256,12 @@ public final class MIND: Strategy, TaskAgnosticPredictor {
         guard task < taskClasses.count, let lo = taskClasses[task].first, let hi = taskClasses[task].last,
               hi - lo + 1 < outputs else { return nil }
         return lo..<(hi + 1)
+    }
+
+    /// Task-aware evaluation of a finished task in a class-incremental head: arg-max over its own classes.
+    public func evaluationClasses(task: Int, outputs: Int) -> [Int]? {
+        guard task < completedTasks else { return nil }
+        return ownColumns(task, outputs: outputs).map(Array.init)
     }
 
     /// Cross-entropy over the task's own classes (all outputs unless the head is class-incremental).

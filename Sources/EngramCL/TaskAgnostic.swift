@@ -8,6 +8,13 @@ public protocol TaskAgnosticPredictor: AnyObject {
     func predictTaskAgnostic(inputs: Tensor, model: Classifier, seenTasks: Int, rule: String) -> (labels: [Int], tasks: [Int])
 }
 
+/// A strategy whose task-aware inference answers only among the task's own classes, also in a shared
+/// class-incremental head (MIND's output mask).
+public protocol TaskAwareClassRestriction: AnyObject {
+    /// The classes task `task` is evaluated over (nil: all outputs).
+    func evaluationClasses(task: Int, outputs: Int) -> [Int]?
+}
+
 /// A strategy whose inference needs the task (the task picks the sub-network or column: PackNet, PNN);
 /// no task-agnostic numbers are reported for it.
 public protocol TaskAwareOnly: AnyObject {}

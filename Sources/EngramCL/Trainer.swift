@@ -248,9 +248,12 @@ public final class Trainer {
     public func evaluate(task: Int) -> Float {
         strategy.beforeEvaluation(task: task, context: context)
         defer { strategy.afterEvaluation(task: task, context: context) }
+        let parts = (strategy as? CompositeStrategy)?.parts ?? [strategy]
+        let restriction = parts.lazy.compactMap { $0 as? TaskAwareClassRestriction }.first
+        let allowed = restriction?.evaluationClasses(task: task, outputs: context.stream.headSize(task: task))
         return Evaluator.accuracy(model: context.model,
                                   batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
-                                  task: task)
+                                  task: task, allowedClasses: allowed)
     }
 }
 
