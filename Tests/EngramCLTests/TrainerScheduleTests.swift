@@ -139,4 +139,17 @@ final class LearningRateProbe: Strategy {
         c.perTaskBatchNorm = nil
         #expect(c.makeModel(for: benchmark).parameterCount == 269_434 - 650 + 194_432 + 5 * 130)
     }
+
+    @Test("the cnn model gets one BatchNorm per task with mind: 2·(20 + 40) affine parameters more per extra task")
+    func cnnWithPerTaskBatchNorm() throws {
+        var c = smallSplitMNIST(strategy: "finetune", fraction: 0.01)
+        c.model = "cnn"
+        c.hidden = [16]
+        let benchmark = try c.makeBenchmark()
+        let plain = c.makeModel(for: benchmark)
+        c.strategy = "mind"
+        let perTask = c.makeModel(for: benchmark)
+        #expect(perTask.parameterCount == plain.parameterCount + 4 * 2 * (20 + 40))
+        #expect(perTask.namedParameters().contains { $0.0 == "features.1.bn.tasks.3.weight" })
+    }
 }
