@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
         .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
         .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
-        .testTarget(name: "EngramCLTests", dependencies: ["EngramCL"]),
+        .testTarget(name: "EngramCLTests", dependencies: ["EngramCL", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramReport", "EngramCL"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,40 @@
+import EngramCL
+import Foundation
+import Testing
+import Yams
+
+/// The YAML files in `examples/` stay valid as the configuration grows.
+@Suite struct ExampleFilesTests {
+    static let files: [String] = {
+        let directory = repositoryRoot + "/examples"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".yaml") }.sorted().map { directory + "/" + $0 }
+    }()
+
+    @Test("there are example files to check")
+    func examplesExist() { #expect(Self.files.count >= 7) }
+
+    @Test("every example decodes and validates: sweeps expand to valid points, run configurations are valid",
+          arguments: files)
+    func exampleIsValid(path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        if text.contains("\ngrid:") {
+            let specification = try YAMLDecoder().decode(SweepSpecification.self, from: text)
+            let points = try specification.expand()
+            #expect(!points.isEmpty)
+            for point in points { try point.configuration.validate() }
+        } else {
+            try YAMLDecoder().decode(ExperimentConfiguration.self, from: text).validate()
+        }
+    }
+
+    @Test("MIND's CIFAR-100 protocol file carries the reference code's hyper-parameters")
+    func mindProtocolFile() throws {
+        let text = try String(contentsOfFile: repositoryRoot + "/examples/mind-split-cifar100.yaml", encoding: .utf8)
+        let c = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text)
+        #expect(c.benchmark == "split-cifar100" && c.tasks == 10 && c.model == "resnet32" && c.usesPerTaskBatchNorm)
+        #expect(c.training.optimizer == .adamw && c.training.learningRate == 0.035 && c.training.milestones == [40])
+        #expect(c.hyperparameters.teacherLearningRate == 0.005 && c.hyperparameters.teacherMilestones == [35])
+        #expect(c.hyperparameters.distillBeta == 5 && c.hyperparameters.temperature == 6.5)
+    }
+}
