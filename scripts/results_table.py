@@ -28,20 +28,31 @@ def mib(n):
     return f"{n / 2**20:.2f} MiB" if n else "0"
 
 
+def batch_norm(c):
+    """'per-task', 'shared' or '–' (no BatchNorm, or a progressive network whose columns each have their own)."""
+    strategies = c["strategy"].split("+")
+    if c["model"] == "mlp" or "pnn" in strategies:
+        return "–"
+    per_task = c.get("per_task_batchnorm")
+    if per_task is None:  # Engram's default
+        per_task = any(s in ("mind", "mind-self", "packnet") for s in strategies)
+    return "per-task" if per_task else "shared"
+
+
 def main(directories):
     groups = {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
             r = json.loads(path.read_text())
             c = r["configuration"]
-            key = (r["benchmark"], r["scenario"], c["model"], r["strategy"])
+            key = (r["benchmark"], r["scenario"], c["model"], batch_norm(c), r["strategy"])
             groups.setdefault(key, []).append(r)
-    header = ["benchmark", "scenario", "model", "method", "seeds", "TAw ACC (%)", "TAw forgetting (%)",
+    header = ["benchmark", "scenario", "model", "BatchNorm", "method", "seeds", "TAw ACC (%)", "TAw forgetting (%)",
               "TAg ACC (%)", "TAg forgetting (%)", "task pred. (%)", "TAg ACC most-confident (%)",
               "memory held", "parameters", "training s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for (benchmark, scenario, model, strategy), runs in groups.items():
+    for (benchmark, scenario, model, norm, strategy), runs in groups.items():
         def tag(i, field):
             return [r["task_agnostic"][i][field] if r.get("task_agnostic") and len(r["task_agnostic"]) > i else None
                     for r in runs]
@@ -49,7 +60,7 @@ def main(directories):
         single_head_tag = scenario != "task-il" and tag_rule is None
         accuracy = [r["metrics"].get("averageAccuracy") for r in runs]
         forgetting = [r["metrics"].get("forgetting") for r in runs]
-        row = [benchmark, scenario, model, strategy + (f" ({tag_rule})" if tag_rule else ""),
+        row = [benchmark, scenario, model, norm, strategy + (f" ({tag_rule})" if tag_rule else ""),
                str(len(runs)), mean_std(accuracy), mean_std(forgetting),
                # A single-head model's ordinary accuracy needs no task id: it is task-agnostic already.
                mean_std(accuracy) if single_head_tag else mean_std(tag(0, "average_accuracy")),

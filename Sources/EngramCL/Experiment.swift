@@ -21,7 +21,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// ResNet width (nf); for `cnn`, the channels of the first of its two convolutional blocks (the second has twice as many).
     public var width = 20
     /// ResNets and `cnn`: one BatchNorm (γ, β, running statistics) per task instead of one shared, chosen by
-    /// the active task. nil: on when the strategy list contains `mind` or `mind-self`, off otherwise.
+    /// the active task. nil: on when the strategy list contains `mind`, `mind-self` or `packnet`, off otherwise.
     /// `mlp` has no BatchNorm and ignores this; the progressive `pnn` columns have their own BatchNorm each.
     public var perTaskBatchNorm: Bool? = nil
     public var training = TrainingConfiguration()
@@ -162,9 +162,11 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var usesProgressiveNetwork: Bool { strategy.split(separator: "+").contains("pnn") }
 
     /// Whether ResNets get one BatchNorm per task: `perTaskBatchNorm`, or when unset, whether the strategy
-    /// list contains `mind` or `mind-self` (whose per-task sub-networks need per-task normalization).
+    /// list contains `mind`, `mind-self` or `packnet`, whose per-task sub-networks need per-task normalization:
+    /// BatchNorm statistics of task 0 frozen under later tasks' new weights can amplify them without bound
+    /// (a channel whose running variance shrank to 1e-4 while task 0 re-trained multiplies them by 100).
     public var usesPerTaskBatchNorm: Bool {
-        perTaskBatchNorm ?? strategy.split(separator: "+").contains { $0 == "mind" || $0 == "mind-self" }
+        perTaskBatchNorm ?? strategy.split(separator: "+").contains { $0 == "mind" || $0 == "mind-self" || $0 == "packnet" }
     }
 
     /// The network for a benchmark: its heads follow the scenario. The `pnn` strategy gets a progressive

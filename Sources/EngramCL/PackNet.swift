@@ -9,11 +9,13 @@ import EngramNN
 /// W ⊙ M_t, M_t = [owner ≤ t].
 ///
 /// Choices: every parameter of rank ≥ 2 outside the task heads (Linear/Conv weights, including a single
-/// shared head's weight) is packed. Biases and BatchNorm γ/β are shared, trained on task 0 only and frozen
-/// after it (as the authors' code does); for t > 0 BatchNorm layers run in evaluation mode so their
+/// shared head's weight) is packed. Biases and shared BatchNorm γ/β are trained on task 0 only and frozen
+/// after it (as the authors' code does); for t > 0 shared BatchNorm layers run in evaluation mode so their
 /// running statistics stay those of task 0 (after a mid-task resume, from the second batch on).
 /// Multi-head heads (`head.heads.<t>.…`) and per-task BatchNorm (`TaskBatchNorm`, `….tasks.<t>.…`) belong
-/// wholly to their task and are not pruned; shared BatchNorm layers are the ones frozen after task 0. The optimizer
+/// wholly to their task and are not pruned. `ExperimentConfiguration` gives PackNet per-task BatchNorm by
+/// default: frozen task-0 statistics can blow up later tasks trained from scratch (measured: ResNet-20 on
+/// Split Fashion-MNIST, seed 1, a running variance of 7.7e-5 turned task 2's loss into NaN within 5 steps). The optimizer
 /// state is reset before re-training, which uses the run's learning rate. Memory: one byte of owner id
 /// per parameter (`TaskWeightMasks`), whatever the number of tasks.
 public final class PackNet: Strategy {

@@ -50,6 +50,8 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var teacherWeightDecay: Float?
     /// MIND: teacher epochs at which its learning rate is halved (default round(0.7 · epochs)).
     public var teacherMilestones: [Int]?
+    /// MIND: re-estimate each task's BatchNorm statistics exactly after its teacher and its sub-network train (true).
+    public var preciseBatchNorm: Bool?
 
     public init() {}
 
@@ -61,6 +63,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
         case pruneRatio = "prune_ratio", retrainEpochs = "retrain_epochs"
         case distillBeta = "distill_beta", teacherEpochs = "teacher_epochs", teacherLearningRate = "teacher_lr"
         case teacherWeightDecay = "teacher_weight_decay", teacherMilestones = "teacher_milestones"
+        case preciseBatchNorm = "precise_batchnorm"
     }
 }
 
@@ -120,7 +123,8 @@ public enum StrategyFactory {
             return try MIND(variant: name == "mind" ? .freshTeacher : .selfDistillation,
                             distillBeta: h.distillBeta ?? 5, temperature: h.temperature ?? 6.5,
                             teacherEpochs: h.teacherEpochs, teacherLearningRate: h.teacherLearningRate ?? 0.005,
-                            teacherWeightDecay: h.teacherWeightDecay ?? 0, teacherMilestones: h.teacherMilestones)
+                            teacherWeightDecay: h.teacherWeightDecay ?? 0, teacherMilestones: h.teacherMilestones,
+                            preciseBatchNorm: h.preciseBatchNorm ?? true)
         default:
             throw StrategyError("unknown strategy '\(name)'; available: \(names.joined(separator: ", "))")
         }

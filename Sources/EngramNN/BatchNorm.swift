@@ -1,13 +1,15 @@
 /// Batch normalization over the channel axis of [N, C] (BatchNorm1d) or [N, C, H, W] (BatchNorm2d)
 /// input: y = γ·(x − μ)/√(σ² + ε) + β. In training it normalizes with the batch statistics and
-/// updates the running ones, r ← (1 − m)·r + m·batch (unbiased variance), as PyTorch does.
+/// updates the running ones, r ← (1 − m)·r + m·batch (unbiased variance), as PyTorch does; with
+/// `momentum` nil, the cumulative average r ← r + (batch − r)/k of the k batches seen since the last reset.
 public final class BatchNorm: Module {
     public let gamma: Tensor?
     public let beta: Tensor?
     public let runningMean: Tensor
     public let runningVariance: Tensor
     public let batchesTracked: Tensor
-    public let momentum: Float
+    /// m of the running-statistics update; nil: cumulative average over the batches seen (PyTorch's momentum=None).
+    public var momentum: Float?
     public let epsilon: Float
     public var isTraining = true
 
@@ -38,11 +40,38 @@ public final class BatchNorm: Module {
                                                    runningMean: runningMean.scalars, runningVariance: runningVariance.scalars,
                                                    training: isTraining, epsilon: epsilon)
         if isTraining {
-            let m = momentum
+            batchesTracked.scalars[0] += 1
+            let m = momentum ?? 1 / batchesTracked.scalars[0]
             runningMean.scalars = zip(runningMean.scalars, mean).map { (1 - m) * $0 + m * $1 }
             runningVariance.scalars = zip(runningVariance.scalars, variance).map { (1 - m) * $0 + m * $1 }
-            batchesTracked.scalars[0] += 1
         }
         return y
+    }
+}
+
+extension BatchNorm {
+    /// Replaces the running statistics by their exact average over `passes` forward passes in training mode
+    /// ("precise BatchNorm", Wu & Johnson 2021): r = (1/K)·Σ_k batch statistics_k. The network's weights do not
+    /// move, so evaluation then normalizes with the statistics of the final weights instead of a moving average
+    /// dragged along while they changed. `norms` are the layers to re-estimate (other layers keep theirs; the
+    /// model's training/evaluation mode is restored); `passes` runs the forward passes.
+    public static func recalibrate(_ norms: [BatchNorm], in model: any Module, passes: () throws -> Void) rethrows {
+        guard !norms.isEmpty else { return }
+        let saved = norms.map { ($0.momentum, $0.isTraining) }
+        let others = model.namedModules().compactMap { $0.1 as? BatchNorm }.filter { n in !norms.contains { $0 === n } }
+        let othersTraining = others.map(\.isTraining)
+        for n in others { n.isTraining = false }
+        for n in norms {
+            n.momentum = nil
+            n.isTraining = true
+            n.runningMean.scalars = [Float](repeating: 0, count: n.channels)
+            n.runningVariance.scalars = [Float](repeating: 1, count: n.channels)
+            n.batchesTracked.scalars[0] = 0
+        }
+        defer {
+            for (n, (m, t)) in zip(norms, saved) { n.momentum = m; n.isTraining = t }
+            for (n, t) in zip(others, othersTraining) { n.isTraining = t }
+        }
+        try GradMode.withoutGrad { try passes() }
     }
 }

@@ -65,6 +65,8 @@ struct ExperimentOptions: ParsableArguments {
     var teacherWeightDecay: Float?
     @Option(help: "MIND: teacher epochs at which its learning rate is halved, e.g. 35 (default: 70 % of the teacher epochs).")
     var teacherMilestones: String?
+    @Option(help: "MIND: re-estimate each task's BatchNorm statistics exactly over its training data after its teacher and its sub-network train, true or false (true).")
+    var preciseBatchnorm: Bool?
 
     @Option(help: "Model: \(ExperimentConfiguration.models.joined(separator: ", ")) (resnet20/32: CIFAR ResNets with option-A shortcuts; with --strategy pnn, mlp / cnn is a progressive network of one MLP / convolutional column per task).")
     var model: String?
@@ -72,7 +74,7 @@ struct ExperimentOptions: ParsableArguments {
     var hidden: String?
     @Option(help: "ResNet width nf; cnn: channels of the first conv block (the second has twice as many).")
     var width: Int?
-    @Option(help: "ResNets (resnet18r, resnet20, resnet32) and cnn: one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind or mind-self, false otherwise).")
+    @Option(help: "ResNets (resnet18r, resnet20, resnet32) and cnn: one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind, mind-self or packnet, false otherwise).")
     var perTaskBatchnorm: Bool?
     @Option(help: "Epochs per task.")
     var epochs: Int?
@@ -144,6 +146,7 @@ struct ExperimentOptions: ParsableArguments {
         if let teacherEpochs { c.hyperparameters.teacherEpochs = teacherEpochs }
         if let teacherLr { c.hyperparameters.teacherLearningRate = teacherLr }
         if let teacherWeightDecay { c.hyperparameters.teacherWeightDecay = teacherWeightDecay }
+        if let preciseBatchnorm { c.hyperparameters.preciseBatchNorm = preciseBatchnorm }
         if let teacherMilestones {
             let epochs = teacherMilestones.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard epochs.allSatisfy({ ($0 ?? 0) > 0 }) else {

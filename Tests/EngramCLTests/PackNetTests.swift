@@ -41,12 +41,13 @@ import Testing
         #expect(packnet.masks!.count(ownedBy: 1) > 0 && packnet.masks!.count(ownedBy: 2) > 0)
     }
 
-    @Test("on a reduced ResNet, BatchNorm statistics and a finished task's accuracy do not change while later tasks train")
+    @Test("on a reduced ResNet with shared BatchNorm, its statistics and a finished task's accuracy do not change while later tasks train")
     func convolutionalModelKeepsEarlierTasks() throws {
         var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
         config.model = "resnet18r"
         config.width = 4
         config.training.batchSize = 64
+        config.perTaskBatchNorm = false
         let trainer = try makeTrainer(config, strategy: try PackNet())
         try trainer.train(from: TrainingPosition(task: 0))
         let accuracy0 = trainer.evaluate(task: 0)
@@ -54,6 +55,30 @@ import Testing
         try trainer.train(from: TrainingPosition(task: 1))
         #expect(trainer.context.model.namedBuffers().map { $0.1.scalars } == statistics, "BatchNorm statistics moved")
         #expect(trainer.evaluate(task: 0) == accuracy0)
+    }
+
+    @Test("with per-task BatchNorm (the default), task 1 trains its own BatchNorm and task 0's stays bit-identical, its accuracy too")
+    func perTaskBatchNormKeepsEarlierTasks() throws {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.model = "resnet18r"
+        config.width = 4
+        config.training.batchSize = 64
+        #expect(config.usesPerTaskBatchNorm)
+        let packnet = try PackNet()
+        let trainer = try makeTrainer(config, strategy: packnet)
+        try trainer.train(from: TrainingPosition(task: 0))
+        let accuracy0 = trainer.evaluate(task: 0)
+        let model = trainer.context.model
+        func state(task: Int) -> [[Float]] {
+            (model.namedParameters() + model.namedBuffers()).filter { $0.0.contains(".tasks.\(task).") }.map { $0.1.scalars }
+        }
+        let task0 = state(task: 0), task1 = state(task: 1)
+        #expect(!task0.isEmpty)
+        try trainer.train(from: TrainingPosition(task: 1))
+        #expect(state(task: 0) == task0, "task 0's BatchNorm moved")
+        #expect(state(task: 1) != task1, "task 1's BatchNorm did not train")
+        #expect(trainer.evaluate(task: 0) == accuracy0)
+        #expect(packnet.masks!.count(ownedBy: 1) > 0)
     }
 
     @Test("evaluating a task through the trainer leaves the model unchanged")

@@ -90,11 +90,11 @@ final class LearningRateProbe: Strategy {
         #expect { try c.validate() } throws: { "\($0)".contains("--model") && "\($0)".contains("resnet20") && "\($0)".contains("resnet50") }
     }
 
-    @Test("per-task BatchNorm is on by default exactly when the strategy list contains mind or mind-self")
+    @Test("per-task BatchNorm is on by default exactly when the strategy list contains mind, mind-self or packnet")
     func perTaskBatchNormDefault() {
         var c = ExperimentConfiguration()
         for (strategy, expected) in [("mind", true), ("mind-self", true), ("ewc+mind", true), ("mas", false),
-                                     ("packnet", false), ("mindful", false)] {
+                                     ("packnet", true), ("packnet+mas", true), ("packnets", false), ("mindful", false)] {
             c.strategy = strategy
             #expect(c.usesPerTaskBatchNorm == expected, "\(strategy)")
         }
