@@ -45,14 +45,18 @@ def main(directories):
         for path in sorted(Path(directory).rglob("results.json")):
             r = json.loads(path.read_text())
             c = r["configuration"]
-            key = (r["benchmark"], r["scenario"], c["model"], batch_norm(c), r["strategy"])
+            settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in sorted((c.get("hyperparameters") or {}).items()))
+            key = (r["benchmark"], r["scenario"], c["model"], batch_norm(c), r["strategy"] + (f" {settings}" if settings else ""))
             groups.setdefault(key, []).append(r)
     header = ["benchmark", "scenario", "model", "BatchNorm", "method", "seeds", "TAw ACC (%)", "TAw forgetting (%)",
               "TAg ACC (%)", "TAg forgetting (%)", "task pred. (%)", "TAg ACC most-confident (%)",
               "memory held", "parameters", "training s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for (benchmark, scenario, model, norm, strategy), runs in groups.items():
+    order = {"task-il": 0, "domain-il": 1, "class-il": 2}
+    for (benchmark, scenario, model, norm, strategy), runs in sorted(
+            groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2], g[0][4])):
         def tag(i, field):
             return [r["task_agnostic"][i][field] if r.get("task_agnostic") and len(r["task_agnostic"]) > i else None
                     for r in runs]
