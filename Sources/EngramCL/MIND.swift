@@ -219,7 +219,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
                 let output = model(batch.inputs)
                 let loss = taskCrossEntropy(output, batch, task: task) ?? Losses.crossEntropy(output, targets: batch.labels)
                 guard loss.item.isFinite else {
-                    throw TrainingError(description: "the teacher's loss became \(loss.item) on task \(task), epoch \(e); lower --teacher-lr")
+                    throw TrainingError(description: "the teacher's loss became \(loss.item) on task \(task + 1), epoch \(e + 1); lower --teacher-lr")
                 }
                 optimizer.zeroGrad()
                 loss.backward()
@@ -254,7 +254,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
                 model.setActiveTask(batch.taskID ?? task)
                 let output = model(batch.inputs)
                 guard output.scalars.allSatisfy(\.isFinite) else {
-                    throw TrainingError(description: "MIND's BatchNorm re-estimation met a non-finite output on task \(task)")
+                    throw TrainingError(description: "MIND's BatchNorm re-estimation met a non-finite output on task \(task + 1)")
                 }
             }
         }

@@ -108,7 +108,7 @@ public final class PackNet: Strategy {
                 model.setActiveTask(batch.taskID ?? task)
                 let loss = Losses.crossEntropy(model(batch.inputs), targets: batch.labels)
                 guard loss.item.isFinite else {
-                    throw TrainingError(description: "the loss became \(loss.item) while re-training task \(task) after pruning")
+                    throw TrainingError(description: "the loss became \(loss.item) while re-training task \(task + 1) after pruning")
                 }
                 optimizer.zeroGrad()
                 loss.backward()

@@ -196,7 +196,7 @@ public final class Trainer {
                 let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
                 let value = loss.item
                 guard value.isFinite else {
-                    throw TrainingError(description: "the loss became \(value) at task \(task), epoch \(epoch), batch \(b) "
+                    throw TrainingError(description: "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
                                         + "(task loss \(taskLoss.item)); lower the learning rate or the regularization strength")
                 }
                 optimizer.zeroGrad()
