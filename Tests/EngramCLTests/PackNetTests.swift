@@ -4,6 +4,15 @@ import Testing
 
 /// PackNet on real task-incremental Split MNIST (small subset, fixed seed).
 @Suite(.serialized) struct PackNetTests {
+    /// PackNet on a reduced ResNet-18 of width 4 (1 % of Split MNIST, batch 64).
+    static func smallResNet() -> ExperimentConfiguration {
+        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
+        config.model = "resnet18r"
+        config.width = 4
+        config.training.batchSize = 64
+        return config
+    }
+
     @Test("PackNet forgets at most 1 point on 5-task Split MNIST, far less than fine-tuning")
     func packNetDoesNotForget() throws {
         let finetune = try runExperiment(smallSplitMNIST(strategy: "finetune"))
@@ -43,10 +52,7 @@ import Testing
 
     @Test("on a reduced ResNet with shared BatchNorm, its statistics and a finished task's accuracy do not change while later tasks train")
     func convolutionalModelKeepsEarlierTasks() throws {
-        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
-        config.model = "resnet18r"
-        config.width = 4
-        config.training.batchSize = 64
+        var config = Self.smallResNet()
         config.perTaskBatchNorm = false
         let trainer = try makeTrainer(config, strategy: try PackNet())
         try trainer.train(from: TrainingPosition(task: 0))
@@ -59,10 +65,7 @@ import Testing
 
     @Test("with per-task BatchNorm (the default), task 1 trains its own BatchNorm and task 0's stays bit-identical, its accuracy too")
     func perTaskBatchNormKeepsEarlierTasks() throws {
-        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
-        config.model = "resnet18r"
-        config.width = 4
-        config.training.batchSize = 64
+        let config = Self.smallResNet()
         #expect(config.usesPerTaskBatchNorm)
         let packnet = try PackNet()
         let trainer = try makeTrainer(config, strategy: packnet)
