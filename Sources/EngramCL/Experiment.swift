@@ -166,8 +166,11 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// BatchNorm statistics of task 0 frozen under later tasks' new weights can amplify them without bound
     /// (a channel whose running variance shrank to 1e-4 while task 0 re-trained multiplies them by 100).
     public var usesPerTaskBatchNorm: Bool {
-        perTaskBatchNorm ?? strategy.split(separator: "+").contains { $0 == "mind" || $0 == "mind-self" || $0 == "packnet" }
+        perTaskBatchNorm ?? strategy.split(separator: "+").contains { Self.perTaskBatchNormStrategies.contains(String($0)) }
     }
+
+    /// Strategies that get per-task BatchNorm unless `per_task_batchnorm` says otherwise.
+    public static let perTaskBatchNormStrategies: Set<String> = ["mind", "mind-self", "packnet"]
 
     /// The network for a benchmark: its heads follow the scenario. The `pnn` strategy gets a progressive
     /// network with one column per task, all allocated now: MLP columns (hidden sizes `hidden`) for `mlp`,

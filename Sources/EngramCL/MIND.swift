@@ -242,8 +242,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
     private func recalibrateBatchNorm(_ task: Int, context: TrainingContext, includeShared: Bool) throws {
         guard preciseBatchNorm else { return }
         let model = context.model, config = context.configuration
-        let norms = model.namedModules().compactMap { ($0.1 as? TaskBatchNorm).flatMap { task < $0.norms.count ? $0.norms[task] : nil } }
-            + (includeShared ? model.sharedBatchNorms() : [])
+        let norms = model.taskBatchNorms(task: task) + (includeShared ? model.sharedBatchNorms() : [])
         let wasTraining = model.isTraining
         model.train()
         defer { if !wasTraining { model.eval() } }

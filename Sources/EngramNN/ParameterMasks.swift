@@ -256,6 +256,11 @@ public enum ParameterRole: Equatable, Sendable {
 }
 
 extension Module {
+    /// Task `task`'s own BatchNorm layers: its entry in every `TaskBatchNorm`.
+    public func taskBatchNorms(task: Int) -> [BatchNorm] {
+        namedModules().compactMap { ($0.1 as? TaskBatchNorm).flatMap { task < $0.norms.count ? $0.norms[task] : nil } }
+    }
+
     /// BatchNorm layers that are not one task's own (not inside a `TaskBatchNorm`).
     public func sharedBatchNorms() -> [BatchNorm] {
         var perTask = Set<ObjectIdentifier>()
