@@ -2,19 +2,21 @@ import EngramNN
 
 /// Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017).
 ///
-/// After task t: the diagonal Fisher F_t = (1/N) Σₖ (∂ log p(yₖ|xₖ; θ)/∂θ)², from per-sample gradients,
-/// with yₖ the true label (empirical Fisher) or sampled from the model; θ*_t the parameters. Loss for
+/// After task t: the diagonal Fisher F_t = (1/N) Σₖ E_{y∼p(·|xₖ;θ)} (∂ log p(y|xₖ; θ)/∂θ)², from per-sample
+/// gradients — by default the exact expectation over the classes (the paper's Fisher); `sampled` draws one
+/// label per sample, `empirical` uses the true label (see `FisherEstimator`); θ*_t the parameters. Loss for
 /// later tasks: L(θ) + (λ/2) Σ_{t' < t} Σᵢ F_{t',i} (θᵢ − θ*_{t',i})² — one penalty per past task, so
 /// memory grows by 2 × the parameter count per task.
 public final class EWC: Strategy {
     public var lambda: Float
-    public var empiricalFisher: Bool
+    /// How the Fisher treats the label (exact expectation by default).
+    public var fisherEstimator: FisherEstimator
     /// (F_t, θ*_t) of every finished task.
     public private(set) var penalties: [(fisher: ParameterMap, anchor: ParameterMap)] = []
 
-    public init(lambda: Float, empiricalFisher: Bool = true) throws {
+    public init(lambda: Float, fisher: FisherEstimator = .exact) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
-        self.empiricalFisher = empiricalFisher
+        self.fisherEstimator = fisher
     }
 
     public var name: String { "ewc" }
@@ -29,18 +31,17 @@ public final class EWC: Strategy {
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
-        let fisher = EWC.fisher(task: task, empirical: empiricalFisher, context: context)
+        let fisher = EWC.fisher(task: task, estimator: fisherEstimator, context: context)
         penalties.append((fisher.mean, .values(of: context.model.namedParameters())))
     }
 
-    /// The task's diagonal Fisher from its training data (labels used for the empirical Fisher,
-    /// or drawn from the model's predictive distribution).
-    static func fisher(task: Int, empirical: Bool, context: TrainingContext) -> ImportanceEstimate {
+    /// The task's diagonal Fisher from its training data (labels used only by the empirical Fisher).
+    static func fisher(task: Int, estimator: FisherEstimator, context: TrainingContext) -> ImportanceEstimate {
         context.model.setActiveTask(task)
         let batches = context.stream.trainingBatches(task: task, epoch: 0, batchSize: context.configuration.batchSize)
         var rng = context.generator("fisher/task \(task)")
         return Importance.fisher(model: context.model, batches: batches.lazy.map { ($0.inputs, $0.labels) },
-                                 empirical: empirical, rng: &rng)
+                                 estimator: estimator, allowedClasses: context.activeClasses, rng: &rng)
     }
 
     public var memoryBytes: Int { penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } }
@@ -62,14 +63,14 @@ public final class OnlineEWC: Strategy {
     public var lambda: Float
     /// γ, the decay of older tasks' Fisher information.
     public var gamma: Float
-    public var empiricalFisher: Bool
+    public var fisherEstimator: FisherEstimator
     public private(set) var state = AnchoredImportance(accumulation: .sum)
 
-    public init(lambda: Float, gamma: Float = 1, empiricalFisher: Bool = true) throws {
+    public init(lambda: Float, gamma: Float = 1, fisher: FisherEstimator = .exact) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         guard gamma >= 0, gamma <= 1 else { throw StrategyError("--gamma must be in [0, 1], got \(gamma)") }
         self.gamma = gamma
-        self.empiricalFisher = empiricalFisher
+        self.fisherEstimator = fisher
     }
 
     public var name: String { "online-ewc" }
@@ -79,7 +80,7 @@ public final class OnlineEWC: Strategy {
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
-        state.accumulate(EWC.fisher(task: task, empirical: empiricalFisher, context: context), decay: gamma)
+        state.accumulate(EWC.fisher(task: task, estimator: fisherEstimator, context: context), decay: gamma)
         state.setAnchor(context.model.namedParameters())
     }
 

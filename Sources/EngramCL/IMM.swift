@@ -27,22 +27,22 @@ public final class IMM: Strategy {
     public var alphas: [Float]?
     /// ε added to each Fisher in mode-IMM.
     public var epsilon: Float
-    /// Whether F_k uses the true labels (empirical Fisher) or labels sampled from the model.
-    public var empiricalFisher: Bool
+    /// How F_k treats the label (as EWC: the exact expectation by default).
+    public var fisherEstimator: FisherEstimator
     /// θ_k of every finished task (un-merged).
     public private(set) var solutions: [ParameterMap] = []
     /// F_k of every finished task (mode-IMM only).
     public private(set) var fishers: [ParameterMap] = []
 
     public init(mode: IMMMode, l2Transfer: Float = 0, alphas: [Float]? = nil, epsilon: Float = 1e-8,
-                empiricalFisher: Bool = true) throws {
+                fisher: FisherEstimator = .exact) throws {
         self.mode = mode
         self.l2Transfer = try validatedStrength(l2Transfer, flag: "--l2-transfer")
         if let alphas, alphas.contains(where: { !($0 >= 0) }) { throw StrategyError("IMM weights α must be ≥ 0, got \(alphas)") }
         self.alphas = alphas
         guard epsilon > 0 else { throw StrategyError("IMM ε must be positive, got \(epsilon)") }
         self.epsilon = epsilon
-        self.empiricalFisher = empiricalFisher
+        self.fisherEstimator = fisher
     }
 
     public var name: String { mode == .mean ? "imm-mean" : "imm-mode" }
@@ -64,7 +64,7 @@ public final class IMM: Strategy {
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         let parameters = context.model.namedParameters()
         solutions.append(.values(of: parameters))
-        if mode == .mode { fishers.append(EWC.fisher(task: task, empirical: empiricalFisher, context: context).mean) }
+        if mode == .mode { fishers.append(EWC.fisher(task: task, estimator: fisherEstimator, context: context).mean) }
         let merged = mode == .mean ? Self.meanMerge(solutions, weights: weights(count: solutions.count))
                                    : Self.modeMerge(solutions, fishers: fishers, weights: weights(count: solutions.count), epsilon: epsilon)
         for (name, p) in parameters where !name.hasPrefix("head.heads.") {

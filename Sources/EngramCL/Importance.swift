@@ -1,5 +1,15 @@
 import EngramNN
 
+/// How EWC's diagonal Fisher treats the label y in (∂ log p(y|x)/∂θ)².
+public enum FisherEstimator: String, Sendable, Codable, CaseIterable {
+    /// The expectation over the model's predictive distribution, exact (one backward pass per class): the Fisher.
+    case exact
+    /// One label per sample drawn from the model's predictive distribution (a one-sample estimate of `exact`).
+    case sampled
+    /// The true labels (the "empirical Fisher").
+    case empirical
+}
+
 /// Which network output the MAS importance differentiates.
 public enum MASOutput: String, Sendable, Codable, CaseIterable {
     /// The logits (the paper's default: the learned function F).
@@ -101,34 +111,42 @@ public enum Importance {
         return estimate
     }
 
-    /// Local (Hebbian) MAS (Aljundi et al. 2018, sec. 4.2): for the parameter θ_ij connecting input
-    /// neuron j to output neuron i of a layer, Ω_ij = meanₖ |yᵢ(xₖ)·xⱼ(xₖ)|, from the layer's input x
-    /// and (pre-activation) output y; for convolutions averaged over output positions. Bias: mean |yᵢ|.
-    /// Uses only inputs, no gradients of the loss.
+    /// Local (Hebbian) MAS (Aljundi et al. 2018, sec. 4.2): for the parameter θ_ij connecting neuron j to
+    /// neuron i, Ω_ij = meanₖ |Fᵢ(xₖ)·Fⱼ(xₖ)|, the product of the two neurons' *activations*: Fⱼ is the layer's
+    /// input (already post-activation) and Fᵢ the output neuron's value after its non-linearity — ReLU(z) for a
+    /// hidden Linear layer, ReLU(BN(z)) for a convolution followed by BatchNorm and ReLU (for a residual block's
+    /// second convolution before the shortcut is added), z itself for the logits. A connection into a unit that
+    /// is inactive (ReLU = 0) on a sample gets no importance from it. Convolutions: averaged over output
+    /// positions. Bias (a connection from a constant 1): mean |Fᵢ|. Uses only inputs, no gradients.
     public static func masLocal(model: any Module, inputs: some Sequence<Tensor>) -> ImportanceEstimate {
         let parameters = model.namedParameters()
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
         let restoreMode = model.enterEvaluationMode()
         defer { restoreMode() }
         let modules = model.namedModules()
+        let activation = neuronActivations(of: model)
         for (_, m) in modules { (m as? Linear)?.recordsActivations = true; (m as? Conv2d)?.recordsActivations = true }
         defer { for (_, m) in modules { (m as? Linear)?.recordsActivations = false; (m as? Conv2d)?.recordsActivations = false } }
         for x in inputs {
             let n = x.shape[0]
-            GradMode.withoutGrad { _ = model(x) }
-            for (prefix, m) in modules {
-                if let l = m as? Linear, let xi = l.lastInput, let y = l.lastOutput {
-                    let s = PerSampleGradients.linearAbsoluteSum(input: xi.rank == 2 ? xi : xi.flattened(), outputGradient: y)
-                    estimate.sums[name(prefix, "weight")]?.add(s.weight.scalars)
-                    if l.bias != nil { estimate.sums[name(prefix, "bias")]?.add(s.bias.scalars) }
-                } else if let c = m as? Conv2d, let xi = c.lastInput, let y = c.lastOutput {
-                    let positions = Float(y.shape[2] * y.shape[3])
-                    let w = PerSampleGradients.conv2dWeightGradient(input: xi, outputGradient: y, kernelSize: c.weight.shape[2],
-                                                                     stride: c.stride, padding: c.padding, absolute: true)
-                    estimate.sums[name(prefix, "weight")]?.add(w.scalars.map { $0 / positions })
-                    if c.bias != nil {
-                        let b = y.abs().sum(axes: [0, 2, 3]).scalars.map { $0 / positions }
-                        estimate.sums[name(prefix, "bias")]?.add(b)
+            GradMode.withoutGrad {
+                _ = model(x)
+                for (prefix, m) in modules {
+                    if let l = m as? Linear, let xi = l.lastInput, let z = l.lastOutput {
+                        let y = activation[ObjectIdentifier(l)]?(z) ?? z
+                        let s = PerSampleGradients.linearAbsoluteSum(input: xi.rank == 2 ? xi : xi.flattened(), outputGradient: y)
+                        estimate.sums[name(prefix, "weight")]?.add(s.weight.scalars)
+                        if l.bias != nil { estimate.sums[name(prefix, "bias")]?.add(s.bias.scalars) }
+                    } else if let c = m as? Conv2d, let xi = c.lastInput, let z = c.lastOutput {
+                        let y = activation[ObjectIdentifier(c)]?(z) ?? z
+                        let positions = Float(y.shape[2] * y.shape[3])
+                        let w = PerSampleGradients.conv2dWeightGradient(input: xi, outputGradient: y, kernelSize: c.weight.shape[2],
+                                                                         stride: c.stride, padding: c.padding, absolute: true)
+                        estimate.sums[name(prefix, "weight")]?.add(w.scalars.map { $0 / positions })
+                        if c.bias != nil {
+                            let b = y.abs().sum(axes: [0, 2, 3]).scalars.map { $0 / positions }
+                            estimate.sums[name(prefix, "bias")]?.add(b)
+                        }
                     }
                 }
             }
@@ -138,10 +156,42 @@ public enum Importance {
         return estimate
     }
 
-    /// Diagonal Fisher information of EWC (Kirkpatrick et al. 2017): F_i = (1/N) Σₖ (∂ log p(yₖ|xₖ; θ)/∂θ_i)²,
-    /// with yₖ the true label (`empirical`) or sampled from the model's own p(y|xₖ) (the true Fisher).
+    /// For every Linear/Conv2d layer followed by a non-linearity, the map from its output z to its neurons'
+    /// activations: in a `Sequential`, the BatchNorm/Dropout modules after the layer up to the first ReLU
+    /// (evaluation mode), then the ReLU; in a `ConvBlock` ReLU(BN(z)); in a `BasicBlock` ReLU(BN₁(z)) for the
+    /// first convolution and ReLU(BN₂(z)) for the second. Layers without a following ReLU (logits, projection
+    /// shortcuts) are absent: their activation is z.
+    static func neuronActivations(of model: any Module) -> [ObjectIdentifier: (Tensor) -> Tensor] {
+        var map: [ObjectIdentifier: (Tensor) -> Tensor] = [:]
+        for (_, m) in model.namedModules() {
+            if let s = m as? Sequential {
+                for (i, layer) in s.layers.enumerated() where layer is Linear || layer is Conv2d {
+                    var between: [any Module] = []
+                    var j = i + 1
+                    while j < s.layers.count, s.layers[j] is BatchNorm || s.layers[j] is TaskBatchNorm || s.layers[j] is Dropout {
+                        between.append(s.layers[j]); j += 1
+                    }
+                    guard j < s.layers.count, s.layers[j] is ReLU else { continue }
+                    map[ObjectIdentifier(layer)] = { z in between.reduce(z) { $1.forward($0) }.relu() }
+                }
+            } else if let block = m as? ConvBlock {
+                map[ObjectIdentifier(block.conv)] = { z in block.bn.forward(z).relu() }
+            } else if let block = m as? BasicBlock {
+                map[ObjectIdentifier(block.conv1)] = { z in block.bn1.forward(z).relu() }
+                map[ObjectIdentifier(block.conv2)] = { z in block.bn2.forward(z).relu() }
+            }
+        }
+        return map
+    }
+
+    /// Diagonal Fisher information of EWC (Kirkpatrick et al. 2017) from per-sample gradients of log p(y|xₖ; θ):
+    /// - `exact` (the paper's Fisher): F_i = (1/N) Σₖ Σ_c p(c|xₖ) (∂ log p(c|xₖ)/∂θ_i)², the expectation over the
+    ///   model's own predictive distribution, computed exactly with one backward pass per class (the squared
+    ///   per-sample gradient of √p(c|xₖ)·log p(c|xₖ), √p held constant, is p·(∂ log p)²);
+    /// - `sampled`: one label per sample drawn from p(·|xₖ) (an unbiased one-sample estimate of `exact`);
+    /// - `empirical`: yₖ the true label (the "empirical Fisher", a different quantity).
     /// `allowedClasses` restricts the softmax to a task's classes (task-aware heads).
-    public static func fisher(model: any Module, batches: some Sequence<(Tensor, [Int])>, empirical: Bool = true,
+    public static func fisher(model: any Module, batches: some Sequence<(Tensor, [Int])>, estimator: FisherEstimator = .exact,
                               allowedClasses: [Int]? = nil, rng: inout RandomGenerator) -> ImportanceEstimate {
         let parameters = model.namedParameters()
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
@@ -149,17 +199,18 @@ public enum Importance {
         defer { restoreMode() }
         let linears = linearLayers(of: model)
         let onlyLinear = linearsCoverAllParameters(model: model, linears: linears)
-        for (x, labels) in batches {
+        /// Adds Σₖ wₖ² (∂ log p(tₖ|xₖ)/∂θ)² for the samples of `x` with targets `t` and weights `w` (nil = 1).
+        func addSquaredGradients(_ x: Tensor, targets: [Int], weights: [Float]?) {
             let n = x.shape[0]
-            var targets = labels
-            if !empirical {
-                let logits = GradMode.withoutGrad { model(x) }
-                targets = sampleLabels(logits: logits, allowedClasses: allowedClasses, rng: &rng)
+            func loss(_ logits: Tensor, _ rows: Range<Int>) -> Tensor {
+                let ce = Losses.crossEntropy(logits, targets: Array(targets[rows]), allowedClasses: allowedClasses, reduction: .none)
+                guard let weights else { return ce.sum() }
+                return (ce * Tensor(shape: [rows.count], scalars: Array(weights[rows]))).sum()
             }
             if onlyLinear {
                 for (_, l) in linears { l.recordsActivations = true }
                 model.zeroGrad()
-                Losses.crossEntropy(model(x), targets: targets, allowedClasses: allowedClasses, reduction: .sum).backward()
+                loss(model(x), 0..<n).backward()
                 for (prefix, l) in linears {
                     guard let stats = l.perSampleSquaredGradientSum() else { continue }
                     estimate.sums[name(prefix, "weight")]!.add(stats.weight.scalars)
@@ -170,18 +221,46 @@ public enum Importance {
             } else {
                 for k in 0..<n {
                     model.zeroGrad()
-                    Losses.crossEntropy(model(x.indexSelect([k])), targets: [targets[k]], allowedClasses: allowedClasses,
-                                        reduction: .sum).backward()
+                    loss(model(x.indexSelect([k])), k..<(k + 1)).backward()
                     for (name, p) in parameters {
                         guard let g = p.grad?.scalars else { continue }
                         estimate.sums[name]!.add(g.map { $0 * $0 })
                     }
                 }
             }
+        }
+        for (x, labels) in batches {
+            let n = x.shape[0]
+            switch estimator {
+            case .empirical:
+                addSquaredGradients(x, targets: labels, weights: nil)
+            case .sampled:
+                let logits = GradMode.withoutGrad { model(x) }
+                addSquaredGradients(x, targets: sampleLabels(logits: logits, allowedClasses: allowedClasses, rng: &rng), weights: nil)
+            case .exact:
+                let probabilities = GradMode.withoutGrad { predictiveProbabilities(model(x), allowedClasses: allowedClasses) }
+                let c = probabilities.count / max(n, 1)
+                for cls in allowedClasses ?? Array(0..<c) {
+                    let root = (0..<n).map { probabilities[$0 * c + cls].squareRoot() }
+                    guard root.contains(where: { $0 > 0 }) else { continue }
+                    addSquaredGradients(x, targets: [Int](repeating: cls, count: n), weights: root)
+                }
+            }
             estimate.samples += n
         }
         model.zeroGrad()
         return estimate
+    }
+
+    /// softmax(logits) row by row, over `allowedClasses` only (the others get probability 0).
+    static func predictiveProbabilities(_ logits: Tensor, allowedClasses: [Int]?) -> [Float] {
+        let (n, c) = (logits.shape[0], logits.shape[1])
+        var z = logits.scalars
+        if let allowedClasses {
+            let allowed = Set(allowedClasses)
+            for r in 0..<n { for j in 0..<c where !allowed.contains(j) { z[r * c + j] = -.infinity } }
+        }
+        return softmaxRows(z, columns: c).probabilities
     }
 
     /// Labels drawn from softmax(logits) (restricted to `allowedClasses` when given).

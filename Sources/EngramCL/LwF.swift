@@ -37,9 +37,10 @@ public struct FrozenModel: Sendable {
 ///
 /// Before task t the model θ* is frozen (a copy of its parameters); for every batch of the new task the
 /// old model's outputs y_o on the *new* inputs are the targets of a distillation term:
-/// L = L_new(ŷ_n, y_n) + λ_o Σ_{old outputs} T² · KL(softmax(y_o/T) ‖ softmax(ŷ_o/T)).
+/// L = L_new(ŷ_n, y_n) + λ_o Σ_{old outputs} KL(softmax(y_o/T) ‖ softmax(ŷ_o/T)), as in Li & Hoiem (no T²).
 /// The paper's modified cross-entropy −Σ y'_o log ŷ'_o differs from this KL by the entropy of y'_o only
-/// (constant in θ), so the gradients are the same; T² (Hinton et al. 2015) keeps their scale independent of T.
+/// (constant in θ), so the gradients are the same. `temperatureSquared` multiplies the term by T² (Hinton et
+/// al. 2015; van de Ven's and Avalanche's implementations do): the effective λ_o is then 4·λ_o at T = 2.
 /// The old outputs are: each old task's head (task-incremental, multi-head), the logits of the classes
 /// of earlier tasks (class-incremental, shared head), the whole shared head (domain-incremental).
 /// Defaults as in the paper: λ_o = 1, T = 2. The warm-up step (new head alone first) is not done.
@@ -48,13 +49,16 @@ public final class LwF: Strategy {
     public var lambda: Float
     /// T, the distillation temperature.
     public var temperature: Float
+    /// Multiply the distillation term by T² (Hinton et al.); off, as in the paper.
+    public var temperatureSquared: Bool
     /// θ*, the model before the current task (empty during the first task).
     public private(set) var oldModel = FrozenModel()
 
-    public init(lambda: Float = 1, temperature: Float = 2) throws {
+    public init(lambda: Float = 1, temperature: Float = 2, temperatureSquared: Bool = false) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         guard temperature > 0, temperature.isFinite else { throw StrategyError("--temperature must be positive, got \(temperature)") }
         self.temperature = temperature
+        self.temperatureSquared = temperatureSquared
     }
 
     public var name: String { "lwf" }
@@ -70,10 +74,12 @@ public final class LwF: Strategy {
         return taskLoss + d.loss * lambda
     }
 
-    /// T² · KL(softmax(oldLogits/T) ‖ softmax(logits/T)), averaged over the batch: the distillation
-    /// term of one old output (zero when the logits equal the old ones).
-    public static func distillationLoss(logits: Tensor, oldLogits: Tensor, temperature: Float) -> Tensor {
-        Losses.klDivergence(input: logits, target: oldLogits, temperature: temperature) * (temperature * temperature)
+    /// KL(softmax(oldLogits/T) ‖ softmax(logits/T)), averaged over the batch (times T² with
+    /// `temperatureSquared`): the distillation term of one old output (zero when the logits equal the old ones).
+    public static func distillationLoss(logits: Tensor, oldLogits: Tensor, temperature: Float,
+                                        temperatureSquared: Bool = false) -> Tensor {
+        let kl = Losses.klDivergence(input: logits, target: oldLogits, temperature: temperature)
+        return temperatureSquared ? kl * (temperature * temperature) : kl
     }
 
     /// The distillation loss (unweighted by λ_o) of a batch, with the current and old features when asked
@@ -90,7 +96,8 @@ public final class LwF: Strategy {
             }
             var total: Tensor? = nil
             for k in 0..<task {
-                let term = Self.distillationLoss(logits: heads.heads[k](features), oldLogits: oldOutputs[k], temperature: temperature)
+                let term = Self.distillationLoss(logits: heads.heads[k](features), oldLogits: oldOutputs[k], temperature: temperature,
+                                                 temperatureSquared: temperatureSquared)
                 total = total.map { $0 + term } ?? term
             }
             return (total!, features, oldFeatures)
@@ -105,7 +112,8 @@ public final class LwF: Strategy {
             return (nil, model(inputs))
         }
         let loss = Self.distillationLoss(logits: Self.selectColumns(output, columns),
-                                         oldLogits: Self.selectColumns(oldOutput, columns), temperature: temperature)
+                                         oldLogits: Self.selectColumns(oldOutput, columns), temperature: temperature,
+                                         temperatureSquared: temperatureSquared)
         return (loss, keepFeatures ? model.features(inputs) : nil, oldFeatures)
     }
 

@@ -14,7 +14,8 @@ public final class MAS: Strategy {
     public var mode: MASGradientMode
     /// The unlabeled data Ω is measured on after each task.
     public var data: ImportanceData
-    /// Samples per importance update (a stream of chunks; nil = the training batch size).
+    /// Samples per forward/backward pass of the importance measurement (bounds its memory; nil = the training
+    /// batch size). A task's chunks form one estimate Ω_t, so the chunk size does not change Ω.
     public var chunk: Int?
     /// Ω, θ* and the sample count behind Ω.
     public private(set) var state: AnchoredImportance
@@ -35,21 +36,19 @@ public final class MAS: Strategy {
         state.regularized(taskLoss, strength: lambda, context: context)
     }
 
+    /// Ω ← Ω ⊕ Ω_t with Ω_t measured on the task's unlabeled inputs. The inputs are read in chunks of `chunk`
+    /// samples (bounded memory), but the chunks of one task form *one* estimate Ω_t = (1/N_t) Σₖ |∂‖F(xₖ)‖²/∂θ|
+    /// before it is folded into Ω — with `sum` accumulation Ω = Σ_t Ω_t as in the authors' code, whatever the chunk.
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         context.model.setActiveTask(task)
-        updateImportance(model: context.model, inputs: context.unlabeledInputs(task: task, from: data, chunk: chunk),
-                         chunked: chunk != nil)
+        updateImportance(model: context.model, inputs: context.unlabeledInputs(task: task, from: data, chunk: chunk))
         state.setAnchor(context.model.namedParameters())
     }
 
-    /// Adds the importance measured on `inputs` (unlabeled) to Ω: as one estimate, or (`chunked`) as one
-    /// update per input batch — a stream, which with `average` accumulation keeps a running average.
-    public func updateImportance(model: Classifier, inputs: some Sequence<Tensor>, chunked: Bool) {
-        guard chunked else { return updateImportance(model: model, inputs: inputs) }
-        for x in inputs { updateImportance(model: model, inputs: [x]) }
-    }
-
-    /// Adds the importance measured on `inputs` (unlabeled) to Ω, by the accumulation rule.
+    /// Folds the importance measured on `inputs` (unlabeled; any number of batches, which together form one
+    /// estimate) into Ω by the accumulation rule: `sum` adds the estimate's mean (one call = one data set, as
+    /// one task in the paper), `average` keeps the running average over every sample seen by any call — a
+    /// stream of calls, e.g. on test inputs as they arrive (not the authors' behaviour, which sums per-task means).
     /// Call it with any data, at any time: training inputs after a task, test inputs, a stream in chunks.
     public func updateImportance(model: Classifier, inputs: some Sequence<Tensor>) {
         state.accumulate(Importance.mas(model: model, inputs: inputs, output: output, mode: mode))
@@ -60,8 +59,9 @@ public final class MAS: Strategy {
     public func loadState(_ saved: [String: Tensor]) throws { state.loadState(saved) }
 }
 
-/// Memory Aware Synapses, local (Hebbian) version (Aljundi et al. 2018, sec. 4.2): Ω_ij = meanₖ |yᵢ(xₖ)·xⱼ(xₖ)|
-/// from each layer's input and output activations on the task's inputs; the same penalty as global MAS.
+/// Memory Aware Synapses, local (Hebbian) version (Aljundi et al. 2018, sec. 4.2): Ω_ij = meanₖ |Fᵢ(xₖ)·Fⱼ(xₖ)|,
+/// the product of the activations (after the non-linearity) of the two neurons θ_ij connects, on the task's
+/// inputs (see `Importance.masLocal`); the same penalty as global MAS.
 public final class MASLocal: Strategy {
     public var lambda: Float
     public var data: ImportanceData
@@ -81,11 +81,10 @@ public final class MASLocal: Strategy {
         state.regularized(taskLoss, strength: lambda, context: context)
     }
 
+    /// As global MAS: the chunks of one task form one estimate Ω_t, folded into Ω once per task.
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         context.model.setActiveTask(task)
-        let inputs = context.unlabeledInputs(task: task, from: data, chunk: chunk)
-        if chunk != nil { for x in inputs { updateImportance(model: context.model, inputs: [x]) } }
-        else { updateImportance(model: context.model, inputs: inputs) }
+        updateImportance(model: context.model, inputs: context.unlabeledInputs(task: task, from: data, chunk: chunk))
         state.setAnchor(context.model.namedParameters())
     }
 

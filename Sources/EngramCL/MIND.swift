@@ -9,6 +9,15 @@ public enum MINDTaskRule: String, Sendable, CaseIterable {
     case mostConfident = "most-confident"
 }
 
+/// The divergence MIND distils the teacher's outputs with.
+public enum MINDDistillation: String, Sendable, Codable, CaseIterable {
+    /// ½(KL(p‖q) + KL(q‖p)), the authors' code (called "JS" there; the default).
+    case symmetricKL = "symmetric-kl"
+    /// The Jensen–Shannon divergence ½KL(p‖m) + ½KL(q‖m), m = ½(p + q), as the paper writes; ≈ ¼ of the
+    /// symmetrised KL near agreement, so the same β distils about four times more weakly.
+    case jensenShannon = "js"
+}
+
 /// How MIND builds each task's teacher and picks the task's sub-network.
 public enum MINDVariant: String, Sendable {
     /// A freshly initialised model is the teacher; the sub-network is a random share of the free weights.
@@ -32,8 +41,9 @@ public enum MINDVariant: String, Sendable {
 ///    at random (`mind`) or those largest in the teacher, which also start from the teacher's values
 ///    (`mind-self`). Task t computes with W ⊙ M_t, M_t = [owner ≤ t] (weight sharing: earlier tasks'
 ///    weights are used frozen); only task t's own entries, its head and its BatchNorm train (gating).
-/// 3. Student: L = CE(head t) + β · JS(softmax(z_s) ‖ softmax(z_T)), z_T the frozen teacher's logits on the
-///    batch, with the run's optimizer (the reference: AdamW 0.035, halved at 40 of 50 epochs).
+/// 3. Student: L = CE(head t) + β · D(softmax(z_s), softmax(z_T)), z_T the frozen teacher's logits on the
+///    batch, D = ½(KL(p_s‖p_T) + KL(p_T‖p_s)) as the authors' code (`distillation` = `.jensenShannon` for the
+///    paper's JS), with the run's optimizer (the reference: AdamW 0.035, halved at 40 of 50 epochs).
 /// 4. BatchNorm: with per-task BatchNorm (`TaskBatchNorm`, on by default for MIND models) each task keeps its
 ///    own γ, β and running statistics, chosen by the task id (the reference's save/load_bn_params); shared
 ///    BatchNorm layers are trained on task 0 and frozen (evaluation mode) after it.
@@ -52,15 +62,17 @@ public enum MINDVariant: String, Sendable {
 ///    0.001–0.018.
 ///
 /// Defaults from the authors' code: β (`distill_beta`) = 5, τ (`temperature`) = 6.5 (inference only: the
-/// reference distils at temperature 1). Deviations: the reference's "JS" term is the symmetrised KL
-/// ½(KL(p‖q) + KL(q‖p)); here it is the Jensen–Shannon divergence of the paper. Biases are shared, trained
+/// reference distils at temperature 1). In a class-incremental head task t owns the whole rows (and bias
+/// entries) of its own classes, as the reference's last layer. Deviations: biases are shared, trained
 /// on task 0 and frozen after it (the reference's networks have none outside the heads). Free entries keep
 /// their initial values (zeroed while a task trains, then put back) where the reference zeroes them for
 /// good. Memory: the masks, one byte per parameter entry.
 public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestriction {
     public let variant: MINDVariant
-    /// β, the weight of the JS distillation term.
+    /// β, the weight of the distillation term.
     public let distillBeta: Float
+    /// The distillation divergence (the reference's symmetrised KL by default).
+    public let distillation: MINDDistillation
     /// τ, the temperature of task-agnostic inference.
     public let temperature: Float
     /// Epochs of teacher training (nil: the run's epochs).
@@ -88,7 +100,8 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
     /// Each task's output units (its classes in a class-incremental head; all units otherwise).
     private var taskClasses: [[Int]] = []
 
-    public init(variant: MINDVariant = .freshTeacher, distillBeta: Float = 5, temperature: Float = 6.5,
+    public init(variant: MINDVariant = .freshTeacher, distillBeta: Float = 5, distillation: MINDDistillation = .symmetricKL,
+                temperature: Float = 6.5,
                 teacherEpochs: Int? = nil, teacherLearningRate: Float = 0.005, teacherWeightDecay: Float = 0,
                 teacherMilestones: [Int]? = nil, preciseBatchNorm: Bool = true) throws {
         guard distillBeta >= 0, distillBeta.isFinite else { throw StrategyError("--distill-beta must be ≥ 0, got \(distillBeta)") }
@@ -105,6 +118,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
         }
         self.variant = variant
         self.distillBeta = distillBeta
+        self.distillation = distillation
         self.temperature = temperature
         self.teacherEpochs = teacherEpochs
         self.teacherLearningRate = teacherLearningRate
@@ -144,9 +158,12 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
     public func beforeTask(_ task: Int, context: TrainingContext) throws {
         ensureMasks(context)
         let parameters = context.model.namedParameters()
+        let headRows = classIncrementalHeadRows(task, parameters: parameters)
         for (name, p) in parameters {
             switch ParameterRole.of(name, p) {
             case .task(let t) where t == task: masks!.assignAll(name, task: task)
+            case .shared where headRows[name] != nil:
+                for i in headRows[name]! { masks!.setOwner(name, i, task) }   // the bias of the task's own classes
             case .shared where task == 0: masks!.claimFree(name, task: 0)
             default: break
             }
@@ -155,6 +172,16 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
         let share = 1 / Double(max(1, context.stream.taskCount - task))
         var rng = context.generator("mind subnetwork \(task)")
         for (name, p) in parameters where Self.isGated(name, p) {
+            if let rows = headRows[name] {
+                // A class-incremental head: task t owns the whole rows of its own classes (the reference's
+                // last-layer assignment), so no other task takes any of them and t takes nothing else.
+                let width = p.count / p.shape[0]
+                for row in rows { for i in (row * width)..<((row + 1) * width) { masks!.setOwner(name, i, task) } }
+                if variant == .selfDistillation, let values = teacherValues[name] {
+                    p.scalars.withUnsafeMutableBufferPointer { b in for row in rows { for i in (row * width)..<((row + 1) * width) { b[i] = values[i] } } }
+                }
+                continue
+            }
             switch variant {
             case .freshTeacher:
                 masks!.claimRandomFree(name, task: task, fraction: share, using: &rng)
@@ -260,6 +287,18 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
         model.setActiveTask(task)
     }
 
+    /// In a class-incremental (shared) head, the rows of the head's weight (and entries of its bias) that task
+    /// `task` owns wholly: those of its own classes, keyed by the parameter's name (empty for multi-head and
+    /// domain-incremental heads).
+    func classIncrementalHeadRows(_ task: Int, parameters: [(String, Tensor)]) -> [String: Range<Int>] {
+        var rows: [String: Range<Int>] = [:]
+        for (name, p) in parameters where name.hasPrefix("head.") {
+            if case .task = ParameterRole.of(name, p) { continue }
+            if let r = ownColumns(task, outputs: p.shape[0]) { rows[name] = r }
+        }
+        return rows
+    }
+
     /// A copy of `model`'s structure with every Linear/Conv layer drawn afresh (PyTorch's default
     /// initialization) and BatchNorm reset (γ = 1, β = 0, statistics 0 and 1): the teacher when no
     /// model factory is given.
@@ -306,9 +345,12 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
         return Losses.crossEntropy(output.slice(axis: 1, r), targets: batch.labels.map { $0 - r.lowerBound })
     }
 
-    /// The distillation term JS(softmax(student), softmax(teacher)), averaged over the batch (zero when equal).
-    public static func distillationLoss(student: Tensor, teacher: Tensor) -> Tensor {
-        Losses.jensenShannon(student, teacher)
+    /// The distillation term D(softmax(student), softmax(teacher)), averaged over the batch (zero when equal).
+    public static func distillationLoss(student: Tensor, teacher: Tensor, divergence: MINDDistillation = .symmetricKL) -> Tensor {
+        switch divergence {
+        case .symmetricKL: Losses.symmetricKL(student, teacher)
+        case .jensenShannon: Losses.jensenShannon(student, teacher)
+        }
     }
 
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
@@ -320,7 +362,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
         let target = teacher.evaluate(model) { model(batch.inputs) }
         freezeSharedBatchNorm(context)
         let (student, reference) = columns.map { (output.slice(axis: 1, $0), target.slice(axis: 1, $0)) } ?? (output, target)
-        return ce + Self.distillationLoss(student: student, teacher: reference) * distillBeta
+        return ce + Self.distillationLoss(student: student, teacher: reference, divergence: distillation) * distillBeta
     }
 
     public func afterBackward(context: TrainingContext) {

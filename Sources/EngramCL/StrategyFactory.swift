@@ -17,14 +17,14 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var masMode: MASGradientMode?
     /// MAS: how importance of successive tasks is combined.
     public var accumulation: ImportanceAccumulation?
-    /// EWC: empirical Fisher (true labels) or labels sampled from the model.
-    public var empiricalFisher: Bool?
+    /// EWC, online EWC, mode-IMM: how the Fisher treats the label (`exact` expectation, `sampled`, `empirical`).
+    public var fisher: FisherEstimator?
     /// MAS: the unlabeled data Ω is measured on after each task (`train` or `test` inputs).
     public var importanceData: ImportanceData?
     /// MAS: feed the importance data in chunks of this many samples (a stream; use with `average`).
     public var importanceChunk: Int?
     /// α: RWalk's Fisher moving-average weight (default 0.9); EBLL's weight of the autoencoder's
-    /// classification loss (default 0.01).
+    /// reconstruction loss (default 1e-6; the task loss has weight 1).
     public var alpha: Float?
     /// T: LwF's and EBLL's distillation temperature.
     public var temperature: Float?
@@ -40,8 +40,12 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var pruneRatio: Double?
     /// PackNet: epochs of re-training the kept weights after pruning (1).
     public var retrainEpochs: Int?
-    /// β: MIND's weight of the JS distillation from the task's teacher (5).
+    /// β: MIND's weight of the distillation from the task's teacher (5).
     public var distillBeta: Float?
+    /// MIND: the distillation divergence (`symmetric-kl`, the reference's; `js`, the paper's).
+    public var distillLoss: MINDDistillation?
+    /// LwF, EBLL: multiply the distillation term by T² (off, as Li & Hoiem).
+    public var temperatureSquared: Bool?
     /// MIND: epochs of teacher training per task (the run's epochs).
     public var teacherEpochs: Int?
     /// MIND: the teacher's AdamW learning rate (0.005, the reference's `lr`).
@@ -57,11 +61,11 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case lambda, c, xi, gamma, accumulation, alpha, temperature
-        case masOutput = "mas_output", masMode = "mas_mode", empiricalFisher = "empirical_fisher"
+        case masOutput = "mas_output", masMode = "mas_mode", fisher
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
         case lambdaCode = "lambda_code", codeSize = "code_size", autoencoderEpochs = "ae_epochs", l2Transfer = "l2_transfer"
         case pruneRatio = "prune_ratio", retrainEpochs = "retrain_epochs"
-        case distillBeta = "distill_beta", teacherEpochs = "teacher_epochs", teacherLearningRate = "teacher_lr"
+        case distillBeta = "distill_beta", distillLoss = "distill_loss", temperatureSquared = "temperature_squared", teacherEpochs = "teacher_epochs", teacherLearningRate = "teacher_lr"
         case teacherWeightDecay = "teacher_weight_decay", teacherMilestones = "teacher_milestones"
         case preciseBatchNorm = "precise_batchnorm"
     }
@@ -97,31 +101,32 @@ public enum StrategyFactory {
             return try MASLocal(lambda: h.lambda ?? defaultLambda(name), accumulation: h.accumulation ?? .sum,
                                 data: h.importanceData ?? .train, chunk: h.importanceChunk)
         case "ewc":
-            return try EWC(lambda: h.lambda ?? defaultLambda(name), empiricalFisher: h.empiricalFisher ?? true)
+            return try EWC(lambda: h.lambda ?? defaultLambda(name), fisher: h.fisher ?? .exact)
         case "online-ewc":
             return try OnlineEWC(lambda: h.lambda ?? defaultLambda(name), gamma: h.gamma ?? 1,
-                                 empiricalFisher: h.empiricalFisher ?? true)
+                                 fisher: h.fisher ?? .exact)
         case "si":
-            return try SynapticIntelligence(c: h.c ?? 0.1, xi: h.xi ?? 1e-3)
+            return try SynapticIntelligence(c: h.c ?? 0.1, xi: h.xi ?? 0.1)
         case "rwalk":
             return try RWalk(lambda: h.lambda ?? defaultLambda(name), alpha: h.alpha ?? 0.9, epsilon: h.xi ?? 1e-3)
         case "lwf":
-            return try LwF(lambda: h.lambda ?? defaultLambda(name), temperature: h.temperature ?? 2)
+            return try LwF(lambda: h.lambda ?? defaultLambda(name), temperature: h.temperature ?? 2,
+                           temperatureSquared: h.temperatureSquared ?? false)
         case "ebll":
             let lambda: Float = h.lambda ?? defaultLambda(name), temperature: Float = h.temperature ?? 2
-            let lambdaCode: Float = h.lambdaCode ?? 0.01, alpha: Float = h.alpha ?? 0.01
+            let lambdaCode: Float = h.lambdaCode ?? 0.1, alpha: Float = h.alpha ?? 1e-6
             let codeSize: Int = h.codeSize ?? 100, epochs: Int = h.autoencoderEpochs ?? 5
-            return try EBLL(lambda: lambda, temperature: temperature, lambdaCode: lambdaCode, codeSize: codeSize,
-                            autoencoderEpochs: epochs, alpha: alpha)
+            return try EBLL(lambda: lambda, temperature: temperature, temperatureSquared: h.temperatureSquared ?? false,
+                            lambdaCode: lambdaCode, codeSize: codeSize, autoencoderEpochs: epochs, alpha: alpha)
         case "imm-mean", "imm-mode":
             let mode: IMMMode = name == "imm-mean" ? .mean : .mode
-            return try IMM(mode: mode, l2Transfer: h.l2Transfer ?? 0, empiricalFisher: h.empiricalFisher ?? true)
+            return try IMM(mode: mode, l2Transfer: h.l2Transfer ?? 0, fisher: h.fisher ?? .exact)
         case "pnn": return ProgressiveNets()
         case "packnet":
             return try PackNet(pruneRatio: h.pruneRatio ?? 0.75, retrainEpochs: h.retrainEpochs ?? 1)
         case "mind", "mind-self":
             return try MIND(variant: name == "mind" ? .freshTeacher : .selfDistillation,
-                            distillBeta: h.distillBeta ?? 5, temperature: h.temperature ?? 6.5,
+                            distillBeta: h.distillBeta ?? 5, distillation: h.distillLoss ?? .symmetricKL, temperature: h.temperature ?? 6.5,
                             teacherEpochs: h.teacherEpochs, teacherLearningRate: h.teacherLearningRate ?? 0.005,
                             teacherWeightDecay: h.teacherWeightDecay ?? 0, teacherMilestones: h.teacherMilestones,
                             preciseBatchNorm: h.preciseBatchNorm ?? true)

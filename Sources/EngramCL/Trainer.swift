@@ -192,7 +192,7 @@ public final class Trainer {
             for (b, batch) in batches.enumerated() {
                 model.setActiveTask(batch.taskID ?? task)
                 let output = model(batch.inputs)
-                let taskLoss = Losses.crossEntropy(output, targets: batch.labels)
+                let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
                 let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
                 let value = loss.item
                 guard value.isFinite else {

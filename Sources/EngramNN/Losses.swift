@@ -93,6 +93,15 @@ public enum Losses {
         return reduce(perSample, reduction)
     }
 
+    /// Symmetrised Kullback–Leibler divergence ½(KL(P‖Q) + KL(Q‖P)), P = softmax(a/T), Q = softmax(b/T), per
+    /// sample — what MIND's reference code computes and calls "JS" (≈ 4× the Jensen–Shannon divergence near P = Q).
+    public static func symmetricKL(_ a: Tensor, _ b: Tensor, temperature: Float = 1, reduction: Reduction = .mean) -> Tensor {
+        precondition(a.shape == b.shape && a.rank == 2, "symmetricKL: shapes \(a.shape) and \(b.shape) differ")
+        let logP = a.logSoftmax(temperature: temperature), logQ = b.logSoftmax(temperature: temperature)
+        let perSample = ((logP.exp() - logQ.exp()) * (logP - logQ)).sum(axis: 1) * 0.5
+        return reduce(perSample, reduction)
+    }
+
     /// Squared L2 norm of each sample's output, ‖F(x)‖²₂ (MAS importance).
     public static func squaredL2Norm(_ output: Tensor, reduction: Reduction = .mean) -> Tensor {
         let perSample = output.flattened().squared().sum(axis: 1)

@@ -194,7 +194,7 @@ public struct ComparisonReport: Sendable {
         case "hyperparameters.c", "hyperparameters.xi": return !parts.contains("si")
         case "hyperparameters.gamma": return !parts.contains("online-ewc")
         case "hyperparameters.mas_output", "hyperparameters.mas_mode": return !parts.contains("mas")
-        case "hyperparameters.empirical_fisher": return parts.isDisjoint(with: ["ewc", "online-ewc"])
+        case "hyperparameters.fisher", "hyperparameters.empirical_fisher": return parts.isDisjoint(with: ["ewc", "online-ewc", "imm-mode"])
         case "hyperparameters.accumulation": return parts.isDisjoint(with: ["mas", "mas-local"])
         default: return false
         }

@@ -33,17 +33,17 @@ struct ExperimentOptions: ParsableArguments {
     var masMode: MASGradientMode?
     @Option(help: "How importance of successive tasks combines (sum or average).")
     var accumulation: ImportanceAccumulation?
-    @Option(help: "EWC Fisher from true labels (empirical) or labels sampled from the model (sampled).")
-    var fisher: String?
+    @Option(help: "EWC, online EWC, mode-IMM: the Fisher's label — exact (expectation over the model's predictive distribution, the paper's Fisher; default), sampled (one label drawn per sample) or empirical (true labels).")
+    var fisher: FisherEstimator?
     @Option(help: "MAS: unlabeled data the importance is measured on after each task (train or test inputs).")
     var importanceData: ImportanceData?
-    @Option(help: "MAS: update the importance from the data in chunks of this many samples (a stream).")
+    @Option(help: "MAS: measure the importance in chunks of this many samples (bounds memory; a task's chunks form one estimate).")
     var importanceChunk: Int?
-    @Option(help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder classification weight (0.01).")
+    @Option(help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder reconstruction weight (1e-6; the task loss has weight 1).")
     var alpha: Float?
     @Option(help: "T, the distillation temperature of LwF and EBLL (default 2); MIND's task-agnostic softmax temperature τ (default 6.5).")
     var temperature: Float?
-    @Option(help: "λ_c, EBLL's code-preservation weight (0.01).")
+    @Option(help: "λ_c, EBLL's code-preservation weight (0.1).")
     var lambdaCode: Float?
     @Option(help: "EBLL: code size of the autoencoders (100).")
     var codeSize: Int?
@@ -55,8 +55,12 @@ struct ExperimentOptions: ParsableArguments {
     var pruneRatio: Double?
     @Option(help: "PackNet: epochs of re-training the kept weights after pruning (1).")
     var retrainEpochs: Int?
-    @Option(help: "MIND: β, the weight of the JS distillation from each task's teacher (5).")
+    @Option(help: "MIND: β, the weight of the distillation from each task's teacher (5).")
     var distillBeta: Float?
+    @Option(help: "MIND: the distillation divergence, symmetric-kl (½(KL(p‖q) + KL(q‖p)), the authors' code; default) or js (Jensen–Shannon, as the paper writes).")
+    var distillLoss: MINDDistillation?
+    @Option(help: "LwF, EBLL: multiply the distillation term by T², true or false (false, as Li & Hoiem).")
+    var temperatureSquared: Bool?
     @Option(help: "MIND: epochs of teacher training per task (default: --epochs).")
     var teacherEpochs: Int?
     @Option(help: "MIND: the teacher's AdamW learning rate (0.005).")
@@ -143,6 +147,8 @@ struct ExperimentOptions: ParsableArguments {
         if let pruneRatio { c.hyperparameters.pruneRatio = pruneRatio }
         if let retrainEpochs { c.hyperparameters.retrainEpochs = retrainEpochs }
         if let distillBeta { c.hyperparameters.distillBeta = distillBeta }
+        if let distillLoss { c.hyperparameters.distillLoss = distillLoss }
+        if let temperatureSquared { c.hyperparameters.temperatureSquared = temperatureSquared }
         if let teacherEpochs { c.hyperparameters.teacherEpochs = teacherEpochs }
         if let teacherLr { c.hyperparameters.teacherLearningRate = teacherLr }
         if let teacherWeightDecay { c.hyperparameters.teacherWeightDecay = teacherWeightDecay }
@@ -155,8 +161,7 @@ struct ExperimentOptions: ParsableArguments {
             c.hyperparameters.teacherMilestones = epochs.compactMap { $0 }
         }
         if let fisher {
-            guard ["empirical", "sampled"].contains(fisher) else { throw ValidationError("--fisher must be empirical or sampled, got '\(fisher)'") }
-            c.hyperparameters.empiricalFisher = fisher == "empirical"
+            c.hyperparameters.fisher = fisher
         }
         if let model { c.model = model }
         if let hidden {
@@ -200,6 +205,8 @@ extension MASGradientMode: ExpressibleByArgument {}
 extension ImportanceAccumulation: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension ImportanceData: ExpressibleByArgument {}
+extension FisherEstimator: ExpressibleByArgument {}
+extension MINDDistillation: ExpressibleByArgument {}
 
 /// `engram run`: one continual-learning experiment.
 struct Run: ParsableCommand {

@@ -72,13 +72,13 @@ import Testing
         #expect(a != c)
     }
 
-    @Test("local (Hebbian) MAS of a Linear layer is the mean of |y_i·x_j| over samples")
+    @Test("local (Hebbian) MAS of a hidden Linear layer is the mean of |ReLU(z_i)·x_j| over samples")
     func localMatchesHebbianDefinition() throws {
         let (model, inputs) = try fixture(hidden: [16])
         let omega = Importance.masLocal(model: model, inputs: [inputs[0]]).mean
         let linear = (model.features as! Sequential).layers[1] as! Linear
         let x = inputs[0]
-        let y = Tensor.linear(x, weight: linear.weight, bias: linear.bias)
+        let y = Tensor.linear(x, weight: linear.weight, bias: linear.bias).relu()
         let (n, o, i) = (x.shape[0], y.shape[1], x.shape[1])
         var expected = [Float](repeating: 0, count: o * i)
         for k in 0..<n { for a in 0..<o { for b in 0..<i { expected[a * i + b] += abs(y.scalars[k * o + a] * x.scalars[k * i + b]) / Float(n) } } }
@@ -86,11 +86,26 @@ import Testing
         let scale = expected.max()!
         for j in 0..<expected.count { #expect(abs(got[j] - expected[j]) <= 1e-4 * scale) }
     }
+
+    @Test("local MAS on a hand-computed 2-2-2 network: a unit that ReLU silences gives its connections no importance")
+    func localHandComputed() throws {
+        var rng = RandomGenerator(seed: 1)
+        let model = Models.mlp(input: 2, hidden: [2], classes: 2, using: &rng)
+        let hidden = (model.features as! Sequential).layers[1] as! Linear, head = model.head as! Linear
+        hidden.weight.scalars = [1, 2, -1, -1]; hidden.bias!.scalars = [0, 0]
+        head.weight.scalars = [1, -1, 0.5, 2]; head.bias!.scalars = [0, 0]
+        // x = (1, 1): z = (3, −2), ReLU → (3, 0); logits = (3, 1.5).
+        let omega = Importance.masLocal(model: model, inputs: [Tensor(shape: [1, 2], scalars: [1, 1])]).mean
+        #expect(omega["features.1.weight"] == [3, 3, 0, 0])      // |a_i·x_j|: the silenced unit's row is 0
+        #expect(omega["features.1.bias"] == [3, 0])
+        #expect(omega["head.weight"] == [9, 0, 4.5, 0])         // logits (no non-linearity) × hidden activations
+        #expect(omega["head.bias"] == [3, 1.5])
+    }
 }
 
 @Suite struct MASOnlineUpdateTests {
-    @Test("updating Ω from a stream of chunks with running-average accumulation equals one update on all the data")
-    func chunkedRunningAverageEqualsBatchAverage() throws {
+    @Test("updating Ω call by call with running-average accumulation equals one update on all the data")
+    func streamedRunningAverageEqualsBatchAverage() throws {
         let data = try sharedMNIST.get()
         var rng = RandomGenerator(seed: 5)
         let model = Models.mlp(input: 784, hidden: [24], classes: 10, using: &rng)
@@ -100,11 +115,32 @@ import Testing
         let once = try MAS(lambda: 1, accumulation: .average)
         once.updateImportance(model: model, inputs: inputs)
         let streamed = try MAS(lambda: 1, accumulation: .average)
-        streamed.updateImportance(model: model, inputs: inputs, chunked: true)
+        for x in inputs { streamed.updateImportance(model: model, inputs: [x]) }
         #expect(streamed.state.samplesSeen == 40 && once.state.samplesSeen == 40)
         for (name, a) in once.state.importance {
             let b = streamed.state.importance[name]!
             for i in 0..<a.count { #expect(abs(a[i] - b[i]) <= 1e-5 * max(1, abs(a[i]))) }
+        }
+    }
+
+    @Test("Ω measured in chunks equals Ω measured without, after two tasks, under both accumulation rules and both MAS versions",
+          arguments: [ImportanceAccumulation.sum, .average], ["mas", "mas-local"])
+    func chunksDoNotChangeOmega(accumulation: ImportanceAccumulation, name: String) throws {
+        var config = smallSplitMNIST(strategy: name, fraction: 0.02)
+        config.hidden = [20]
+        func omega(chunk: Int?) throws -> ParameterMap {
+            let strategy: any Strategy = name == "mas" ? try MAS(lambda: 1, accumulation: accumulation, chunk: chunk)
+                                                       : try MASLocal(lambda: 1, accumulation: accumulation, chunk: chunk)
+            let trainer = try makeTrainer(config, strategy: strategy)
+            for task in 0..<2 { try strategy.afterTask(task, context: trainer.context) }
+            return (strategy as? MAS)?.state.importance ?? (strategy as! MASLocal).state.importance
+        }
+        let whole = try omega(chunk: nil), chunked = try omega(chunk: 7)
+        #expect(Set(whole.keys) == Set(chunked.keys))
+        for (key, a) in whole {
+            let b = chunked[key]!
+            let scale = a.map(abs).max() ?? 1
+            for i in 0..<a.count { #expect(abs(a[i] - b[i]) <= 1e-4 * max(scale, 1e-6), "\(key)[\(i)]: \(a[i]) vs \(b[i])") }
         }
     }
 

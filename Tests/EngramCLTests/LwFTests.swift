@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 @Suite(.serialized) struct LwFTests {
-    @Test("the distillation loss equals T² · KL(softmax(y_o/T) ‖ softmax(ŷ/T)) computed by hand on 2×3 logits")
+    @Test("the distillation loss equals KL(softmax(y_o/T) ‖ softmax(ŷ/T)) computed by hand on 2×3 logits (T² only when asked)")
     func distillationMatchesHandComputedKL() {
         let logits: [Double] = [1, 2, 0.5, -1, 0, 3]
         let old: [Double] = [2, 0, 1, 0.5, 0.5, 1]
@@ -18,10 +18,16 @@ import Testing
             let p = softmax(old[(3 * r)..<(3 * r + 3)]), q = softmax(logits[(3 * r)..<(3 * r + 3)])
             for j in 0..<3 { kl += p[j] * Foundation.log(p[j] / q[j]) }
         }
-        let expected = t * t * kl / 2
+        let expected = kl / 2
         let got = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
                                        oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: Float(t))
         #expect(abs(Double(got.item) - expected) < 1e-5, "\(got.item) vs \(expected)")
+        let squared = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
+                                           oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: Float(t),
+                                           temperatureSquared: true)
+        #expect(abs(Double(squared.item) - t * t * expected) < 1e-5)
+        let defaults = try! StrategyFactory.make("lwf") as! LwF
+        #expect(defaults.temperatureSquared == false && defaults.lambda == 1 && defaults.temperature == 2)
         let same = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: old.map(Float.init)),
                                         oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: 2)
         #expect(abs(same.item) < 1e-6)

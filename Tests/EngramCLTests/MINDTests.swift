@@ -48,7 +48,7 @@ import Testing
         #expect(trainer.evaluate(task: 0) == accuracy0)
     }
 
-    @Test("the JS distillation term is zero when the student equals the teacher and positive otherwise")
+    @Test("the distillation term is zero when the student equals the teacher and positive otherwise")
     func distillationVanishesForEqualLogits() {
         let a = Tensor(shape: [2, 3], scalars: [0.3, -1.2, 2.0, 0.1, 0.5, -0.7])
         let b = Tensor(shape: [2, 3], scalars: [1.3, 0.2, -2.0, 0.1, 0.9, 0.7])

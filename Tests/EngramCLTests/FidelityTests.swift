@@ -1,0 +1,188 @@
+import EngramCL
+import EngramNN
+import Foundation
+import Testing
+
+/// The defects a review against the papers and the authors' code found, each pinned by a hand-computed case.
+@Suite struct EWCFisherTests {
+    /// A linear softmax classifier (no hidden layer) with fixed weights, and two inputs.
+    func linearFixture() -> (Classifier, Tensor) {
+        var rng = RandomGenerator(seed: 2)
+        let model = Models.mlp(input: 3, hidden: [], classes: 3, using: &rng)
+        let head = model.head as! Linear
+        head.weight.scalars = [0.5, -1, 0.2, 1.5, 0.3, -0.4, -0.2, 0.8, 1]
+        head.bias!.scalars = [0.1, -0.3, 0.2]
+        return (model, Tensor(shape: [2, 3], scalars: [1, 2, -1, 0.5, -0.5, 2]))
+    }
+
+    @Test("the exact Fisher of a linear softmax classifier is x_j² · p_k(1 − p_k), computed by hand")
+    func exactFisherOfSoftmaxRegression() {
+        let (model, x) = linearFixture()
+        var rng = RandomGenerator(seed: 0)
+        let fisher = Importance.fisher(model: model, batches: [(x, [0, 1])], estimator: .exact, rng: &rng).mean
+        let logits = GradMode.withoutGrad { model(x) }.scalars
+        var weight = [Float](repeating: 0, count: 9), bias = [Float](repeating: 0, count: 3)
+        for r in 0..<2 {
+            let z = (0..<3).map { Double(logits[r * 3 + $0]) }
+            let e = z.map { Foundation.exp($0) }, s = e.reduce(0, +)
+            for k in 0..<3 {
+                let p = e[k] / s
+                // Σ_c p_c (δ_kc − p_k)² = p_k(1 − p_k)² + (1 − p_k)p_k² = p_k(1 − p_k).
+                for j in 0..<3 { weight[k * 3 + j] += Float(p * (1 - p) * Double(x.scalars[r * 3 + j] * x.scalars[r * 3 + j]) / 2) }
+                bias[k] += Float(p * (1 - p) / 2)
+            }
+        }
+        for i in 0..<9 { #expect(abs(fisher["head.weight"]![i] - weight[i]) < 1e-5, "weight[\(i)]") }
+        for i in 0..<3 { #expect(abs(fisher["head.bias"]![i] - bias[i]) < 1e-5, "bias[\(i)]") }
+    }
+
+    @Test("the exact Fisher of a hidden-layer network equals Σ_c p_c (∂ log p_c/∂θ)² summed sample by sample")
+    func exactFisherMatchesBruteForce() throws {
+        var rng = RandomGenerator(seed: 4)
+        let model = Models.mlp(input: 5, hidden: [4], classes: 3, using: &rng)
+        let x = Tensor(shape: [3, 5], scalars: (0..<15).map { Float(($0 * 7) % 5) / 4 - 0.4 })
+        var fisherRNG = RandomGenerator(seed: 0)
+        let fast = Importance.fisher(model: model, batches: [(x, [0, 1, 2])], rng: &fisherRNG).mean
+        var reference = ParameterMap.zeros(like: model.namedParameters())
+        for k in 0..<3 {
+            let xk = x.indexSelect([k])
+            let p = GradMode.withoutGrad { model(xk) }.softmax().scalars
+            for c in 0..<3 {
+                model.zeroGrad()
+                Losses.crossEntropy(model(xk), targets: [c]).backward()
+                for (name, t) in model.namedParameters() {
+                    let g = t.grad!.scalars
+                    for i in g.indices { reference[name]![i] += p[c] * g[i] * g[i] / 3 }
+                }
+            }
+        }
+        for (name, expected) in reference {
+            for i in expected.indices { #expect(abs(fast[name]![i] - expected[i]) <= 1e-5 + 1e-4 * abs(expected[i]), "\(name)[\(i)]") }
+        }
+    }
+
+    @Test("EWC, online EWC and mode-IMM default to the exact Fisher; empirical and sampled stay available")
+    func defaultsToTheExactFisher() throws {
+        #expect((try StrategyFactory.make("ewc") as! EWC).fisherEstimator == .exact)
+        #expect((try StrategyFactory.make("online-ewc") as! OnlineEWC).fisherEstimator == .exact)
+        #expect((try StrategyFactory.make("imm-mode") as! IMM).fisherEstimator == .exact)
+        var h = StrategyHyperparameters()
+        h.fisher = .empirical
+        #expect((try StrategyFactory.make("ewc", h) as! EWC).fisherEstimator == .empirical)
+        h.fisher = .sampled
+        #expect((try StrategyFactory.make("imm-mode", h) as! IMM).fisherEstimator == .sampled)
+    }
+
+    @Test("the empirical Fisher uses the true labels: (δ_ky − p_k)² x_j²")
+    func empiricalFisherUsesLabels() {
+        let (model, x) = linearFixture()
+        var rng = RandomGenerator(seed: 0)
+        let fisher = Importance.fisher(model: model, batches: [(x, [2, 0])], estimator: .empirical, rng: &rng).mean
+        let logits = GradMode.withoutGrad { model(x) }.scalars
+        var bias = [Float](repeating: 0, count: 3)
+        for (r, y) in [2, 0].enumerated() {
+            let e = (0..<3).map { Foundation.exp(Double(logits[r * 3 + $0])) }, s = e.reduce(0, +)
+            for k in 0..<3 { let d = (k == y ? 1 : 0) - e[k] / s; bias[k] += Float(d * d / 2) }
+        }
+        for i in 0..<3 { #expect(abs(fisher["head.bias"]![i] - bias[i]) < 1e-5) }
+    }
+}
+
+@Suite struct RegularizerDefaultsTests {
+    @Test("SI's damping ξ defaults to 0.1 (van de Ven & Tolias's MNIST value), not Zenke's CIFAR 1e-3")
+    func synapticIntelligenceDamping() throws {
+        let si = try StrategyFactory.make("si") as! SynapticIntelligence
+        #expect(si.xi == 0.1)
+    }
+
+    @Test("EBLL's autoencoder weights the reconstruction by α and the task loss by 1: α·½‖r − f‖² + CE, by hand")
+    func ebllAutoencoderLossRoles() throws {
+        let f = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4]), r = Tensor(shape: [2, 2], scalars: [1.5, 2, 2, 4])
+        let logits = Tensor(shape: [2, 2], scalars: [0, 1, 2, 0])
+        let ce = (Foundation.log(1 + Foundation.exp(-1.0)) + Foundation.log(1 + Foundation.exp(2.0))) / 2   // labels 1, 1
+        let reconstruction = (0.25 + 1.0) / 2                                                               // mean over the batch of ‖r − f‖²
+        let got = EBLL.autoencoderLoss(features: f, reconstruction: r, logits: logits, labels: [1, 1], allowedClasses: nil, alpha: 0.1)
+        #expect(abs(Double(got.item) - (ce + 0.1 * 0.5 * reconstruction)) < 1e-6)
+        let ebll = try StrategyFactory.make("ebll") as! EBLL
+        #expect(ebll.alpha == 1e-6 && ebll.lambdaCode == 0.1 && ebll.lwf.temperatureSquared == false)
+    }
+}
+
+@Suite struct MINDFidelityTests {
+    let a = Tensor(shape: [2, 3], scalars: [0.3, -1.2, 2.0, 0.1, 0.5, -0.7])
+    let b = Tensor(shape: [2, 3], scalars: [1.3, 0.2, -2.0, 0.1, 0.9, 0.7])
+
+    func softmax(_ t: Tensor, row: Int) -> [Double] {
+        let e = (0..<3).map { Foundation.exp(Double(t.scalars[row * 3 + $0])) }
+        let s = e.reduce(0, +)
+        return e.map { $0 / s }
+    }
+
+    @Test("MIND distils with the reference's ½(KL(p‖q) + KL(q‖p)) by default, equal to the hand-computed value")
+    func symmetricKLByDefault() throws {
+        var expected = 0.0
+        for r in 0..<2 {
+            let p = softmax(a, row: r), q = softmax(b, row: r)
+            for j in 0..<3 { expected += 0.5 * (p[j] * Foundation.log(p[j] / q[j]) + q[j] * Foundation.log(q[j] / p[j])) / 2 }
+        }
+        #expect(abs(Double(MIND.distillationLoss(student: a, teacher: b).item) - expected) < 1e-5)
+        #expect((try StrategyFactory.make("mind") as! MIND).distillation == .symmetricKL)
+    }
+
+    @Test("the Jensen–Shannon option equals ½KL(p‖m) + ½KL(q‖m) by hand, about a quarter of the symmetric KL")
+    func jensenShannonOption() {
+        var expected = 0.0
+        for r in 0..<2 {
+            let p = softmax(a, row: r), q = softmax(b, row: r)
+            for j in 0..<3 {
+                let m = (p[j] + q[j]) / 2
+                expected += 0.5 * (p[j] * Foundation.log(p[j] / m) + q[j] * Foundation.log(q[j] / m)) / 2
+            }
+        }
+        let js = Double(MIND.distillationLoss(student: a, teacher: b, divergence: .jensenShannon).item)
+        #expect(abs(js - expected) < 1e-5)
+        let near = Tensor(shape: [2, 3], scalars: a.scalars.map { $0 + 0.01 })
+        let ratio = MIND.distillationLoss(student: near, teacher: b, divergence: .symmetricKL).item
+            / MIND.distillationLoss(student: near, teacher: b, divergence: .jensenShannon).item
+        #expect(ratio > 3 && ratio < 8)
+        let close = Tensor(shape: [2, 3], scalars: zip(b.scalars, [0.04, -0.03, 0.05, -0.02, 0.01, 0.03]).map { $0 + $1 })
+        let nearRatio = MIND.distillationLoss(student: close, teacher: b).item / MIND.distillationLoss(student: close, teacher: b, divergence: .jensenShannon).item
+        #expect(abs(nearRatio - 4) < 0.2, "near agreement the symmetric KL is ≈ 4 × JS")
+    }
+
+    @Test("in a class-incremental head every row (and bias entry) of task t's classes is owned by t")
+    func classIncrementalHeadRowsBelongToTheirTask() throws {
+        var config = smallSplitMNIST(strategy: "mind", fraction: 0.01)
+        config.scenario = "class"
+        config.hidden = [16]
+        let mind = try MIND(teacherEpochs: 1)
+        let trainer = try makeTrainer(config, strategy: mind)
+        for t in 0..<5 { try trainer.train(from: TrainingPosition(task: t)) }
+        let masks = try #require(mind.masks)
+        let head = try #require(trainer.context.model.head as? Linear)
+        let width = head.weight.shape[1]
+        for t in 0..<5 {
+            for row in (2 * t)..<(2 * t + 2) {
+                for i in (row * width)..<((row + 1) * width) { #expect(masks.owner("head.weight", i) == t, "row \(row) entry \(i)") }
+                #expect(masks.owner("head.bias", row) == t)
+            }
+        }
+    }
+}
+
+@Suite struct ClassIncrementalTrainingTests {
+    @Test("in class-incremental training the head grows: classes of later tasks get no gradient while task 0 trains")
+    func unseenClassesAreNotTrained() throws {
+        var config = smallSplitMNIST(strategy: "finetune", fraction: 0.01)
+        config.scenario = "class"
+        config.hidden = [16]
+        config.training.momentum = 0
+        let trainer = try makeTrainer(config, strategy: Finetune())
+        let head = try #require(trainer.context.model.head as? Linear)
+        let before = head.weight.scalars, width = head.weight.shape[1]
+        try trainer.train(from: TrainingPosition(task: 0))
+        let after = head.weight.scalars
+        #expect(Array(after[(2 * width)...]) == Array(before[(2 * width)...]), "rows of classes 2…9 unchanged")
+        #expect(Array(after[..<(2 * width)]) != Array(before[..<(2 * width)]))
+    }
+}
