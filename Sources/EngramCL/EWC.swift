@@ -14,20 +14,30 @@ public final class EWC: Strategy {
     /// (F_t, θ*_t) of every finished task.
     public private(set) var penalties: [(fisher: ParameterMap, anchor: ParameterMap)] = []
 
-    public init(lambda: Float, fisher: FisherEstimator = .exact) throws {
+    /// Gradient step (default) or proximal step of the penalties.
+    public var penaltyStep: PenaltyStep
+
+    public init(lambda: Float, fisher: FisherEstimator = .exact, penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         self.fisherEstimator = fisher
+        self.penaltyStep = penaltyStep
     }
 
     public var name: String { "ewc" }
 
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        guard penaltyStep == .gradient else { return taskLoss }
         var total = taskLoss
         for (fisher, anchor) in penalties {
             if let p = quadraticPenalty(parameters: context.penalizedParameters, importance: fisher, anchor: anchor,
                                         strength: lambda / 2) { total = total + p }
         }
         return total
+    }
+
+    public func afterStep(context: TrainingContext) {
+        guard penaltyStep == .proximal, !penalties.isEmpty else { return }
+        proximalStep(penalties: penalties.map { ($0.fisher, $0.anchor) }, strength: lambda / 2, context: context)
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
@@ -66,11 +76,12 @@ public final class OnlineEWC: Strategy {
     public var fisherEstimator: FisherEstimator
     public private(set) var state = AnchoredImportance(accumulation: .sum)
 
-    public init(lambda: Float, gamma: Float = 1, fisher: FisherEstimator = .exact) throws {
+    public init(lambda: Float, gamma: Float = 1, fisher: FisherEstimator = .exact, penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         guard gamma >= 0, gamma <= 1 else { throw StrategyError("--gamma must be in [0, 1], got \(gamma)") }
         self.gamma = gamma
         self.fisherEstimator = fisher
+        state.step = penaltyStep
     }
 
     public var name: String { "online-ewc" }
@@ -78,6 +89,8 @@ public final class OnlineEWC: Strategy {
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
         state.regularized(taskLoss, strength: lambda / 2, context: context)
     }
+
+    public func afterStep(context: TrainingContext) { state.afterStep(strength: lambda / 2, context: context) }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         state.accumulate(EWC.fisher(task: task, estimator: fisherEstimator, context: context), decay: gamma)

@@ -21,16 +21,19 @@ public final class MAS: Strategy {
     public private(set) var state: AnchoredImportance
 
     public init(lambda: Float, output: MASOutput = .logits, mode: MASGradientMode = .exact,
-                accumulation: ImportanceAccumulation = .sum, data: ImportanceData = .train, chunk: Int? = nil) throws {
+                accumulation: ImportanceAccumulation = .sum, data: ImportanceData = .train, chunk: Int? = nil,
+                penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         self.output = output
         self.mode = mode
         self.data = data
         self.chunk = try validatedChunk(chunk)
-        state = AnchoredImportance(accumulation: accumulation)
+        state = AnchoredImportance(accumulation: accumulation, step: penaltyStep)
     }
 
     public var name: String { "mas" }
+
+    public func afterStep(context: TrainingContext) { state.afterStep(strength: lambda, context: context) }
 
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
         state.regularized(taskLoss, strength: lambda, context: context)
@@ -68,12 +71,15 @@ public final class MASLocal: Strategy {
     public var chunk: Int?
     public private(set) var state: AnchoredImportance
 
-    public init(lambda: Float, accumulation: ImportanceAccumulation = .sum, data: ImportanceData = .train, chunk: Int? = nil) throws {
+    public init(lambda: Float, accumulation: ImportanceAccumulation = .sum, data: ImportanceData = .train, chunk: Int? = nil,
+                penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         self.data = data
         self.chunk = try validatedChunk(chunk)
-        state = AnchoredImportance(accumulation: accumulation)
+        state = AnchoredImportance(accumulation: accumulation, step: penaltyStep)
     }
+
+    public func afterStep(context: TrainingContext) { state.afterStep(strength: lambda, context: context) }
 
     public var name: String { "mas-local" }
 

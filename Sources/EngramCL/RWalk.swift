@@ -36,8 +36,9 @@ public final class RWalk: Strategy {
     private var stepStart: ParameterMap = [:]
     private var taskGradient: ParameterMap = [:]
 
-    public init(lambda: Float = 1, alpha: Float = 0.9, epsilon: Float = 1e-3) throws {
+    public init(lambda: Float = 1, alpha: Float = 0.9, epsilon: Float = 1e-3, penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
+        state.step = penaltyStep
         guard alpha > 0, alpha <= 1 else { throw StrategyError("--alpha must be in (0, 1], got \(alpha)") }
         guard epsilon > 0, epsilon.isFinite else { throw StrategyError("--xi (RWalk's ε) must be positive, got \(epsilon)") }
         self.alpha = alpha
@@ -59,6 +60,7 @@ public final class RWalk: Strategy {
     }
 
     public func afterStep(context: TrainingContext) {
+        state.afterStep(strength: lambda, context: context)
         for (name, p) in context.model.namedParameters() {
             guard let g = taskGradient[name], let before = stepStart[name] else { continue }
             let after = p.scalars

@@ -36,10 +36,24 @@ public enum ImportanceAccumulation: String, Sendable, Codable, CaseIterable {
     case average
 }
 
+/// How a quadratic penalty s·Σ Ω (θ − θ*)² enters training.
+public enum PenaltyStep: String, Sendable, Codable, CaseIterable {
+    /// Its gradient 2sΩ(θ − θ*) is added to the task loss's gradient and the optimizer takes both (the papers').
+    /// With plain SGD the penalty alone multiplies θ − θ* by 1 − 2ηsΩ per step, which diverges once 2ηsΩ > 2 —
+    /// e.g. MAS's Ω ≈ 2·10³ on conv weights before BatchNorm with λ = 1, η = 0.01.
+    case gradient
+    /// The optimizer steps on the task loss alone, then the penalty is applied in closed form (its proximal
+    /// operator with step η, the learning rate): θ ← (θ + 2ηsΩθ*)/(1 + 2ηsΩ), a contraction toward θ* for any
+    /// sΩ ≥ 0 (forward–backward splitting; the same fixed points as `gradient` with SGD, stable for any strength).
+    case proximal
+}
+
 /// Importance Ω and anchor θ* with the penalty λ Σ Ω (θ − θ*)² — the state shared by MAS (both
 /// versions), online EWC and SI. Methods hold one (composition) and decide how Ω is estimated.
 public struct AnchoredImportance: Sendable {
     public var accumulation: ImportanceAccumulation
+    /// Gradient step (default) or proximal step of the penalty.
+    public var step: PenaltyStep = .gradient
     /// Ω, per parameter.
     public var importance: ParameterMap = [:]
     /// θ*, per parameter.
@@ -47,7 +61,10 @@ public struct AnchoredImportance: Sendable {
     /// Samples behind Ω (for the running average).
     public var samplesSeen = 0
 
-    public init(accumulation: ImportanceAccumulation = .sum) { self.accumulation = accumulation }
+    public init(accumulation: ImportanceAccumulation = .sum, step: PenaltyStep = .gradient) {
+        self.accumulation = accumulation
+        self.step = step
+    }
 
     /// Folds a new estimate into Ω: Ω + mean (sum), or the running average over all samples seen.
     public mutating func accumulate(_ estimate: ImportanceEstimate, decay: Float = 1) {
@@ -65,9 +82,10 @@ public struct AnchoredImportance: Sendable {
     /// θ* ← the model's current parameters.
     public mutating func setAnchor(_ parameters: [(String, Tensor)]) { anchor = .values(of: parameters) }
 
-    /// taskLoss + strength · Σ Ω (θ − θ*)² over the parameters the current task may change.
+    /// taskLoss + strength · Σ Ω (θ − θ*)² over the parameters the current task may change (the task loss alone
+    /// with the proximal step, which `afterStep` applies).
     public func regularized(_ taskLoss: Tensor, strength: Float, context: TrainingContext) -> Tensor {
-        guard strength > 0, let penalty = quadraticPenalty(parameters: context.penalizedParameters, importance: importance,
+        guard step == .gradient, strength > 0, let penalty = quadraticPenalty(parameters: context.penalizedParameters, importance: importance,
                                                            anchor: anchor, strength: strength) else { return taskLoss }
         return taskLoss + penalty
     }
@@ -83,13 +101,19 @@ public struct AnchoredImportance: Sendable {
         for (name, p) in context.model.namedParameters() {
             guard var g = p.grad?.scalars else { continue }
             let w = p.scalars
-            if strength > 0, penalized.contains(name), let omega = importance[name], let star = anchor[name] {
+            if step == .gradient, strength > 0, penalized.contains(name), let omega = importance[name], let star = anchor[name] {
                 for i in 0..<g.count { g[i] -= 2 * strength * omega[i] * (w[i] - star[i]) }
             }
             gradients[name] = g
             values[name] = w
         }
         return (gradients, values)
+    }
+
+    /// The proximal step after the optimizer's (no-op with the gradient step): see `PenaltyStep.proximal`.
+    public func afterStep(strength: Float, context: TrainingContext) {
+        guard step == .proximal, strength > 0 else { return }
+        proximalStep(penalties: [(importance, anchor)], strength: strength, context: context)
     }
 
     public func stateTensors() -> [(String, Tensor)] {
@@ -113,4 +137,30 @@ func validatedStrength(_ value: Float, flag: String) throws -> Float {
 func validatedChunk(_ chunk: Int?) throws -> Int? {
     if let chunk, chunk < 1 { throw StrategyError("--importance-chunk must be at least 1, got \(chunk)") }
     return chunk
+}
+
+/// The proximal operator of s·Σ_k Σ Ω_k (θ − θ*_k)² with step η (the optimizer's learning rate), applied in place to
+/// the parameters the current task may change: θ ← (θ + 2ηs Σ_k Ω_k θ*_k)/(1 + 2ηs Σ_k Ω_k).
+public func proximalStep(penalties: [(importance: ParameterMap, anchor: ParameterMap)], strength: Float, context: TrainingContext) {
+    let eta = context.optimizer.learningRate
+    let scale = 2 * eta * strength
+    guard scale > 0 else { return }
+    for (name, p) in context.penalizedParameters {
+        let terms = penalties.compactMap { pair -> ([Float], [Float])? in
+            guard let omega = pair.importance[name], let star = pair.anchor[name], omega.count == p.count, star.count == p.count else { return nil }
+            return (omega, star)
+        }
+        guard !terms.isEmpty else { continue }
+        var numerator = p.scalars
+        var denominator = [Float](repeating: 1, count: p.count)
+        for (omega, star) in terms {
+            for i in 0..<numerator.count {
+                let w = scale * omega[i]
+                numerator[i] += w * star[i]
+                denominator[i] += w
+            }
+        }
+        for i in 0..<numerator.count { numerator[i] /= denominator[i] }
+        p.scalars = numerator
+    }
 }

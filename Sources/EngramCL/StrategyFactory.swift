@@ -44,6 +44,8 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
     public var distillBeta: Float?
     /// MIND: the distillation divergence (`symmetric-kl`, the reference's; `js`, the paper's).
     public var distillLoss: MINDDistillation?
+    /// MAS, MAS-local, EWC, online EWC, SI, RWalk: the penalty's gradient step (default) or proximal step.
+    public var penaltyStep: PenaltyStep?
     /// LwF, EBLL: multiply the distillation term by T² (off, as Li & Hoiem).
     public var temperatureSquared: Bool?
     /// MIND: epochs of teacher training per task (the run's epochs).
@@ -65,7 +67,7 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
         case lambdaCode = "lambda_code", codeSize = "code_size", autoencoderEpochs = "ae_epochs", l2Transfer = "l2_transfer"
         case pruneRatio = "prune_ratio", retrainEpochs = "retrain_epochs"
-        case distillBeta = "distill_beta", distillLoss = "distill_loss", temperatureSquared = "temperature_squared", teacherEpochs = "teacher_epochs", teacherLearningRate = "teacher_lr"
+        case distillBeta = "distill_beta", distillLoss = "distill_loss", temperatureSquared = "temperature_squared", penaltyStep = "penalty_step", teacherEpochs = "teacher_epochs", teacherLearningRate = "teacher_lr"
         case teacherWeightDecay = "teacher_weight_decay", teacherMilestones = "teacher_milestones"
         case preciseBatchNorm = "precise_batchnorm"
     }
@@ -96,19 +98,20 @@ public enum StrategyFactory {
         case "mas":
             return try MAS(lambda: h.lambda ?? defaultLambda(name), output: h.masOutput ?? .logits,
                            mode: h.masMode ?? .exact, accumulation: h.accumulation ?? .sum,
-                           data: h.importanceData ?? .train, chunk: h.importanceChunk)
+                           data: h.importanceData ?? .train, chunk: h.importanceChunk, penaltyStep: h.penaltyStep ?? .gradient)
         case "mas-local":
             return try MASLocal(lambda: h.lambda ?? defaultLambda(name), accumulation: h.accumulation ?? .sum,
-                                data: h.importanceData ?? .train, chunk: h.importanceChunk)
+                                data: h.importanceData ?? .train, chunk: h.importanceChunk, penaltyStep: h.penaltyStep ?? .gradient)
         case "ewc":
-            return try EWC(lambda: h.lambda ?? defaultLambda(name), fisher: h.fisher ?? .exact)
+            return try EWC(lambda: h.lambda ?? defaultLambda(name), fisher: h.fisher ?? .exact, penaltyStep: h.penaltyStep ?? .gradient)
         case "online-ewc":
             return try OnlineEWC(lambda: h.lambda ?? defaultLambda(name), gamma: h.gamma ?? 1,
-                                 fisher: h.fisher ?? .exact)
+                                 fisher: h.fisher ?? .exact, penaltyStep: h.penaltyStep ?? .gradient)
         case "si":
-            return try SynapticIntelligence(c: h.c ?? 0.1, xi: h.xi ?? 0.1)
+            return try SynapticIntelligence(c: h.c ?? 0.1, xi: h.xi ?? 0.1, penaltyStep: h.penaltyStep ?? .gradient)
         case "rwalk":
-            return try RWalk(lambda: h.lambda ?? defaultLambda(name), alpha: h.alpha ?? 0.9, epsilon: h.xi ?? 1e-3)
+            return try RWalk(lambda: h.lambda ?? defaultLambda(name), alpha: h.alpha ?? 0.9, epsilon: h.xi ?? 1e-3,
+                             penaltyStep: h.penaltyStep ?? .gradient)
         case "lwf":
             return try LwF(lambda: h.lambda ?? defaultLambda(name), temperature: h.temperature ?? 2,
                            temperatureSquared: h.temperatureSquared ?? false)

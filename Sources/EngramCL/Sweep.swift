@@ -171,6 +171,9 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
     public var base: ExperimentConfiguration
     /// Dotted configuration keys → the values to try. Short aliases are accepted (`seed`, `lr`, `lambda` …).
     public var grid: [String: [GridValue]]
+    /// Several grids whose points are all run (e.g. one per strategy, each with its own hyper-parameters);
+    /// each is combined with `grid` (its keys apply to every one). Empty: `grid` alone.
+    public var grids: [[String: [GridValue]]] = []
 
     /// The key of the seed, which the summary averages over.
     public static let seedKey = "training.seed"
@@ -185,7 +188,7 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
     ]
 
     enum CodingKeys: String, CodingKey {
-        case output = "out", base, grid
+        case output = "out", base, grid, grids
     }
 
     /// A specification from its parts.
@@ -201,10 +204,29 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
         output = try c.decodeIfPresent(String.self, forKey: .output)
         base = try c.decodeIfPresent(ExperimentConfiguration.self, forKey: .base) ?? ExperimentConfiguration()
         grid = try c.decodeIfPresent([String: [GridValue]].self, forKey: .grid) ?? [:]
+        grids = try c.decodeIfPresent([[String: [GridValue]]].self, forKey: .grids) ?? []
     }
 
     /// The grid with aliases resolved, in canonical order: `strategy` first, the seed last, the rest alphabetically.
-    public func canonicalGrid() throws -> [(key: String, values: [GridValue])] {
+    public func canonicalGrid() throws -> [(key: String, values: [GridValue])] { try Self.canonical(grid) }
+
+    /// Every grid of the specification with its keys resolved: `grid` combined with each of `grids`.
+    public func canonicalGrids() throws -> [[(key: String, values: [GridValue])]] {
+        guard !grids.isEmpty else { return [try canonicalGrid()] }
+        return try grids.enumerated().map { index, extra in
+            var combined = grid
+            for (key, values) in extra {
+                let full = Self.aliases[key] ?? key
+                guard !grid.keys.contains(where: { (Self.aliases[$0] ?? $0) == full }) else {
+                    throw SweepError("grids[\(index)] sets '\(key)', which grid already sets for every point")
+                }
+                combined[key] = values
+            }
+            return try Self.canonical(combined)
+        }
+    }
+
+    static func canonical(_ grid: [String: [GridValue]]) throws -> [(key: String, values: [GridValue])] {
         var resolved: [String: [GridValue]] = [:]
         for (key, values) in grid {
             let full = Self.aliases[key] ?? key
@@ -220,13 +242,18 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
     /// Every point of the grid (the cartesian product; the first key varies slowest, the seed fastest),
     /// each with a validated configuration and a unique, stable directory name.
     public func expand() throws -> [SweepPoint] {
-        let keys = try canonicalGrid()
-        var combinations: [[GridAssignment]] = [[]]
-        for (key, values) in keys {
-            combinations = combinations.flatMap { prefix in values.map { prefix + [GridAssignment(key: key, value: $0)] } }
+        let all = try canonicalGrids()
+        var combinations: [[GridAssignment]] = []
+        for keys in all {
+            var part: [[GridAssignment]] = [[]]
+            for (key, values) in keys {
+                part = part.flatMap { prefix in values.map { prefix + [GridAssignment(key: key, value: $0)] } }
+            }
+            combinations += part
         }
         // Short labels (`lambda`) unless two keys end alike, then the full dotted key.
-        let shortCounts = Dictionary(grouping: keys.map { GridAssignment(key: $0.key, value: .int(0)).shortKey }, by: { $0 }).mapValues(\.count)
+        let allKeys = Set(all.flatMap { $0.map(\.key) })
+        let shortCounts = Dictionary(grouping: allKeys.map { GridAssignment(key: $0, value: .int(0)).shortKey }, by: { $0 }).mapValues(\.count)
         func label(_ a: GridAssignment) -> String {
             let short = a.shortKey
             return "\(shortCounts[short, default: 0] > 1 ? a.key : short)=\(Self.sanitize(a.value.description))"

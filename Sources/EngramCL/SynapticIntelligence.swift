@@ -18,8 +18,9 @@ public final class SynapticIntelligence: Strategy {
     private var stepStart: ParameterMap = [:]
     private var taskGradient: ParameterMap = [:]
 
-    public init(c: Float, xi: Float = 1e-3) throws {
+    public init(c: Float, xi: Float = 0.1, penaltyStep: PenaltyStep = .gradient) throws {
         self.c = try validatedStrength(c, flag: "--c")
+        state.step = penaltyStep
         guard xi > 0, xi.isFinite else { throw StrategyError("--xi must be positive, got \(xi)") }
         self.xi = xi
     }
@@ -40,7 +41,10 @@ public final class SynapticIntelligence: Strategy {
         (taskGradient, stepStart) = state.taskGradientsAndValues(strength: c, context: context)
     }
 
+    /// With the proximal step the penalty moves θ after the optimizer; ω integrates the task gradient along the
+    /// whole move (the gradient taken before the step).
     public func afterStep(context: TrainingContext) {
+        state.afterStep(strength: c, context: context)
         for (name, p) in context.model.namedParameters() {
             guard let g = taskGradient[name], let before = stepStart[name] else { continue }
             let after = p.scalars

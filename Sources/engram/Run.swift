@@ -59,6 +59,8 @@ struct ExperimentOptions: ParsableArguments {
     var distillBeta: Float?
     @Option(help: "MIND: the distillation divergence, symmetric-kl (½(KL(p‖q) + KL(q‖p)), the authors' code; default) or js (Jensen–Shannon, as the paper writes).")
     var distillLoss: MINDDistillation?
+    @Option(help: "MAS, MAS-local, EWC, online EWC, SI, RWalk: how the quadratic penalty steps — gradient (added to the loss; default) or proximal (closed form after the optimizer step, stable for any λ·Ω).")
+    var penaltyStep: PenaltyStep?
     @Option(help: "LwF, EBLL: multiply the distillation term by T², true or false (false, as Li & Hoiem).")
     var temperatureSquared: Bool?
     @Option(help: "MIND: epochs of teacher training per task (default: --epochs).")
@@ -148,6 +150,7 @@ struct ExperimentOptions: ParsableArguments {
         if let retrainEpochs { c.hyperparameters.retrainEpochs = retrainEpochs }
         if let distillBeta { c.hyperparameters.distillBeta = distillBeta }
         if let distillLoss { c.hyperparameters.distillLoss = distillLoss }
+        if let penaltyStep { c.hyperparameters.penaltyStep = penaltyStep }
         if let temperatureSquared { c.hyperparameters.temperatureSquared = temperatureSquared }
         if let teacherEpochs { c.hyperparameters.teacherEpochs = teacherEpochs }
         if let teacherLr { c.hyperparameters.teacherLearningRate = teacherLr }
@@ -207,6 +210,7 @@ extension OptimizerKind: ExpressibleByArgument {}
 extension ImportanceData: ExpressibleByArgument {}
 extension FisherEstimator: ExpressibleByArgument {}
 extension MINDDistillation: ExpressibleByArgument {}
+extension PenaltyStep: ExpressibleByArgument {}
 
 /// `engram run`: one continual-learning experiment.
 struct Run: ParsableCommand {

@@ -186,3 +186,39 @@ import Testing
         #expect(Array(after[..<(2 * width)]) != Array(before[..<(2 * width)]))
     }
 }
+
+@Suite struct ProximalPenaltyStepTests {
+    @Test("the proximal step moves θ to (θ + 2ηsΣΩθ*)/(1 + 2ηsΣΩ), computed by hand")
+    func proximalUpdateByHand() throws {
+        var config = smallSplitMNIST(strategy: "finetune", fraction: 0.01)
+        config.hidden = [4]
+        config.training.learningRate = 0.1
+        let trainer = try makeTrainer(config, strategy: Finetune())
+        let context = trainer.context
+        context.optimizer.learningRate = 0.1
+        let (name, p) = context.model.namedParameters().first { $0.0 == "features.1.bias" }!
+        p.scalars = [1, -2, 3, 0]
+        let omega: ParameterMap = [name: [0, 1, 10, 1e9]], star: ParameterMap = [name: [5, 0, 1, 7]]
+        let omega2: ParameterMap = [name: [1, 1, 0, 0]], star2: ParameterMap = [name: [-1, 2, 0, 0]]
+        proximalStep(penalties: [(omega, star), (omega2, star2)], strength: 2, context: context)
+        // 2ηs = 0.4: entry 0: (1 + 0.4·1·(−1))/(1 + 0.4) ; 1: (−2 + 0.4·0 + 0.4·2)/(1.8) ; 2: (3 + 0.4·10·1)/5 ; 3: → θ* = 7.
+        let expected: [Float] = [0.6 / 1.4, -1.2 / 1.8, 7 / 5, 7]
+        for i in 0..<4 { #expect(abs(p.scalars[i] - expected[i]) < 1e-5, "entry \(i): \(p.scalars[i]) vs \(expected[i])") }
+    }
+
+    @Test("with λ·Ω far beyond the gradient step's stability limit, the proximal step trains without overflow and forgets less than fine-tuning")
+    func proximalStepIsStableForAnyStrength() throws {
+        var config = smallSplitMNIST(strategy: "mas", fraction: 0.02)
+        config.scenario = "domain"
+        config.hidden = [32]
+        config.training.learningRate = 0.05
+        config.hyperparameters.lambda = 1e5
+        #expect(throws: (any Error).self, "the gradient step overflows at this strength") { try runExperiment(config) }
+        config.hyperparameters.penaltyStep = .proximal
+        let proximal = try runExperiment(config)
+        let finetune = try runExperiment(config) { $0.strategy = "finetune" }
+        print("proximal MAS λ = 1e5: forgetting \(proximal.metrics.forgetting ?? -1), finetune \(finetune.metrics.forgetting ?? -1)")
+        #expect(proximal.matrix.values.joined().allSatisfy { $0?.isFinite ?? true })
+        #expect(try #require(proximal.metrics.forgetting) < (try #require(finetune.metrics.forgetting)))
+    }
+}

@@ -131,6 +131,21 @@ private func tinyConfiguration() -> ExperimentConfiguration {
         }
     }
 
+    @Test("several grids run one after another, each combined with the shared grid, with their own hyper-parameters")
+    func severalGridsShareTheCommonKeys() throws {
+        let points = try specification(#"""
+            {"base": {"strategy": "finetune"}, "grid": {"scenario": ["task", "class"], "seed": [0]},
+             "grids": [{"strategy": ["ewc"], "lambda": [1, 10]}, {"strategy": ["si"], "c": [0.5]}]}
+            """#).expand()
+        #expect(points.map(\.name) == ["ewc__lambda=1__scenario=task__seed=0", "ewc__lambda=1__scenario=class__seed=0",
+                                        "ewc__lambda=10__scenario=task__seed=0", "ewc__lambda=10__scenario=class__seed=0",
+                                        "si__c=0.5__scenario=task__seed=0", "si__c=0.5__scenario=class__seed=0"])
+        #expect(points[5].configuration.hyperparameters.c == 0.5 && points[5].configuration.scenario == "class")
+        #expect(throws: SweepError.self) {
+            try specification(#"{"grid": {"seed": [0]}, "grids": [{"training.seed": [1]}]}"#).expand()
+        }
+    }
+
     @Test("an empty grid is one run of the base configuration")
     func emptyGridIsOneRun() throws {
         let points = try specification(#"{"base": {"strategy": "ewc"}}"#).expand()

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Choose each method's hyper-parameters on the validation split: for every (benchmark, scenario, strategy) of a
+validation sweep, the setting with the best mean validation ACC over seeds (ties: the first in sort order).
+
+    python3 scripts/select_hyperparameters.py runs/protocols/split-mnist-validation
+
+Prints the grid (every setting's validation ACC, the chosen one marked) as a Markdown table, then one line per
+choice in the YAML form of a sweep's `grids` entry. Refuses runs scored on the test set.
+Reads results.json of both schemas (schema_version ≥ 2: top-level `average_accuracy`; older: `metrics.averageAccuracy`).
+"""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def accuracy(r):
+    if "average_accuracy" in r:
+        return r["average_accuracy"]
+    return (r.get("metrics") or {}).get("averageAccuracy")
+
+
+def main(directories):
+    groups = {}
+    for directory in directories:
+        for path in sorted(Path(directory).rglob("results.json")):
+            r = json.loads(path.read_text())
+            c = r.get("configuration") or {}
+            if not c.get("evaluate_on_validation"):
+                sys.exit(f"{path}: scored on the test set, not on a validation split; selection must not see test data")
+            setting = tuple(sorted((k, v) for k, v in (c.get("hyperparameters") or {}).items()))
+            key = (r["benchmark"], r["scenario"], r["strategy"])
+            groups.setdefault(key, {}).setdefault(setting, []).append(accuracy(r))
+    print("| benchmark | scenario | method | setting | seeds | validation ACC (%) | chosen |")
+    print("|---|---|---|---|---|---|---|")
+    choices = []
+    order = {"task-il": 0, "domain-il": 1, "class-il": 2}
+    for (benchmark, scenario, strategy), settings in sorted(groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2])):
+        scored = {s: statistics.mean(v) for s, v in settings.items() if all(a is not None for a in v)}
+        best = max(sorted(scored), key=lambda s: scored[s]) if scored else None
+        for s in sorted(settings):
+            text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in s) or "defaults"
+            acc = f"{scored[s] * 100:.2f}" if s in scored else "diverged"
+            print(f"| {benchmark} | {scenario} | {strategy} | {text} | {len(settings[s])} | {acc} | {'◀' if s == best else ''} |")
+        if best is not None:
+            choices.append((scenario, strategy, best))
+    print()
+    for scenario, strategy, best in choices:
+        values = ", ".join(f"hyperparameters.{k}: [{v:g}]" if isinstance(v, float) else f"hyperparameters.{k}: [{v}]" for k, v in best)
+        print(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
