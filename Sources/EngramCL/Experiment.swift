@@ -33,6 +33,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var validationFraction = 0.0
     /// Evaluate on the held-out validation split instead of the test set (for hyper-parameter selection).
     public var evaluateOnValidation = false
+    /// Zero pixels added on every side of every image before the stream is built (Permuted MNIST in van de
+    /// Ven & Tolias's protocol: 2, so 28×28 becomes 32×32 and the permutations act on 1 024 pixels).
+    public var padding = 0
     /// Permuted MNIST: task 1 without permutation.
     public var identityFirst = true
     /// Split CIFAR-100 class order: `natural`, `seeded` or `icarl`.
@@ -46,7 +49,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         case benchmark, scenario, tasks, strategy, hyperparameters, model, hidden, width, training, fraction
         case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
         case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
-        case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm"
+        case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm", padding
     }
 
     /// Decodes a configuration in which every key is optional (a YAML file may set only some).
@@ -66,6 +69,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
         d.testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction)
         d.validationFraction = try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? d.validationFraction
+        d.padding = try c.decodeIfPresent(Int.self, forKey: .padding) ?? d.padding
         d.evaluateOnValidation = try c.decodeIfPresent(Bool.self, forKey: .evaluateOnValidation) ?? d.evaluateOnValidation
         d.identityFirst = try c.decodeIfPresent(Bool.self, forKey: .identityFirst) ?? d.identityFirst
         d.classOrder = try c.decodeIfPresent(String.self, forKey: .classOrder) ?? d.classOrder
@@ -119,6 +123,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         if let testFraction, !(testFraction > 0 && testFraction <= 1) {
             throw StrategyError("--test-fraction must be in (0, 1], got \(testFraction)")
         }
+        guard (0...64).contains(padding) else { throw StrategyError("--padding must be 0…64 pixels, got \(padding)") }
         guard validationFraction >= 0, validationFraction < 1 else {
             throw StrategyError("--validation-fraction must be in [0, 1), got \(validationFraction)")
         }
@@ -148,7 +153,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public func makeBenchmark(locator: DatasetLocator? = nil,
                               progress: (@Sendable (KnownFile, DownloadProgress) -> Void)? = nil) throws -> ContinualBenchmark {
         let locator = locator ?? DatasetLocator(dataDirectory: dataDirectory)
-        let data = try dataset.load(from: locator.locateOrDownloadBlocking(dataset, progress: progress))
+        let data = try dataset.load(from: locator.locateOrDownloadBlocking(dataset, progress: progress)).padded(by: padding)
         let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
                                        testFraction: testFraction, validationFraction: validationFraction)
         let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural

@@ -108,6 +108,8 @@ struct ExperimentOptions: ParsableArguments {
     var testFraction: Double?
     @Option(help: "Fraction of each task's training data held out for validation, in [0, 1).")
     var validationFraction: Double?
+    @Option(help: "Zero pixels added on every side of every image (2: MNIST 28×28 → 32×32, van de Ven & Tolias's Permuted MNIST).")
+    var padding: Int?
     @Flag(help: "Evaluate on the validation split instead of the test set (hyper-parameter selection).")
     var evaluateOnValidation = false
     @Option(help: "Split benchmarks: class order natural, seeded or icarl (CIFAR-100).")
@@ -195,6 +197,7 @@ struct ExperimentOptions: ParsableArguments {
         if let fraction { c.fraction = fraction }
         if let testFraction { c.testFraction = testFraction }
         if let validationFraction { c.validationFraction = validationFraction }
+        if let padding { c.padding = padding }
         if evaluateOnValidation { c.evaluateOnValidation = true }
         if let classOrder { c.classOrder = classOrder }
         if let dataDir { c.dataDirectory = dataDir }
