@@ -30,9 +30,10 @@ public enum ImportanceData: String, Sendable, Codable, CaseIterable {
 
 /// How importance from successive tasks is combined.
 public enum ImportanceAccumulation: String, Sendable, Codable, CaseIterable {
-    /// Ω ← Ω + Ω_t (each task's average importance added).
+    /// Ω ← Ω + Ω_t (each task's average importance added) — the authors' code (`accumelate_reg_params`).
     case sum
-    /// Ω ← running average over every sample seen so far.
+    /// Ω ← running average over every sample of every task seen so far. Not the authors' behaviour (they sum
+    /// per-task means): a stream of importance updates (e.g. on test inputs as they arrive) keeps one average.
     case average
 }
 
