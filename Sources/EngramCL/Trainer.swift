@@ -61,6 +61,12 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         guard epochs >= 1 else { throw StrategyError("epochs must be at least 1, got \(epochs)") }
         if let iterations, iterations < 1 { throw StrategyError("iterations must be at least 1, got \(iterations)") }
         guard batchSize >= 1 else { throw StrategyError("batch size must be at least 1, got \(batchSize)") }
+        guard evaluationBatchSize >= 1 else {
+            throw StrategyError("training.evaluation_batch_size must be at least 1, got \(evaluationBatchSize)")
+        }
+        guard weightDecay.isFinite, momentum.isFinite, lrGamma.isFinite else {
+            throw StrategyError("momentum, weight decay and lr_gamma must be finite, got \(momentum), \(weightDecay), \(lrGamma)")
+        }
         guard learningRate > 0, learningRate.isFinite else { throw StrategyError("learning rate must be positive, got \(learningRate)") }
         guard momentum >= 0, momentum < 1 else { throw StrategyError("momentum must be in [0, 1), got \(momentum)") }
         guard weightDecay >= 0 else { throw StrategyError("weight decay must be ≥ 0, got \(weightDecay)") }

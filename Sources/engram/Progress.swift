@@ -6,11 +6,36 @@ import Logging
 import Glibc
 #endif
 
+/// The run's `log.txt`: lines are appended until a write fails (e.g. a full disk); then one line on standard error
+/// says so and the log goes on on the console only — a failed log write never stops (or crashes) the run.
+final class LogFile: @unchecked Sendable {
+    private let handle: FileHandle
+    private let path: String
+    private let lock = NSLock()
+    private var failed = false
+
+    init(handle: FileHandle, path: String) {
+        self.handle = handle
+        self.path = path
+    }
+
+    func write(_ line: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !failed else { return }
+        do { try handle.write(contentsOf: Data(line.utf8)) } catch {
+            failed = true
+            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            FileHandle.standardError.write(Data("engram: cannot write \(path) (\(reason)); logging to the console only\n".utf8))
+        }
+    }
+}
+
 /// Writes log lines to standard error (unless quiet) and to the run's `log.txt`.
 struct RunLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
-    let file: FileHandle?
+    let file: LogFile?
     let console: Bool
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -21,7 +46,7 @@ struct RunLogHandler: LogHandler {
     func log(event: LogEvent) {
         let stamp = ISO8601DateFormatter().string(from: Date())
         let line = "\(stamp) \(event.level) \(event.message)\n"
-        file?.write(Data(line.utf8))
+        file?.write(line)
         if console { FileHandle.standardError.write(Data("\(event.message)\n".utf8)) }
     }
 }

@@ -261,8 +261,9 @@ struct RunDriver {
         try YAMLEncoder().encode(configuration).write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         let logURL = dir.appendingPathComponent("log.txt")
         if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
-        let logFile = try FileHandle(forWritingTo: logURL)
-        logFile.seekToEndOfFile()
+        let logHandle = try FileHandle(forWritingTo: logURL)
+        _ = try logHandle.seekToEnd()
+        let logFile = LogFile(handle: logHandle, path: logURL.path)
         let logger = Logger(label: "engram.run") { _ in RunLogHandler(file: logFile, console: !quiet) }
         logger.info("\(resume ? "resuming" : "starting") \(configuration.strategy) on \(configuration.benchmark) (\(configuration.scenario)-incremental, \(configuration.tasks) tasks, seed \(configuration.training.seed)) → \(directory)")
         let progress = ProgressReporter(logger: logger, quiet: quiet, taskCount: configuration.tasks,
