@@ -192,14 +192,21 @@ public struct RunReport: Sendable {
 
     func costTable() -> Node<HTML.BodyContext> {
         let t = max(results.secondsPerTask.count, results.strategyMemoryBytes.count)
+        let rates = results.samplesPerSecondPerTask
         var rows: [[String]] = (0..<t).map { i in
             ["task \(i + 1)",
              i < results.secondsPerTask.count ? NumberFormat.fixed(results.secondsPerTask[i], decimals: 2) : "–",
+             rates.map { i < $0.count ? NumberFormat.fixed($0[i], decimals: 0) : "–" } ?? "–",
              i < results.strategyMemoryBytes.count ? NumberFormat.bytes(Double(results.strategyMemoryBytes[i])) : "–"]
         }
-        rows.append(["total", NumberFormat.fixed(results.secondsPerTask.reduce(0, +), decimals: 2),
+        rows.append(["total", NumberFormat.fixed(results.secondsPerTask.reduce(0, +), decimals: 2), "",
                      results.strategyMemoryBytes.last.map { "\(NumberFormat.bytes(Double($0))) (final)" } ?? "–"])
-        return ReportPage.table(header: ["", "training seconds", "strategy memory"], rows: rows, numericColumns: [1, 2])
+        if let wall = results.wallSeconds {
+            rows.append(["whole run (wall clock)", NumberFormat.fixed(wall, decimals: 2), "",
+                         results.peakRSSBytes.map { "\(NumberFormat.bytes(Double($0))) (peak RSS)" } ?? "–"])
+        }
+        return ReportPage.table(header: ["", "training seconds", "training samples/s", "memory"], rows: rows,
+                                numericColumns: [1, 2, 3])
     }
 }
 
