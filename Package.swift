@@ -47,7 +47,8 @@ let package = Package(
         ),
         .target(
             name: "EngramCL",
-            dependencies: ["EngramNN", "EngramData", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EngramNN", "EngramData", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Yams", package: "Yams")],
             swiftSettings: optimized
         ),
         .target(name: "EngramReport", dependencies: ["EngramCL", .product(name: "Plot", package: "Plot")]),

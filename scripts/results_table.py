@@ -3,10 +3,11 @@
 
     python3 scripts/results_table.py runs/split-fmnist-isolation runs/split-fmnist-baselines ...
 
-Columns: seeds, TAw ACC and forgetting (the accuracy matrix; task-aware in the task-incremental scenario),
-TAg ACC / forgetting / task prediction under the method's own task-agnostic rule and, for MIND, the
-most-confident rule, strategy memory after the last task, trainable parameters, training seconds.
-Reads every results.json below the given directories.
+Columns: seeds, TAw ACC and forgetting (task given), TAg ACC / forgetting / task prediction under the
+method's own task-agnostic rule and, for MIND, the most-confident rule, strategy memory after the last task,
+trainable parameters, training seconds.
+Reads every results.json below the given directories: schema version 2 (docs/results-schema.md) and the older
+layout (camelCase `matrix` / `metrics`).
 """
 import json
 import statistics
@@ -34,9 +35,19 @@ def batch_norm(c):
     if c["model"] == "mlp" or "pnn" in strategies:
         return "–"
     per_task = c.get("per_task_batchnorm")
-    if per_task is None:  # Engram's default
+    if per_task is None:  # an older file, written before the configuration was resolved: Engram's default then
         per_task = any(s in ("mind", "mind-self", "packnet") for s in strategies)
     return "per-task" if per_task else "shared"
+
+
+def task_aware(r):
+    """(ACC, forgetting) with the task given: the `_taw` keys, the headline of a file without them, or the older
+    layout's `metrics` (whose matrix was always task-aware)."""
+    if "schema_version" not in r:
+        return r["metrics"].get("averageAccuracy"), r["metrics"].get("forgetting")
+    if "average_accuracy_taw" in r:
+        return r["average_accuracy_taw"], r.get("average_forgetting_taw")
+    return r.get("average_accuracy"), r.get("average_forgetting")
 
 
 def main(directories):
@@ -62,8 +73,8 @@ def main(directories):
                     for r in runs]
         tag_rule = (runs[0].get("task_agnostic") or [{}])[0].get("rule")
         single_head_tag = scenario != "task-il" and tag_rule is None
-        accuracy = [r["metrics"].get("averageAccuracy") for r in runs]
-        forgetting = [r["metrics"].get("forgetting") for r in runs]
+        accuracy = [task_aware(r)[0] for r in runs]
+        forgetting = [task_aware(r)[1] for r in runs]
         row = [benchmark, scenario, model, norm, strategy + (f" ({tag_rule})" if tag_rule else ""),
                str(len(runs)), mean_std(accuracy), mean_std(forgetting),
                # A single-head model's ordinary accuracy needs no task id: it is task-agnostic already.

@@ -134,15 +134,37 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
             throw StrategyError("--class-order must be natural, seeded or icarl, got '\(classOrder)'")
         }
         try training.validate()
-        _ = try StrategyFactory.make(strategy, hyperparameters)
+        let made = try StrategyFactory.make(strategy, hyperparameters)
+        if try resolvedScenario() != .taskIncremental {
+            let parts = (made as? CompositeStrategy)?.parts ?? [made]
+            let names = strategy.split(separator: "+").map(String.init)
+            if let index = parts.firstIndex(where: { $0 is TaskAwareOnly }) {
+                let name = index < names.count ? names[index] : strategy
+                throw StrategyError("\(name) needs the task id at test time and has no task-agnostic inference, so it cannot run "
+                                    + "the \(scenario)-incremental scenario: --scenario must be task, got '\(scenario)'")
+            }
+        }
         if usesProgressiveNetwork {
             guard model == "mlp" || model == "cnn" else {
                 throw StrategyError("pnn builds MLP or convolutional columns: --model must be mlp or cnn, got '\(model)'")
             }
-            guard try resolvedScenario() == .taskIncremental else {
-                throw StrategyError("pnn infers task-aware only (the task picks the column): --scenario must be task, got '\(scenario)'")
-            }
         }
+    }
+
+    /// This configuration with the defaults Engram decides written out, as saved in `config.yaml` and
+    /// `results.json`: `perTaskBatchNorm` resolved to true or false (``usesPerTaskBatchNorm``), and λ set to
+    /// ``StrategyFactory/defaultLambda(_:)`` when unset and every λ-reading strategy of the list has the same
+    /// default (a composite such as `ewc+mas`, whose parts default to different λ, keeps it unset).
+    /// Running the resolved configuration trains exactly as running this one.
+    public func resolved() -> ExperimentConfiguration {
+        var c = self
+        c.perTaskBatchNorm = usesPerTaskBatchNorm
+        if hyperparameters.lambda == nil {
+            let readers = strategy.split(separator: "+").map(String.init).filter(StrategyFactory.strategiesUsingLambda.contains)
+            let defaults = Set(readers.map(StrategyFactory.defaultLambda))
+            if defaults.count == 1 { c.hyperparameters.lambda = defaults.first }
+        }
+        return c
     }
 
     /// The dataset the benchmark is built on.

@@ -1,40 +1,233 @@
 import EngramNN
 import Foundation
 
-/// What `results.json` holds: the run's configuration, accuracy matrix, metrics, and cost per task.
+/// What `results.json` holds: what was run, the accuracy matrix and its metrics, cost per task, and — where the run
+/// yields both — task-aware (TAw) and task-agnostic (TAg) figures side by side. The layout (schema version 2) is
+/// documented in `docs/results-schema.md`; files of the older layout (camelCase `matrix` / `metrics` objects) are
+/// still read.
+///
+/// The headline figures (`matrix`, `metrics`) never use the task id where the scenario does not give it: in the
+/// domain- and class-incremental scenarios a method that picks its sub-network by the task (MIND) is scored by its
+/// primary task-agnostic rule, its task-aware figures kept apart in `taskAwareMatrix`. In the task-incremental
+/// scenario the headline is task-aware (the task is given by definition) and the task-agnostic figures are the extra.
 public struct RunResults: Sendable, Codable, Equatable {
+    /// The `schema_version` this type writes.
+    public static let schemaVersion = 2
+
     public var benchmark: String
     public var scenario: Scenario
     public var strategy: String
     public var seed: UInt64
-    /// R[i][j] (plus the untrained model's accuracies as the forward-transfer baseline).
+    /// The headline accuracy matrix R[i][j] (accuracy on task j after training task i): task-aware in the
+    /// task-incremental scenario and for runs without task-agnostic figures, else the primary task-agnostic
+    /// rule's (entries above the diagonal are nil: that rule only chooses among the tasks seen). The task-aware
+    /// matrix carries the untrained model's accuracies as the forward-transfer baseline.
     public var matrix: AccuracyMatrix
+    /// Metrics of `matrix`.
     public var metrics: ContinualMetrics
+    /// The task-aware matrix, when the run has both task-aware and task-agnostic figures (else nil).
+    public var taskAwareMatrix: AccuracyMatrix?
+    /// The primary task-agnostic rule's matrix (lower triangular), when the run has both kinds of figures.
+    public var taskAgnosticMatrix: AccuracyMatrix?
     /// Wall-clock training seconds per task.
     public var secondsPerTask: [Double]
+    /// Training samples processed per task by the trainer's loop (nil when unknown, e.g. older files).
+    public var samplesPerTask: [Int]?
     /// Bytes held by the strategy after each task (importance, anchors, buffers …).
     public var strategyMemoryBytes: [Int]
     /// Trainable scalars of the model.
     public var parameterCount: Int
+    /// Wall-clock seconds of the whole run (data loading, training, evaluation, checkpoints; summed over resumes).
+    public var wallSeconds: Double?
+    /// Peak resident set size of the process that finished the run, in bytes.
+    public var peakRSSBytes: Int?
+    /// The resolved configuration (``ExperimentConfiguration/resolved()``) for runs written by this version.
     public var configuration: ExperimentConfiguration
-    /// Task-agnostic (TAg) results, one per inference rule, when the method and model have them; the
-    /// accuracy matrix above is task-aware (TAw) in the task-incremental scenario.
-    public var taskAgnostic: [TaskAgnosticSummary]?
-
-    enum CodingKeys: String, CodingKey {
-        case benchmark, scenario, strategy, seed, matrix, metrics, configuration
-        case secondsPerTask = "seconds_per_task"
-        case strategyMemoryBytes = "strategy_memory_bytes"
-        case parameterCount = "parameter_count"
-        case taskAgnostic = "task_agnostic"
+    /// Task-agnostic (TAg) results, one per inference rule (the first is the method's primary rule), when the
+    /// method and model have them. Setting them re-derives the headline and the TAw/TAg matrices.
+    public var taskAgnostic: [TaskAgnosticSummary]? {
+        didSet { assignFigures(taskAware: taskAwareMatrix ?? matrix) }
     }
 
-    /// Pretty-printed JSON with sorted keys.
+    /// Results whose headline follows the scenario: `taskAwareMatrix` is the matrix measured with the task given
+    /// (plain accuracy for single-head models), `taskAgnostic` the task-agnostic rules, primary first.
+    public init(benchmark: String, scenario: Scenario, strategy: String, seed: UInt64, taskAwareMatrix: AccuracyMatrix,
+                taskAgnostic: [TaskAgnosticSummary]?, secondsPerTask: [Double], samplesPerTask: [Int]? = nil,
+                strategyMemoryBytes: [Int], parameterCount: Int, configuration: ExperimentConfiguration,
+                wallSeconds: Double? = nil, peakRSSBytes: Int? = nil) {
+        self.benchmark = benchmark
+        self.scenario = scenario
+        self.strategy = strategy
+        self.seed = seed
+        self.matrix = taskAwareMatrix
+        self.metrics = taskAwareMatrix.metrics
+        self.secondsPerTask = secondsPerTask
+        self.samplesPerTask = samplesPerTask
+        self.strategyMemoryBytes = strategyMemoryBytes
+        self.parameterCount = parameterCount
+        self.configuration = configuration
+        self.taskAgnostic = taskAgnostic
+        self.wallSeconds = wallSeconds
+        self.peakRSSBytes = peakRSSBytes
+        assignFigures(taskAware: taskAwareMatrix)
+    }
+
+    /// Sets the headline and the TAw/TAg matrices from the task-aware matrix and `taskAgnostic`: the primary rule's
+    /// matrix is the headline outside the task-incremental scenario.
+    private mutating func assignFigures(taskAware: AccuracyMatrix) {
+        let primary = taskAgnostic?.first.map { $0.matrix(taskCount: taskAware.taskCount) }
+        taskAwareMatrix = primary == nil ? nil : taskAware
+        taskAgnosticMatrix = primary
+        matrix = scenario != .taskIncremental ? primary ?? taskAware : taskAware
+        metrics = matrix.metrics
+    }
+
+    /// Whether the headline figures are task-agnostic while the run also has task-aware ones (MIND in the
+    /// domain- and class-incremental scenarios).
+    public var headlineIsTaskAgnostic: Bool { taskAgnosticMatrix != nil && scenario != .taskIncremental }
+
+    /// How the headline accuracy was measured, for labels: `TAg (rule)` or `TAw` when the run has both kinds of
+    /// figures, nil when it has only one (e.g. a single-head run of a method that never uses the task id).
+    public var headlineLabel: String? {
+        guard taskAgnosticMatrix != nil, let rule = taskAgnostic?.first?.rule else { return nil }
+        return headlineIsTaskAgnostic ? "TAg (\(rule))" : "TAw"
+    }
+
+    /// Metrics of the task-aware matrix (nil without both kinds of figures).
+    public var taskAwareMetrics: ContinualMetrics? { taskAwareMatrix?.metrics }
+    /// Metrics of the primary task-agnostic matrix (nil without both kinds of figures).
+    public var taskAgnosticMetrics: ContinualMetrics? { taskAgnosticMatrix?.metrics }
+
+    /// Training samples per second of each task's training time (nil when the samples are unknown).
+    public var samplesPerSecondPerTask: [Double]? {
+        guard let samplesPerTask, samplesPerTask.count == secondsPerTask.count else { return nil }
+        return zip(samplesPerTask, secondsPerTask).map { $1 > 0 ? Double($0) / $1 : 0 }
+    }
+
+    /// Pretty-printed JSON with sorted keys (schema version 2).
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(self)
     }
+
+    // MARK: Codable: writes schema version 2, reads it and the older layout
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version"
+        case benchmark, scenario, strategy, seed, configuration
+        case accuracyMatrix = "accuracy_matrix", randomBaselineAccuracy = "random_baseline_accuracy"
+        case averageAccuracy = "average_accuracy", averageForgetting = "average_forgetting", bwt, fwt
+        case learningAccuracy = "learning_accuracy"
+        case accuracyMatrixTAw = "accuracy_matrix_taw", accuracyMatrixTAg = "accuracy_matrix_tag"
+        case averageAccuracyTAw = "average_accuracy_taw", averageAccuracyTAg = "average_accuracy_tag"
+        case averageForgettingTAw = "average_forgetting_taw", averageForgettingTAg = "average_forgetting_tag"
+        case headlineInference = "headline_inference"
+        case wallSeconds = "wall_seconds", secondsPerTask = "seconds_per_task", samplesPerTask = "samples_per_task"
+        case samplesPerSecondPerTask = "samples_per_second_per_task", peakRSSBytes = "peak_rss_bytes"
+        case strategyMemoryBytes = "strategy_memory_bytes", parameterCount = "parameter_count"
+        case taskAgnostic = "task_agnostic"
+        // The older layout (no schema_version).
+        case matrix, metrics
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let taskAware: AccuracyMatrix
+        if c.contains(.schemaVersion) {
+            let version = try c.decode(Int.self, forKey: .schemaVersion)
+            guard version <= Self.schemaVersion else {
+                throw DecodingError.dataCorruptedError(forKey: .schemaVersion, in: c, debugDescription:
+                    "schema_version \(version) is newer than this Engram reads (\(Self.schemaVersion)); update Engram")
+            }
+            let rows = try c.decodeIfPresent([[Double?]].self, forKey: .accuracyMatrixTAw)
+                ?? c.decode([[Double?]].self, forKey: .accuracyMatrix)
+            let baseline = try c.decodeIfPresent([Double].self, forKey: .randomBaselineAccuracy)
+            guard let matrix = accuracyMatrix(entries: rows, randomBaseline: baseline) else {
+                throw DecodingError.dataCorruptedError(forKey: .accuracyMatrix, in: c,
+                                                       debugDescription: "not a square accuracy matrix with one baseline entry per task")
+            }
+            taskAware = matrix
+        } else {
+            // Older layout: `matrix` is the task-aware matrix.
+            taskAware = try c.decode(AccuracyMatrix.self, forKey: .matrix)
+        }
+        self.init(benchmark: try c.decode(String.self, forKey: .benchmark),
+                  scenario: try c.decode(Scenario.self, forKey: .scenario),
+                  strategy: try c.decode(String.self, forKey: .strategy),
+                  seed: try c.decode(UInt64.self, forKey: .seed),
+                  taskAwareMatrix: taskAware,
+                  taskAgnostic: try c.decodeIfPresent([TaskAgnosticSummary].self, forKey: .taskAgnostic),
+                  secondsPerTask: try c.decode([Double].self, forKey: .secondsPerTask),
+                  samplesPerTask: try c.decodeIfPresent([Int].self, forKey: .samplesPerTask),
+                  strategyMemoryBytes: try c.decode([Int].self, forKey: .strategyMemoryBytes),
+                  parameterCount: try c.decode(Int.self, forKey: .parameterCount),
+                  configuration: try c.decode(ExperimentConfiguration.self, forKey: .configuration),
+                  wallSeconds: try c.decodeIfPresent(Double.self, forKey: .wallSeconds),
+                  peakRSSBytes: try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        func matrixRows(_ m: AccuracyMatrix) -> [[Double?]] { m.values.map { $0.map { $0.map(significant) } } }
+        func number(_ x: Double?, _ key: CodingKeys) throws {
+            if let x { try c.encode(significant(x), forKey: key) } else { try c.encodeNil(forKey: key) }
+        }
+        try c.encode(Self.schemaVersion, forKey: .schemaVersion)
+        try c.encode(benchmark, forKey: .benchmark)
+        try c.encode(scenario, forKey: .scenario)
+        try c.encode(strategy, forKey: .strategy)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(matrixRows(matrix), forKey: .accuracyMatrix)
+        let baseline = (taskAwareMatrix ?? matrix).randomBaseline
+        try c.encodeIfPresent(baseline.map { $0.map(significant) }, forKey: .randomBaselineAccuracy)
+        try number(metrics.averageAccuracy, .averageAccuracy)
+        try number(metrics.forgetting, .averageForgetting)
+        try number(metrics.backwardTransfer, .bwt)
+        try number(metrics.forwardTransfer, .fwt)
+        try number(metrics.learningAccuracy, .learningAccuracy)
+        if let taskAwareMatrix, let taskAgnosticMatrix {
+            let (aware, agnostic) = (taskAwareMatrix.metrics, taskAgnosticMatrix.metrics)
+            try c.encode(matrixRows(taskAwareMatrix), forKey: .accuracyMatrixTAw)
+            try c.encode(matrixRows(taskAgnosticMatrix), forKey: .accuracyMatrixTAg)
+            try number(aware.averageAccuracy, .averageAccuracyTAw)
+            try number(agnostic.averageAccuracy, .averageAccuracyTAg)
+            try number(aware.forgetting, .averageForgettingTAw)
+            try number(agnostic.forgetting, .averageForgettingTAg)
+        }
+        try c.encodeIfPresent(headlineLabel, forKey: .headlineInference)
+        try number(wallSeconds, .wallSeconds)
+        try c.encode(secondsPerTask.map(significant), forKey: .secondsPerTask)
+        try c.encodeIfPresent(samplesPerTask, forKey: .samplesPerTask)
+        if let rates = samplesPerSecondPerTask {
+            try c.encode(rates.map(significant), forKey: .samplesPerSecondPerTask)
+        } else {
+            try c.encodeNil(forKey: .samplesPerSecondPerTask)
+        }
+        if let peakRSSBytes { try c.encode(peakRSSBytes, forKey: .peakRSSBytes) } else { try c.encodeNil(forKey: .peakRSSBytes) }
+        try c.encode(strategyMemoryBytes, forKey: .strategyMemoryBytes)
+        try c.encode(parameterCount, forKey: .parameterCount)
+        try c.encode(configuration, forKey: .configuration)
+        try c.encodeIfPresent(taskAgnostic, forKey: .taskAgnostic)
+    }
+}
+
+/// A square matrix from rows whose entries may be missing; nil unless square with one baseline entry per task.
+func accuracyMatrix(entries rows: [[Double?]], randomBaseline: [Double]?) -> AccuracyMatrix? {
+    guard !rows.isEmpty, rows.allSatisfy({ $0.count == rows.count }), randomBaseline.map({ $0.count == rows.count }) ?? true,
+          rows.allSatisfy({ $0.allSatisfy { $0?.isFinite ?? true } }) else { return nil }
+    var matrix = AccuracyMatrix(taskCount: rows.count)
+    for (i, row) in rows.enumerated() {
+        for (j, value) in row.enumerated() { if let value { matrix.record(value, afterTraining: i, onTask: j) } }
+    }
+    matrix.randomBaseline = randomBaseline
+    return matrix
+}
+
+/// `x` rounded to 6 significant digits (how `results.json` writes accuracies, metrics and rates).
+func significant(_ x: Double) -> Double {
+    guard x.isFinite, x != 0 else { return x }
+    return Double(String(format: "%.6g", x)) ?? x
 }
 
 /// One task-agnostic inference rule's results over a run.
@@ -56,6 +249,26 @@ public struct TaskAgnosticSummary: Sendable, Codable, Equatable {
         case rule, accuracy, forgetting
         case taskPrediction = "task_prediction", averageAccuracy = "average_accuracy"
         case averageTaskPrediction = "average_task_prediction"
+    }
+
+    /// The rule's accuracies as a T×T matrix (nil above the diagonal: the rule chooses among the tasks seen).
+    public func matrix(taskCount: Int) -> AccuracyMatrix {
+        var m = AccuracyMatrix(taskCount: max(taskCount, 1))
+        for (i, row) in accuracy.enumerated() where i < m.taskCount {
+            for (j, value) in row.enumerated() where j < m.taskCount && value.isFinite { m.record(value, afterTraining: i, onTask: j) }
+        }
+        return m
+    }
+
+    /// Writes the accuracies rounded to 6 significant digits.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(rule, forKey: .rule)
+        try c.encode(accuracy.map { $0.map(significant) }, forKey: .accuracy)
+        try c.encode(taskPrediction.map { $0.map(significant) }, forKey: .taskPrediction)
+        try c.encode(significant(averageAccuracy), forKey: .averageAccuracy)
+        try c.encode(significant(forgetting), forKey: .forgetting)
+        try c.encode(significant(averageTaskPrediction), forKey: .averageTaskPrediction)
     }
 
     public init(_ record: TaskAgnosticRecord) {
@@ -85,6 +298,7 @@ public struct RunError: Error, CustomStringConvertible {
 /// One continual-learning experiment in a directory: trains, checkpoints after every epoch and task
 /// (atomically), resumes from the last checkpoint, and writes `results.json` and `accuracy_matrix.csv`.
 public final class ExperimentRun {
+    /// The resolved configuration (``ExperimentConfiguration/resolved()``) of the run.
     public let configuration: ExperimentConfiguration
     public let directory: URL
     public var onEvent: ((TrainingEvent) -> Void)?
@@ -97,16 +311,18 @@ public final class ExperimentRun {
 
     public init(configuration: ExperimentConfiguration, directory: URL) throws {
         try configuration.validate()
-        self.configuration = configuration
+        self.configuration = configuration.resolved()
         self.directory = directory
     }
 
     public var checkpointURL: URL { directory.appendingPathComponent(Self.checkpointName) }
 
-    /// Trains the stream (resuming from `checkpoint.safetensors` when `resume` is set and it exists)
-    /// and writes the results.
+    /// Trains the stream (resuming from `checkpoint.safetensors` when `resume` is set and it exists), writes
+    /// the results, and returns them as `results.json` holds them.
     @discardableResult
     public func run(resume: Bool = false, benchmark prebuilt: ContinualBenchmark? = nil) throws -> RunResults {
+        let start = Date()
+        wallSecondsBeforeResume = 0
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let benchmark = try prebuilt ?? configuration.makeBenchmark()
         let model = configuration.makeModel(for: benchmark)
@@ -123,29 +339,40 @@ public final class ExperimentRun {
         if resume, FileManager.default.fileExists(atPath: checkpointURL.path) {
             (position, results) = try restore(into: trainer)
         }
+        let wallBefore = wallSecondsBeforeResume
         trainer.onCheckpoint = { [unowned self] position, results in
-            try self.saveCheckpoint(trainer: trainer, position: position, results: results)
+            try self.saveCheckpoint(trainer: trainer, position: position, results: results,
+                                    wallSeconds: wallBefore + Date().timeIntervalSince(start))
             try self.afterCheckpoint?(position)
         }
         let final = try trainer.run(from: position, results: results)
-        let output = try makeResults(final, benchmark: benchmark, model: model)
-        try write(output.jsonData(), to: Self.resultsName)
-        try write(Data(output.matrix.csv().utf8), to: Self.matrixName)
-        return output
+        let output = try makeResults(final, benchmark: benchmark, model: model,
+                                     wallSeconds: wallBefore + Date().timeIntervalSince(start))
+        let data = try output.jsonData()
+        try write(data, to: Self.resultsName)
+        // What the file holds (numbers rounded as written), so a run's return value equals its results.json read back.
+        let written = try JSONDecoder().decode(RunResults.self, from: data)
+        try write(Data(written.matrix.csv().utf8), to: Self.matrixName)
+        return written
     }
 
-    func makeResults(_ r: StreamResult, benchmark: ContinualBenchmark, model: Classifier) throws -> RunResults {
+    func makeResults(_ r: StreamResult, benchmark: ContinualBenchmark, model: Classifier, wallSeconds: Double) throws -> RunResults {
         let matrix = try AccuracyMatrix(rows: r.accuracy.map { $0.map(Double.init) },
                                         randomBaseline: r.initialAccuracy.map(Double.init))
         return RunResults(benchmark: configuration.benchmark, scenario: benchmark.scenario, strategy: configuration.strategy,
-                          seed: configuration.training.seed, matrix: matrix, metrics: matrix.metrics,
-                          secondsPerTask: r.secondsPerTask, strategyMemoryBytes: r.strategyMemoryBytes,
-                          parameterCount: model.parameterCount, configuration: configuration,
-                          taskAgnostic: r.taskAgnostic?.map(TaskAgnosticSummary.init))
+                          seed: configuration.training.seed, taskAwareMatrix: matrix,
+                          taskAgnostic: r.taskAgnostic?.map(TaskAgnosticSummary.init),
+                          secondsPerTask: r.secondsPerTask, samplesPerTask: r.samplesPerTask,
+                          strategyMemoryBytes: r.strategyMemoryBytes, parameterCount: model.parameterCount,
+                          configuration: configuration, wallSeconds: wallSeconds, peakRSSBytes: ProcessMemory.peakResidentBytes)
     }
 
+    /// Wall-clock seconds the run had spent before the checkpoint it resumed from (0 for a fresh run or an older
+    /// checkpoint that did not record them).
+    private var wallSecondsBeforeResume: Double = 0
+
     /// Writes the checkpoint: model, optimizer, strategy state, dropout generators, position and results so far.
-    func saveCheckpoint(trainer: Trainer, position: TrainingPosition, results: StreamResult) throws {
+    func saveCheckpoint(trainer: Trainer, position: TrainingPosition, results: StreamResult, wallSeconds: Double = 0) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let generators = trainer.context.model.namedModules().compactMap { path, m in
@@ -156,6 +383,7 @@ public final class ExperimentRun {
             "engram.results": String(decoding: try encoder.encode(results), as: UTF8.self),
             "engram.configuration": String(decoding: try encoder.encode(configuration), as: UTF8.self),
             "engram.dropout_generators": String(decoding: try encoder.encode(Dictionary(uniqueKeysWithValues: generators)), as: UTF8.self),
+            "engram.wall_seconds": String(wallSeconds),
         ]
         try Checkpoint.save(model: trainer.context.model, optimizer: trainer.context.optimizer,
                             extra: trainer.strategy.stateTensors().map { ("strategy.\($0.0)", $0.1) },
@@ -175,7 +403,8 @@ public final class ExperimentRun {
             }
         }
         let saved = try decode(ExperimentConfiguration.self, "engram.configuration")
-        guard saved == configuration else {
+        // Checkpoints of older versions hold the configuration as given, unresolved.
+        guard saved.resolved() == configuration else {
             throw RunError("\(checkpointURL.path) was written by a run with a different configuration; resume it with its own config.yaml")
         }
         do { try checkpoint.restore(into: trainer.context.model, optimizer: trainer.context.optimizer) } catch {
@@ -188,6 +417,7 @@ public final class ExperimentRun {
         for (path, m) in trainer.context.model.namedModules() {
             if let d = m as? Dropout, let s = generators[path], s.count == 4 { d.generator = RandomGenerator(state: (s[0], s[1], s[2], s[3])) }
         }
+        wallSecondsBeforeResume = checkpoint.metadata["engram.wall_seconds"].flatMap(Double.init) ?? 0
         return (try decode(TrainingPosition.self, "engram.position"), try decode(StreamResult.self, "engram.results"))
     }
 
@@ -196,5 +426,21 @@ public final class ExperimentRun {
         do { try data.write(to: url, options: .atomic) } catch {
             throw RunError("cannot write \(url.path): \(error.localizedDescription)")
         }
+    }
+}
+
+/// Memory use of this process.
+public enum ProcessMemory {
+    /// Peak resident set size in bytes: `getrusage(RUSAGE_SELF).ru_maxrss` (KiB on Linux, bytes on macOS); nil if
+    /// the call fails.
+    public static var peakResidentBytes: Int? {
+        var usage = rusage()
+        #if os(Linux)
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return nil }
+        return Int(usage.ru_maxrss) * 1024
+        #else
+        guard getrusage(RUSAGE_SELF, &usage) == 0 else { return nil }
+        return Int(usage.ru_maxrss)
+        #endif
     }
 }

@@ -79,6 +79,9 @@ public enum StrategyFactory {
     public static let names = ["finetune", "joint", "mas", "mas-local", "ewc", "online-ewc", "si", "rwalk", "lwf", "ebll",
                                 "imm-mean", "imm-mode", "pnn", "packnet", "mind", "mind-self"]
 
+    /// The strategies that read λ (``StrategyHyperparameters/lambda``).
+    public static let strategiesUsingLambda: Set<String> = ["mas", "mas-local", "ewc", "online-ewc", "rwalk", "lwf", "ebll"]
+
     /// Default λ per strategy (from the papers' Permuted-MNIST settings, rounded).
     public static func defaultLambda(_ name: String) -> Float {
         switch name {

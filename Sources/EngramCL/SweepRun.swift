@@ -40,7 +40,8 @@ public struct SweepDirectory: Sendable {
             do { results = try JSONDecoder().decode(RunResults.self, from: data) } catch {
                 throw SweepError("\(resultsURL.path) is unreadable (\(error)); delete it to rerun \(point.name)")
             }
-            guard results.configuration == point.configuration else {
+            // Results hold the resolved configuration (older ones the configuration as given).
+            guard results.configuration.resolved() == point.configuration.resolved() else {
                 throw SweepError("\(resultsURL.path) was written for a different configuration than point \(point.name); "
                                  + "delete \(dir.path) to rerun it, or use another output directory")
             }

@@ -48,6 +48,11 @@ public struct SummaryRow: Sendable, Codable, Equatable {
     public var seconds: MeanStd?
     /// Bytes the strategy held at the end of the stream.
     public var memoryBytes: MeanStd?
+    /// How the headline metrics above were measured when the runs have both task-aware and task-agnostic
+    /// figures: `TAw` (task-incremental) or `TAg (rule)` (domain-/class-incremental); nil otherwise.
+    public var headline: String?
+    /// Task-aware (TAw) ACC, when the runs have task-agnostic figures too.
+    public var taskAwareAccuracy: MeanStd?
     /// Task-agnostic (TAg) ACC, forgetting and task-prediction accuracy under the method's own rule
     /// (`taskAgnosticRule`), when the runs have them.
     public var taskAgnosticAccuracy: MeanStd?
@@ -59,6 +64,7 @@ public struct SummaryRow: Sendable, Codable, Equatable {
         case group, parameters, strategy, seeds, forgetting, seconds
         case accuracy = "acc", backwardTransfer = "bwt", forwardTransfer = "fwt", learningAccuracy = "learning_accuracy"
         case memoryBytes = "memory_bytes", taskAgnosticAccuracy = "tag_acc", taskAgnosticForgetting = "tag_forgetting"
+        case headline, taskAwareAccuracy = "taw_acc"
         case taskPrediction = "task_prediction", taskAgnosticRule = "tag_rule"
     }
 }
@@ -91,6 +97,8 @@ public struct ResultsSummary: Sendable, Codable, Equatable {
                 learningAccuracy: MeanStd(metrics.compactMap(\.learningAccuracy)),
                 seconds: MeanStd(runs.map { $0.results.secondsPerTask.reduce(0, +) }),
                 memoryBytes: MeanStd(runs.compactMap { $0.results.strategyMemoryBytes.last.map(Double.init) }),
+                headline: runs.first?.results.headlineLabel,
+                taskAwareAccuracy: MeanStd(runs.compactMap { $0.results.taskAwareMetrics?.averageAccuracy }),
                 taskAgnosticAccuracy: MeanStd(runs.compactMap { $0.results.taskAgnostic?.first?.averageAccuracy }),
                 taskAgnosticForgetting: MeanStd(runs.compactMap { $0.results.taskAgnostic?.first?.forgetting }),
                 taskPrediction: MeanStd(runs.compactMap { $0.results.taskAgnostic?.first?.averageTaskPrediction }),
@@ -98,16 +106,17 @@ public struct ResultsSummary: Sendable, Codable, Equatable {
         }
     }
 
-    /// A plain-text table: group, seeds, and ACC, forgetting, BWT, FWT in percent as mean ± std (plus the
-    /// task-agnostic ACC and task prediction when some run has them).
+    /// A plain-text table: group, seeds, and ACC, forgetting, BWT, FWT in percent as mean ± std (plus, when some
+    /// run has task-agnostic figures, how the headline was measured, the TAw and TAg ACC and task prediction).
     public func table() -> String {
         let withTAg = rows.contains { $0.taskAgnosticAccuracy != nil }
         let header = ["run", "seeds", "ACC (%)", "forgetting (%)", "BWT (%)", "FWT (%)"]
-            + (withTAg ? ["TAg ACC (%)", "task pred. (%)"] : [])
+            + (withTAg ? ["ACC is", "TAw ACC (%)", "TAg ACC (%)", "task pred. (%)"] : [])
         let body = rows.map { row in
             [row.group.replacingOccurrences(of: "__", with: "  "), String(row.seeds.count)]
                 + [row.accuracy, row.forgetting, row.backwardTransfer, row.forwardTransfer].map { $0?.formatted() ?? "–" }
-                + (withTAg ? [row.taskAgnosticAccuracy, row.taskPrediction].map { $0?.formatted() ?? "–" } : [])
+                + (withTAg ? [row.headline ?? "–"]
+                    + [row.taskAwareAccuracy, row.taskAgnosticAccuracy, row.taskPrediction].map { $0?.formatted() ?? "–" } : [])
         }
         let all = [header] + body
         let widths = header.indices.map { c in all.map { $0[c].count }.max()! }
@@ -124,20 +133,20 @@ public struct ResultsSummary: Sendable, Codable, Equatable {
     /// CSV with one row per group: the grid parameters, then each metric's mean and std (fractions, not percent).
     public func csv() -> String {
         let parameterKeys = Array(Set(rows.flatMap(\.parameters.keys))).sorted()
-        let metrics = ["acc", "forgetting", "bwt", "fwt", "learning_accuracy", "tag_acc", "tag_forgetting", "task_prediction"]
+        let metrics = ["acc", "forgetting", "bwt", "fwt", "learning_accuracy", "taw_acc", "tag_acc", "tag_forgetting", "task_prediction"]
         var header = ["group"] + parameterKeys + ["runs", "seeds"]
         for m in metrics { header += ["\(m)_mean", "\(m)_std"] }
-        header += ["seconds_mean", "memory_bytes_mean"]
+        header += ["seconds_mean", "memory_bytes_mean", "headline"]
         func number(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "" }
         func quote(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
         let lines = rows.map { row in
             var cells = [row.group] + parameterKeys.map { row.parameters[$0]?.description ?? "" }
             cells += [String(row.seeds.count), row.seeds.map(String.init).joined(separator: " ")]
             for stat in [row.accuracy, row.forgetting, row.backwardTransfer, row.forwardTransfer, row.learningAccuracy,
-                         row.taskAgnosticAccuracy, row.taskAgnosticForgetting, row.taskPrediction] {
+                         row.taskAwareAccuracy, row.taskAgnosticAccuracy, row.taskAgnosticForgetting, row.taskPrediction] {
                 cells += [number(stat?.mean), number(stat?.std)]
             }
-            cells += [number(row.seconds?.mean), number(row.memoryBytes?.mean)]
+            cells += [number(row.seconds?.mean), number(row.memoryBytes?.mean), row.headline ?? ""]
             return cells.map(quote).joined(separator: ",")
         }
         return ([header.joined(separator: ",")] + lines).joined(separator: "\n") + "\n"
@@ -167,7 +176,7 @@ extension RunResults {
     public init(configuration: ExperimentConfiguration, scenario: Scenario, matrix: AccuracyMatrix,
                 secondsPerTask: [Double] = [], strategyMemoryBytes: [Int] = [], parameterCount: Int = 0) {
         self.init(benchmark: configuration.benchmark, scenario: scenario, strategy: configuration.strategy,
-                  seed: configuration.training.seed, matrix: matrix, metrics: matrix.metrics,
+                  seed: configuration.training.seed, taskAwareMatrix: matrix, taskAgnostic: nil,
                   secondsPerTask: secondsPerTask, strategyMemoryBytes: strategyMemoryBytes,
                   parameterCount: parameterCount, configuration: configuration)
     }

@@ -118,7 +118,26 @@ public struct StreamResult: Sendable, Codable, Equatable {
     /// Task-agnostic accuracy after each task, one record per inference rule (nil when the method or
     /// model has none: task-aware-only methods, single-head models).
     public var taskAgnostic: [TaskAgnosticRecord]?
+    /// Training samples the trainer's loop processed in each task (the labels of its batches; nil in results
+    /// restored from a checkpoint written before Engram counted them). A strategy's own passes over the data
+    /// (MIND's teacher, PackNet's re-training) are in `secondsPerTask` but not counted here.
+    public var samplesPerTask: [Int]?
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case accuracy, initialAccuracy, secondsPerTask, strategyMemoryBytes, taskAgnostic, samplesPerTask
+    }
+
+    /// Decodes results in which `samplesPerTask` may be missing (checkpoints of older runs).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        accuracy = try c.decode([[Float]].self, forKey: .accuracy)
+        initialAccuracy = try c.decode([Float].self, forKey: .initialAccuracy)
+        secondsPerTask = try c.decode([Double].self, forKey: .secondsPerTask)
+        strategyMemoryBytes = try c.decode([Int].self, forKey: .strategyMemoryBytes)
+        taskAgnostic = try c.decodeIfPresent([TaskAgnosticRecord].self, forKey: .taskAgnostic)
+        samplesPerTask = try c.decodeIfPresent([Int].self, forKey: .samplesPerTask)
+    }
 }
 
 /// Where training stands: the next epoch of a task to run, and the steps taken in that task.
@@ -128,8 +147,23 @@ public struct TrainingPosition: Sendable, Codable, Equatable {
     public var stepInTask = 0
     /// Seconds already spent on the current task (kept across a resume).
     public var secondsInTask: Double = 0
-    public init(task: Int = 0, epoch: Int = 0, stepInTask: Int = 0, secondsInTask: Double = 0) {
+    /// Training samples already processed in the current task (kept across a resume).
+    public var samplesInTask = 0
+    public init(task: Int = 0, epoch: Int = 0, stepInTask: Int = 0, secondsInTask: Double = 0, samplesInTask: Int = 0) {
         self.task = task; self.epoch = epoch; self.stepInTask = stepInTask; self.secondsInTask = secondsInTask
+        self.samplesInTask = samplesInTask
+    }
+
+    enum CodingKeys: String, CodingKey { case task, epoch, stepInTask, secondsInTask, samplesInTask }
+
+    /// Decodes a position in which `samplesInTask` may be missing (checkpoints of older runs).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(Int.self, forKey: .task)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        stepInTask = try c.decode(Int.self, forKey: .stepInTask)
+        secondsInTask = try c.decode(Double.self, forKey: .secondsInTask)
+        samplesInTask = try c.decodeIfPresent(Int.self, forKey: .samplesInTask) ?? 0
     }
 }
 
@@ -144,6 +178,9 @@ public final class Trainer {
     public var onEvent: ((TrainingEvent) -> Void)?
     /// Called at every resumable point: after each epoch (mid-task) and after each task's evaluation.
     public var onCheckpoint: ((TrainingPosition, StreamResult) throws -> Void)?
+    /// Training samples the loop of the last `train(from:results:)` processed in its task (including those of
+    /// the position it resumed from).
+    public private(set) var samplesInLastTask = 0
 
     public init(model: Classifier, stream: any TaskStream, strategy: any Strategy, configuration: TrainingConfiguration) throws {
         try configuration.validate()
@@ -162,6 +199,12 @@ public final class Trainer {
             let task = position.task
             let seconds = try train(from: position, results: result)
             result.secondsPerTask.append(seconds)
+            // Counts exist only when every earlier task was counted (not for a run resumed from an older checkpoint).
+            if result.samplesPerTask?.count ?? 0 == task {
+                result.samplesPerTask = (result.samplesPerTask ?? []) + [samplesInLastTask]
+            } else {
+                result.samplesPerTask = nil
+            }
             let row = evaluateAll()
             result.accuracy.append(row)
             result.strategyMemoryBytes.append(strategy.memoryBytes)
@@ -189,6 +232,7 @@ public final class Trainer {
             try strategy.beforeTask(task, context: context)
         }
         var epoch = position.epoch
+        samplesInLastTask = position.samplesInTask
         var done = config.iterations.map { position.stepInTask >= $0 } ?? (epoch >= config.epochs)
         while !done {
             optimizer.learningRate = config.learningRate(epoch: epoch)
@@ -211,6 +255,7 @@ public final class Trainer {
                 optimizer.step()
                 strategy.afterStep(context: context)
                 context.stepInTask += 1
+                samplesInLastTask += batch.labels.count
                 lossSum += Double(value)
                 onEvent?(.batchFinished(task: task, epoch: epoch, batch: b, batches: batches.count, loss: value,
                                         samples: batch.labels.count))
@@ -222,7 +267,8 @@ public final class Trainer {
             if config.iterations == nil && epoch >= config.epochs { done = true }
             if !done {
                 try onCheckpoint?(TrainingPosition(task: task, epoch: epoch, stepInTask: context.stepInTask,
-                                                   secondsInTask: position.secondsInTask + Date().timeIntervalSince(start)),
+                                                   secondsInTask: position.secondsInTask + Date().timeIntervalSince(start),
+                                                   samplesInTask: samplesInLastTask),
                                   results)
             }
         }

@@ -236,12 +236,14 @@ public struct ComparisonReport: Sendable {
             var row = [g.label, "\(g.runs.count)"] + metrics.map { g.statistic($0)?.formatted(format) ?? "–" }
             if withTAg {
                 let tag = g.runs.compactMap { $0.taskAgnostic?.first }
-                row += [MeanStd(tag.map(\.averageAccuracy)), MeanStd(tag.map(\.forgetting)), MeanStd(tag.map(\.averageTaskPrediction))]
+                row += [g.runs.first?.headlineLabel ?? "–"]
+                row += [MeanStd(g.runs.compactMap { $0.taskAwareMetrics?.averageAccuracy }),
+                        MeanStd(tag.map(\.averageAccuracy)), MeanStd(tag.map(\.forgetting)), MeanStd(tag.map(\.averageTaskPrediction))]
                     .map { $0?.formatted(format) ?? "–" }
             }
             return row + [seconds?.formatted(.fixed(decimals: 1)) ?? "–", memory.map { NumberFormat.bytes($0.mean) } ?? "–"]
         }
-        let tagHeader = withTAg ? ["TAg ACC (%)", "TAg forgetting (%)", "task pred. (%)"] : []
+        let tagHeader = withTAg ? ["ACC is", "TAw ACC (%)", "TAg ACC (%)", "TAg forgetting (%)", "task pred. (%)"] : []
         let header = ["method", "runs", "ACC (%)", "forgetting (%)", "BWT (%)", "FWT (%)", "learning acc. (%)"] + tagHeader
             + ["training s", "strategy memory"]
         return ReportPage.table(header: header, rows: rows, numericColumns: Set(1..<header.count))
@@ -300,7 +302,8 @@ public struct ComparisonReport: Sendable {
         var rows: [[String]] = []
         for g in groups {
             for (run, index) in zip(g.runs, g.indices) {
-                var row = [g.label, "\(run.seed)", run.metrics.averageAccuracy.map(format.string) ?? "–",
+                let accuracy = (run.metrics.averageAccuracy.map(format.string) ?? "–") + (run.headlineLabel.map { " \($0)" } ?? "")
+                var row = [g.label, "\(run.seed)", accuracy,
                            run.metrics.forgetting.map(format.string) ?? "–", run.metrics.backwardTransfer.map(format.string) ?? "–",
                            NumberFormat.fixed(run.secondsPerTask.reduce(0, +), decimals: 1)]
                 if !sources.isEmpty { row.append(sources[index]) }

@@ -58,6 +58,13 @@ public struct RunReport: Sendable {
 
         body.append(.h2("Metrics"))
         body.append(metricsTable())
+        if let label = r.headlineLabel {
+            body.append(.p(.class("note"), .text(r.headlineIsTaskAgnostic
+                ? "Headline figures are task-agnostic, \(label): the \(r.scenario.rawValue) scenario does not give the task at "
+                  + "test time. Task-aware figures (the task given) are listed separately below."
+                : "Headline figures are task-aware (TAw): the \(r.scenario.rawValue) scenario gives the task at test time. "
+                  + "Task-agnostic figures are listed below.")))
+        }
         body.append(.p(.class("note"), .text("""
             ACC: mean final accuracy over all tasks. Forgetting: mean drop from the best accuracy on a task \
             (since it was learned) to the final one, over all but the last task. BWT: mean change from just-learned \
@@ -69,7 +76,8 @@ public struct RunReport: Sendable {
             body.append(.h2("Task-aware and task-agnostic accuracy"))
             body.append(taskAgnosticTable(tag))
             body.append(.p(.class("note"), .text("""
-                TAw: the task of each test sample is given (the accuracy matrix below). TAg: it is not — \
+                TAw: the task of each test sample is given\(r.headlineIsTaskAgnostic ? "" : " (the accuracy matrix below)"). \
+                TAg: it is not — \
                 \(tag.map(\.rule).joined(separator: ", ")) picks the task among those seen so far; a sample counts \
                 when both its task and its label are right. Task prediction: samples assigned to their own task.
                 """)))
@@ -77,7 +85,7 @@ public struct RunReport: Sendable {
                 caption: "Row i: task-agnostic accuracy on the tasks seen after training task i (\(tag[0].rule)).")))
         }
 
-        body.append(.h2("Accuracy matrix"))
+        body.append(.h2(r.headlineLabel.map { "Accuracy matrix, \($0)" } ?? "Accuracy matrix"))
         body.append(.div(.class("charts"),
             ReportPage.figure(svg: heatmap().svg(), caption: "Row i: test accuracy on every task after training task i. "
                 + "Above the diagonal: tasks not trained yet (transfer); below: what is remembered."),
@@ -108,7 +116,8 @@ public struct RunReport: Sendable {
 
     func metricsTable() -> Node<HTML.BodyContext> {
         let m = results.metrics
-        let rows: [(String, Double?)] = [("ACC (average accuracy)", m.averageAccuracy), ("Forgetting", m.forgetting),
+        let basis = results.headlineLabel.map { ", \($0)" } ?? ""
+        let rows: [(String, Double?)] = [("ACC (average accuracy\(basis))", m.averageAccuracy), ("Forgetting", m.forgetting),
                                          ("BWT (backward transfer)", m.backwardTransfer), ("FWT (forward transfer)", m.forwardTransfer),
                                          ("Learning accuracy", m.learningAccuracy)]
         return ReportPage.table(header: ["metric", "value (%)"],
@@ -119,7 +128,7 @@ public struct RunReport: Sendable {
     /// TAw next to every TAg rule: final ACC, forgetting and task-prediction accuracy.
     func taskAgnosticTable(_ tag: [TaskAgnosticSummary]) -> Node<HTML.BodyContext> {
         func percent(_ x: Double?) -> String { x.map { NumberFormat.percent($0, decimals: 2) } ?? "–" }
-        let m = results.metrics
+        let m = results.taskAwareMetrics ?? results.metrics
         var rows = [["TAw (task given)", percent(m.averageAccuracy), percent(m.forgetting), "–"]]
         rows += tag.map { ["TAg (\($0.rule))", percent($0.averageAccuracy), percent($0.forgetting), percent($0.averageTaskPrediction)] }
         return ReportPage.table(header: ["inference", "ACC (%)", "forgetting (%)", "task prediction (%)"], rows: rows,
@@ -139,7 +148,7 @@ public struct RunReport: Sendable {
     /// Rows "after task i", columns "task j" (1-based), values R[i][j].
     func heatmap() -> Heatmap {
         let t = results.matrix.taskCount
-        return Heatmap(title: "Accuracy matrix R (%)", rowLabels: (1...t).map { "after task \($0)" },
+        return Heatmap(title: "Accuracy matrix R (%)" + (results.headlineLabel.map { ", \($0)" } ?? ""), rowLabels: (1...t).map { "after task \($0)" },
                        columnLabels: (1...t).map { "task \($0)" }, values: results.matrix.values,
                        range: 0...1, format: .percent(decimals: 1), rowAxisTitle: "training stage",
                        columnAxisTitle: "accuracy on task", legendTitle: "accuracy (%)")
@@ -183,14 +192,21 @@ public struct RunReport: Sendable {
 
     func costTable() -> Node<HTML.BodyContext> {
         let t = max(results.secondsPerTask.count, results.strategyMemoryBytes.count)
+        let rates = results.samplesPerSecondPerTask
         var rows: [[String]] = (0..<t).map { i in
             ["task \(i + 1)",
              i < results.secondsPerTask.count ? NumberFormat.fixed(results.secondsPerTask[i], decimals: 2) : "–",
+             rates.map { i < $0.count ? NumberFormat.fixed($0[i], decimals: 0) : "–" } ?? "–",
              i < results.strategyMemoryBytes.count ? NumberFormat.bytes(Double(results.strategyMemoryBytes[i])) : "–"]
         }
-        rows.append(["total", NumberFormat.fixed(results.secondsPerTask.reduce(0, +), decimals: 2),
+        rows.append(["total", NumberFormat.fixed(results.secondsPerTask.reduce(0, +), decimals: 2), "",
                      results.strategyMemoryBytes.last.map { "\(NumberFormat.bytes(Double($0))) (final)" } ?? "–"])
-        return ReportPage.table(header: ["", "training seconds", "strategy memory"], rows: rows, numericColumns: [1, 2])
+        if let wall = results.wallSeconds {
+            rows.append(["whole run (wall clock)", NumberFormat.fixed(wall, decimals: 2), "",
+                         results.peakRSSBytes.map { "\(NumberFormat.bytes(Double($0))) (peak RSS)" } ?? "–"])
+        }
+        return ReportPage.table(header: ["", "training seconds", "training samples/s", "memory"], rows: rows,
+                                numericColumns: [1, 2, 3])
     }
 }
 

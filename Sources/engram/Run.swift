@@ -258,7 +258,7 @@ struct RunDriver {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("cannot create --out \(directory): \(error.localizedDescription)")
         }
-        try YAMLEncoder().encode(configuration).write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        try configuration.resolved().yamlText().write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         let logURL = dir.appendingPathComponent("log.txt")
         if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let logHandle = try FileHandle(forWritingTo: logURL)
@@ -280,15 +280,20 @@ struct RunDriver {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
         } else {
-            print("\(configuration.strategy) on \(configuration.benchmark): ACC \(pct(m.averageAccuracy)) %  "
+            let basis = results.headlineLabel.map { " [\($0)]" } ?? ""
+            print("\(configuration.strategy) on \(configuration.benchmark): ACC\(basis) \(pct(m.averageAccuracy)) %  "
                   + "forgetting \(pct(m.forgetting)) %  BWT \(pct(m.backwardTransfer)) %  FWT \(pct(m.forwardTransfer)) %  "
                   + "(results in \(directory)/results.json)")
+            if results.headlineIsTaskAgnostic, let aware = results.taskAwareMetrics {
+                print("  task-aware (the task given, not part of the \(results.scenario.rawValue) scenario): "
+                      + "ACC \(pct(aware.averageAccuracy)) %  forgetting \(pct(aware.forgetting)) %")
+            }
             for tag in results.taskAgnostic ?? [] {
                 print("  task-agnostic (\(tag.rule)): ACC \(pct(tag.averageAccuracy)) %  forgetting \(pct(tag.forgetting)) %  "
                       + "task prediction \(pct(tag.averageTaskPrediction)) %")
             }
         }
-        logger.info("finished: ACC \(pct(m.averageAccuracy)) %, forgetting \(pct(m.forgetting)) %, BWT \(pct(m.backwardTransfer)) %")
+        logger.info("finished: ACC\(results.headlineLabel.map { " [\($0)]" } ?? "") \(pct(m.averageAccuracy)) %, forgetting \(pct(m.forgetting)) %, BWT \(pct(m.backwardTransfer)) %")
     }
 }
 

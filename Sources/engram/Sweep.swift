@@ -114,7 +114,7 @@ struct SweepExecutor {
         for (point, _) in todo {
             let dir = sweep.directory(for: point)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try YAMLEncoder().encode(point.configuration).write(to: dir.appendingPathComponent("config.yaml"),
+            try point.configuration.resolved().yamlText().write(to: dir.appendingPathComponent("config.yaml"),
                                                                 atomically: true, encoding: .utf8)
         }
         let failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo)
@@ -200,7 +200,11 @@ struct SweepExecutor {
                 if job.process.terminationReason == .exit && job.process.terminationStatus == 0 {
                     if !quiet {
                         let acc = (try? sweep.state(of: job.point)).flatMap { state -> String? in
-                            if case let .finished(r) = state { return r.metrics.averageAccuracy.map { String(format: "ACC %.2f %%", 100 * $0) } }
+                            if case let .finished(r) = state {
+                                return r.metrics.averageAccuracy.map {
+                                    String(format: "ACC %.2f %%", 100 * $0) + (r.headlineLabel.map { " (\($0))" } ?? "")
+                                }
+                            }
                             return nil
                         } ?? "done"
                         note("✓ \(job.point.name): \(acc) (\(seconds) s)")

@@ -39,8 +39,7 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
                   "--fraction", "0.05", "--seed", "3", "--strategy", "mas", "--quiet", "--data-dir", datasetsRoot]
 
     func matrix(_ dir: URL) throws -> AccuracyMatrix {
-        struct Results: Decodable { let matrix: AccuracyMatrix }
-        return try JSONDecoder().decode(Results.self, from: Data(contentsOf: dir.appendingPathComponent("results.json"))).matrix
+        try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: dir.appendingPathComponent("results.json"))).matrix
     }
 
     @Test("the engram executable exists (swift test builds it)")

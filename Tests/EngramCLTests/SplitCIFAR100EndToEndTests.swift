@@ -251,13 +251,8 @@ let requiredAfterFirstTask = 0.25   // 2.5 × chance; seeded runs reach 0.40 (16
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(process.terminationStatus == 0, "\(text)")
 
-        struct Results: Decodable {
-            let matrix: AccuracyMatrix
-            let configuration: ExperimentConfiguration
-            let benchmark: String
-        }
         let url = out.appendingPathComponent("run/results.json")
-        let results = try JSONDecoder().decode(Results.self, from: Data(contentsOf: url))
+        let results = try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: url))
         #expect(results.benchmark == "split-cifar100")
         #expect(results.configuration.classOrder == "icarl")
         #expect(results.configuration.width == 4 && results.configuration.model == "resnet18r")

@@ -117,6 +117,46 @@ import Testing
         #expect(runs.map(\.lastPathComponent) == ["a-seed0", "b-seed1"])
     }
 
+    @Test("a results.json of the old layout (camelCase matrix and metrics, no schema_version) is still read")
+    func anOldLayoutResultsFileIsRead() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let old = """
+            {"benchmark": "split-mnist", "scenario": "task-il", "strategy": "finetune", "seed": 1,
+             "configuration": {"benchmark": "split-mnist", "scenario": "task", "tasks": 2, "strategy": "finetune"},
+             "matrix": {"taskCount": 2, "values": [[0.99, 0.5], [0.7, 0.98]], "randomBaseline": [0.5, 0.5]},
+             "metrics": {"averageAccuracy": 0.84, "forgetting": 0.29},
+             "seconds_per_task": [1.5, 2], "strategy_memory_bytes": [0, 0], "parameter_count": 1000,
+             "task_agnostic": [{"rule": "max-logit", "accuracy": [[0.99], [0.6, 0.9]], "task_prediction": [[1], [0.6, 0.9]],
+                                "average_accuracy": 0.75, "forgetting": 0.39, "average_task_prediction": 0.75}]}
+            """
+        try Data(old.utf8).write(to: dir.appendingPathComponent("results.json"))
+        let results = try RunDirectory.loadResults(from: dir)
+        #expect(results.matrix.values == [[0.99, 0.5], [0.7, 0.98]])
+        #expect(abs(results.metrics.averageAccuracy! - 0.84) < 1e-12 && results.headlineLabel == "TAw")
+        #expect(abs(results.taskAgnosticMetrics!.averageAccuracy! - 0.75) < 1e-12)
+        let html = RunReport(results: results).html()
+        #expect(html.contains("Headline figures are task-aware (TAw)") && parseXML(html).ok)
+    }
+
+    @Test("a schema-2 results.json with a task-agnostic headline is read and labelled as such in the report")
+    func aSchemaTwoTaskAgnosticHeadlineIsLabelled() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var results = try makeResults(strategy: "mind", rows: [[0.99, 0.5], [0.97, 0.98]])
+        var record = TaskAgnosticRecord(rule: "top-two-lowest-entropy")
+        record.accuracy = [[0.99], [0.5, 0.7]]
+        record.taskPrediction = [[1], [0.6, 0.8]]
+        results.taskAgnostic = [TaskAgnosticSummary(record)]
+        try results.jsonData().write(to: dir.appendingPathComponent("results.json"))
+        let read = try RunDirectory.loadResults(from: dir)
+        #expect(read.headlineIsTaskAgnostic && abs(read.metrics.averageAccuracy! - 0.6) < 1e-6)
+        #expect(abs(read.taskAwareMetrics!.averageAccuracy! - 0.975) < 1e-6)
+        let html = RunReport(results: read).html()
+        #expect(html.contains("Headline figures are task-agnostic, TAg (top-two-lowest-entropy)"))
+        #expect(html.contains("Accuracy matrix, TAg (top-two-lowest-entropy)") && parseXML(html).ok)
+    }
+
     @Test func aDirectoryWithoutRunsIsAnErrorNamingIt() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
