@@ -14,6 +14,13 @@ import sys
 from pathlib import Path
 
 
+def number(v):
+    """A value as YAML reads it back: integral floats as integers (1e+08 would be a string to YAML 1.1)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v) if isinstance(v, float) else str(v)
+
+
 def accuracy(r):
     if "average_accuracy" in r:
         return r["average_accuracy"]
@@ -39,14 +46,14 @@ def main(directories):
         scored = {s: statistics.mean(v) for s, v in settings.items() if all(a is not None for a in v)}
         best = max(sorted(scored), key=lambda s: scored[s]) if scored else None
         for s in sorted(settings):
-            text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in s) or "defaults"
+            text = ", ".join(f"{k}={number(v)}" for k, v in s) or "defaults"
             acc = f"{scored[s] * 100:.2f}" if s in scored else "diverged"
             print(f"| {benchmark} | {scenario} | {strategy} | {text} | {len(settings[s])} | {acc} | {'◀' if s == best else ''} |")
         if best is not None:
             choices.append((scenario, strategy, best))
     print()
     for scenario, strategy, best in choices:
-        values = ", ".join(f"hyperparameters.{k}: [{v:g}]" if isinstance(v, float) else f"hyperparameters.{k}: [{v}]" for k, v in best)
+        values = ", ".join(f"hyperparameters.{k}: [{number(v)}]" for k, v in best)
         print(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
 
 
