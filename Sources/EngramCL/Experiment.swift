@@ -45,7 +45,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case benchmark, scenario, tasks, strategy, hyperparameters, model, hidden, width, training, fraction
         case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
         case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
@@ -54,13 +54,21 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
 
     /// Decodes a configuration in which every key is optional (a YAML file may set only some).
     public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue),
+                              nested: ["training": TrainingConfiguration.CodingKeys.allCases.map(\.rawValue),
+                                       "hyperparameters": StrategyHyperparameters.CodingKeys.allCases.map(\.rawValue)])
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = ExperimentConfiguration()
         d.benchmark = try c.decodeIfPresent(String.self, forKey: .benchmark) ?? d.benchmark
         d.scenario = try c.decodeIfPresent(String.self, forKey: .scenario) ?? d.scenario
         d.tasks = try c.decodeIfPresent(Int.self, forKey: .tasks) ?? d.tasks
         d.strategy = try c.decodeIfPresent(String.self, forKey: .strategy) ?? d.strategy
-        d.hyperparameters = try c.decodeIfPresent(StrategyHyperparameters.self, forKey: .hyperparameters) ?? d.hyperparameters
+        if try c.contains(.hyperparameters) && !c.decodeNil(forKey: .hyperparameters) {
+            let section = try c.superDecoder(forKey: .hyperparameters)
+            try rejectUnknownKeys(section, known: StrategyHyperparameters.CodingKeys.allCases.map(\.rawValue),
+                                  retired: StrategyHyperparameters.retiredKeys)
+            d.hyperparameters = try StrategyHyperparameters(from: section)
+        }
         d.model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
         d.hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
         d.width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width

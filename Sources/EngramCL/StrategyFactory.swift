@@ -61,7 +61,10 @@ public struct StrategyHyperparameters: Sendable, Codable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    /// Keys older versions wrote that are read and ignored (`empirical_fisher`: now `fisher`).
+    static let retiredKeys: Set<String> = ["empirical_fisher"]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case lambda, c, xi, gamma, accumulation, alpha, temperature
         case masOutput = "mas_output", masMode = "mas_mode", fisher
         case importanceData = "importance_data", importanceChunk = "importance_chunk"
@@ -93,7 +96,13 @@ public enum StrategyFactory {
 
     /// The strategy called `name` with the given hyper-parameters.
     public static func make(_ name: String, _ h: StrategyHyperparameters = StrategyHyperparameters()) throws -> any Strategy {
-        let parts = name.split(separator: "+").map(String.init)
+        let parts = name.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
+        if let empty = parts.firstIndex(of: "") , parts.count > 1 {
+            throw StrategyError("--strategy '\(name)' has an empty part (position \(empty + 1)); combine names as mas+lwf")
+        }
+        if let repeated = parts.first(where: { p in parts.filter { $0 == p }.count > 1 }) {
+            throw StrategyError("--strategy '\(name)' names '\(repeated)' twice; each method can appear once")
+        }
         if parts.count > 1 { return CompositeStrategy(try parts.map { try make($0, h) }) }
         switch name {
         case "finetune": return Finetune()

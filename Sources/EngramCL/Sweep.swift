@@ -200,6 +200,7 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
 
     /// Decodes a specification in which `out`, `base` and `grid` are all optional.
     public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, known: ["out", "base", "grid", "grids"])
         let c = try decoder.container(keyedBy: CodingKeys.self)
         output = try c.decodeIfPresent(String.self, forKey: .output)
         base = try c.decodeIfPresent(ExperimentConfiguration.self, forKey: .base) ?? ExperimentConfiguration()

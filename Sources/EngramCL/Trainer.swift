@@ -30,7 +30,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case epochs, iterations, optimizer, momentum, seed
         case batchSize = "batch_size", learningRate = "lr", weightDecay = "weight_decay"
         case evaluationBatchSize = "evaluation_batch_size", resetOptimizerPerTask = "reset_optimizer_per_task"
@@ -39,6 +39,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
 
     /// Decodes a configuration in which every key is optional.
     public init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = TrainingConfiguration()
         d.epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs

@@ -14,18 +14,18 @@ struct ExperimentOptions: ParsableArguments {
     var benchmark: String?
     @Option(help: "Scenario: task, domain or class.")
     var scenario: String?
-    @Option(help: "Number of tasks.")
+    @Option(parsing: .unconditional, help: "Number of tasks.")
     var tasks: Int?
     @Option(help: "Strategy: \(StrategyFactory.names.joined(separator: ", ")) (combine with +).")
     var strategy: String?
 
-    @Option(help: "λ, regularization strength (MAS, MAS-local, EWC, online EWC, RWalk); λ_o, distillation weight (LwF, EBLL).")
+    @Option(parsing: .unconditional, help: "λ, regularization strength (MAS, MAS-local, EWC, online EWC, RWalk); λ_o, distillation weight (LwF, EBLL).")
     var lambda: Float?
-    @Option(help: "c, SI's surrogate-loss strength.")
+    @Option(parsing: .unconditional, help: "c, SI's surrogate-loss strength.")
     var c: Float?
-    @Option(help: "ξ, SI's damping (also RWalk's ε).")
+    @Option(parsing: .unconditional, help: "ξ, SI's damping (also RWalk's ε).")
     var xi: Float?
-    @Option(help: "γ, online EWC's decay.")
+    @Option(parsing: .unconditional, help: "γ, online EWC's decay.")
     var gamma: Float?
     @Option(help: "MAS: the output whose squared norm is differentiated (logits or softmax).")
     var masOutput: MASOutput?
@@ -37,25 +37,25 @@ struct ExperimentOptions: ParsableArguments {
     var fisher: FisherEstimator?
     @Option(help: "MAS: unlabeled data the importance is measured on after each task (train or test inputs).")
     var importanceData: ImportanceData?
-    @Option(help: "MAS: measure the importance in chunks of this many samples (bounds memory; a task's chunks form one estimate).")
+    @Option(parsing: .unconditional, help: "MAS: measure the importance in chunks of this many samples (bounds memory; a task's chunks form one estimate).")
     var importanceChunk: Int?
-    @Option(help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder reconstruction weight (1e-6; the task loss has weight 1).")
+    @Option(parsing: .unconditional, help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder reconstruction weight (1e-6; the task loss has weight 1).")
     var alpha: Float?
-    @Option(help: "T, the distillation temperature of LwF and EBLL (default 2); MIND's task-agnostic softmax temperature τ (default 6.5).")
+    @Option(parsing: .unconditional, help: "T, the distillation temperature of LwF and EBLL (default 2); MIND's task-agnostic softmax temperature τ (default 6.5).")
     var temperature: Float?
-    @Option(help: "λ_c, EBLL's code-preservation weight (0.1).")
+    @Option(parsing: .unconditional, help: "λ_c, EBLL's code-preservation weight (0.1).")
     var lambdaCode: Float?
-    @Option(help: "EBLL: code size of the autoencoders (100).")
+    @Option(parsing: .unconditional, help: "EBLL: code size of the autoencoders (100).")
     var codeSize: Int?
-    @Option(help: "EBLL: epochs of autoencoder training after each task (5).")
+    @Option(parsing: .unconditional, help: "EBLL: epochs of autoencoder training after each task (5).")
     var aeEpochs: Int?
-    @Option(help: "IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
+    @Option(parsing: .unconditional, help: "IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
     var l2Transfer: Float?
-    @Option(help: "PackNet: p, the fraction of each task's weights freed by pruning after it (0.75).")
+    @Option(parsing: .unconditional, help: "PackNet: p, the fraction of each task's weights freed by pruning after it (0.75).")
     var pruneRatio: Double?
-    @Option(help: "PackNet: epochs of re-training the kept weights after pruning (1).")
+    @Option(parsing: .unconditional, help: "PackNet: epochs of re-training the kept weights after pruning (1).")
     var retrainEpochs: Int?
-    @Option(help: "MIND: β, the weight of the distillation from each task's teacher (5).")
+    @Option(parsing: .unconditional, help: "MIND: β, the weight of the distillation from each task's teacher (5).")
     var distillBeta: Float?
     @Option(help: "MIND: the distillation divergence, symmetric-kl (½(KL(p‖q) + KL(q‖p)), the authors' code; default) or js (Jensen–Shannon, as the paper writes).")
     var distillLoss: MINDDistillation?
@@ -63,11 +63,11 @@ struct ExperimentOptions: ParsableArguments {
     var penaltyStep: PenaltyStep?
     @Option(help: "LwF, EBLL: multiply the distillation term by T², true or false (false, as Li & Hoiem).")
     var temperatureSquared: Bool?
-    @Option(help: "MIND: epochs of teacher training per task (default: --epochs).")
+    @Option(parsing: .unconditional, help: "MIND: epochs of teacher training per task (default: --epochs).")
     var teacherEpochs: Int?
-    @Option(help: "MIND: the teacher's AdamW learning rate (0.005).")
+    @Option(parsing: .unconditional, help: "MIND: the teacher's AdamW learning rate (0.005).")
     var teacherLr: Float?
-    @Option(help: "MIND: the teacher's AdamW weight decay (0).")
+    @Option(parsing: .unconditional, help: "MIND: the teacher's AdamW weight decay (0).")
     var teacherWeightDecay: Float?
     @Option(help: "MIND: teacher epochs at which its learning rate is halved, e.g. 35 (default: 70 % of the teacher epochs).")
     var teacherMilestones: String?
@@ -78,37 +78,37 @@ struct ExperimentOptions: ParsableArguments {
     var model: String?
     @Option(help: "Hidden sizes of the MLP (of the linear layers after the cnn's conv blocks), e.g. 400,400.")
     var hidden: String?
-    @Option(help: "ResNet width nf; cnn: channels of the first conv block (the second has twice as many).")
+    @Option(parsing: .unconditional, help: "ResNet width nf; cnn: channels of the first conv block (the second has twice as many).")
     var width: Int?
     @Option(help: "ResNets (resnet18r, resnet20, resnet32) and cnn: one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind, mind-self or packnet, false otherwise).")
     var perTaskBatchnorm: Bool?
-    @Option(help: "Epochs per task.")
+    @Option(parsing: .unconditional, help: "Epochs per task.")
     var epochs: Int?
-    @Option(help: "Optimizer steps per task (instead of epochs).")
+    @Option(parsing: .unconditional, help: "Optimizer steps per task (instead of epochs).")
     var iterations: Int?
-    @Option(help: "Batch size.")
+    @Option(parsing: .unconditional, help: "Batch size.")
     var batchSize: Int?
-    @Option(help: "Learning rate.")
+    @Option(parsing: .unconditional, help: "Learning rate.")
     var lr: Float?
     @Option(help: "Epochs of each task at which the learning rate is multiplied by --lr-gamma, e.g. 35,40 (default: none).")
     var milestones: String?
-    @Option(help: "γ of the multi-step schedule, in (0, 1]: lr·γ^(milestones passed) (default 0.1).")
+    @Option(parsing: .unconditional, help: "γ of the multi-step schedule, in (0, 1]: lr·γ^(milestones passed) (default 0.1).")
     var lrGamma: Float?
     @Option(help: "Optimizer: sgd, adam or adamw.")
     var optimizer: OptimizerKind?
-    @Option(help: "SGD momentum.")
+    @Option(parsing: .unconditional, help: "SGD momentum.")
     var momentum: Float?
-    @Option(help: "Weight decay.")
+    @Option(parsing: .unconditional, help: "Weight decay.")
     var weightDecay: Float?
-    @Option(help: "Seed that fixes every random choice.")
+    @Option(parsing: .unconditional, help: "Seed that fixes every random choice.")
     var seed: UInt64?
-    @Option(help: "Fraction of each dataset to use (stratified), in (0, 1].")
+    @Option(parsing: .unconditional, help: "Fraction of each dataset to use (stratified), in (0, 1].")
     var fraction: Double?
-    @Option(help: "Fraction of the test sets to use (default: --fraction).")
+    @Option(parsing: .unconditional, help: "Fraction of the test sets to use (default: --fraction).")
     var testFraction: Double?
-    @Option(help: "Fraction of each task's training data held out for validation, in [0, 1).")
+    @Option(parsing: .unconditional, help: "Fraction of each task's training data held out for validation, in [0, 1).")
     var validationFraction: Double?
-    @Option(help: "Zero pixels added on every side of every image (2: MNIST 28×28 → 32×32, van de Ven & Tolias's Permuted MNIST).")
+    @Option(parsing: .unconditional, help: "Zero pixels added on every side of every image (2: MNIST 28×28 → 32×32, van de Ven & Tolias's Permuted MNIST).")
     var padding: Int?
     @Flag(help: "Evaluate on the validation split instead of the test set (hyper-parameter selection).")
     var evaluateOnValidation = false
@@ -126,7 +126,7 @@ struct ExperimentOptions: ParsableArguments {
                 throw ValidationError("cannot read --config \(config): \(error.localizedDescription)")
             }
             do { c = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text) } catch {
-                throw ValidationError("--config \(config) is not a valid Engram configuration: \(error)")
+                throw ValidationError("--config \(config): \(ConfigurationError.describe(error))")
             }
         }
         if let benchmark { c.benchmark = benchmark }
@@ -159,7 +159,7 @@ struct ExperimentOptions: ParsableArguments {
         if let teacherWeightDecay { c.hyperparameters.teacherWeightDecay = teacherWeightDecay }
         if let preciseBatchnorm { c.hyperparameters.preciseBatchNorm = preciseBatchnorm }
         if let teacherMilestones {
-            let epochs = teacherMilestones.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let epochs = teacherMilestones.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard epochs.allSatisfy({ ($0 ?? 0) > 0 }) else {
                 throw ValidationError("--teacher-milestones must be epochs ≥ 1 separated by commas, e.g. 35; got '\(teacherMilestones)'")
             }
@@ -170,7 +170,7 @@ struct ExperimentOptions: ParsableArguments {
         }
         if let model { c.model = model }
         if let hidden {
-            let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let sizes = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
                 throw ValidationError("--hidden must be positive sizes separated by commas, e.g. 400,400; got '\(hidden)'")
             }
@@ -183,7 +183,7 @@ struct ExperimentOptions: ParsableArguments {
         if let batchSize { c.training.batchSize = batchSize }
         if let lr { c.training.learningRate = lr }
         if let milestones {
-            let epochs = milestones.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let epochs = milestones.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !epochs.isEmpty, epochs.allSatisfy({ ($0 ?? 0) >= 1 }) else {
                 throw ValidationError("--milestones must be epochs ≥ 1 separated by commas, e.g. 35,40; got '\(milestones)'")
             }
@@ -235,6 +235,10 @@ struct Run: ParsableCommand {
 
     @Flag(help: "Print the final summary as JSON on standard output.")
     var json = false
+
+    func validate() throws {
+        guard !out.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--out must name a directory, got ''") }
+    }
 
     func run() throws {
         let configuration = try experiment.resolve()
@@ -318,7 +322,7 @@ struct Resume: ParsableCommand {
         }
         let configuration: ExperimentConfiguration
         do { configuration = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text) } catch {
-            throw ValidationError("\(configPath) is not a valid Engram configuration: \(error)")
+            throw ValidationError("\(configPath): \(ConfigurationError.describe(error))")
         }
         try RunDriver(configuration: configuration, directory: directory, quiet: quiet, json: json).run(resume: true)
     }

@@ -51,7 +51,7 @@ struct Sweep: ParsableCommand {
         }
         let specification: SweepSpecification
         do { specification = try YAMLDecoder().decode(SweepSpecification.self, from: text) } catch {
-            throw ValidationError("\(file) is not a valid sweep specification: \(error)")
+            throw ValidationError("\(file): \(ConfigurationError.describe(error))")
         }
         let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         let directory = out ?? specification.output ?? "runs/\(name)"

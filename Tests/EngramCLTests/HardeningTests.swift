@@ -1,6 +1,7 @@
 import EngramCL
 import Foundation
 import Testing
+import Yams
 
 /// Bad input gets one clear error and loses nothing (issue 14): the cases a hostile-input run found.
 @Suite(.serialized) struct HardeningTests {
@@ -28,5 +29,72 @@ import Testing
         #expect(status == 0, "\(output)")
         #expect(output.contains("cannot write") && output.contains("log.txt"))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("results.json").path))
+    }
+}
+
+@Suite struct StrictConfigurationTests {
+    func decode(_ yaml: String) throws -> ExperimentConfiguration {
+        try YAMLDecoder().decode(ExperimentConfiguration.self, from: yaml)
+    }
+
+    @Test("an unknown key is refused, naming it and the nearest valid key",
+          arguments: [("lr: 0.1", "'lr'", "'training.lr'"), ("training:\n  learning_rate: 0.1", "'training.learning_rate'", "'training.lr'"),
+                      ("trainng:\n  lr: 0.1", "'trainng'", "'training'"), ("hyperparameters:\n  lamda: 1", "'hyperparameters.lamda'", "'hyperparameters.lambda'")])
+    func unknownKeysAreRefused(yaml: String, key: String, suggestion: String) throws {
+        #expect {
+            try decode(yaml)
+        } throws: { error in
+            let text = ConfigurationError.describe(error)
+            return text.contains("unknown key \(key)") && text.contains("did you mean \(suggestion)")
+        }
+    }
+
+    @Test("a key older versions wrote (empirical_fisher) is still read, and a configuration round-trips")
+    func retiredKeysAndRoundTrip() throws {
+        _ = try decode("hyperparameters:\n  empirical_fisher: true\n")
+        var config = smallSplitMNIST(strategy: "mas")
+        config.hyperparameters.lambda = 0.5
+        #expect(try decode(config.yamlText()) == config)
+    }
+
+    @Test("a sweep file with an unknown top-level key is refused naming it")
+    func sweepKeysAreChecked() throws {
+        #expect {
+            try YAMLDecoder().decode(SweepSpecification.self, from: "grid:\n  seed: [0]\ngridss: []\n")
+        } throws: { error in
+            ConfigurationError.describe(error).contains("unknown key 'gridss'; did you mean 'grids'?")
+        }
+    }
+
+    @Test("a type mistake is described in one line naming the dotted key")
+    func typeMistakesNameTheKey() throws {
+        #expect {
+            try decode("training:\n  batch_size: many\n")
+        } throws: { error in
+            let text = ConfigurationError.describe(error)
+            return text.contains("'training.batch_size'") && !text.contains("\n")
+        }
+    }
+
+    @Test("a strategy list with an empty or repeated part is refused", arguments: ["mas+mas", "mas+", "+lwf", "ewc+mas+ewc"])
+    func malformedStrategyListsAreRefused(name: String) throws {
+        #expect(throws: StrategyError.self) { try StrategyFactory.make(name) }
+    }
+}
+
+@Suite(.serialized) struct CommandLineValidationTests {
+    @Test("negative numbers reach the range check, and malformed lists and an empty --out are refused in one line",
+          arguments: [(["--lr", "-1"], "learning rate must be positive"), (["--lambda", "-2"], "--lambda"),
+                      (["--hidden", "400,,400"], "--hidden"), (["--out", ""], "--out"), (["--strategy", "mas+mas"], "twice")])
+    func badValuesAreRefused(arguments: [String], message: String) throws {
+        let dir = try temporaryDirectory("engram-bad-flags")
+        let log = dir.appendingPathComponent("output.txt")
+        var all = ["run", "--benchmark", "permuted-mnist", "--tasks", "2", "--fraction", "0.01", "--data-dir", datasetsRoot, "--quiet"]
+        if !arguments.contains("--out") { all += ["--out", dir.appendingPathComponent("run").path] }
+        let status = try engram(all + arguments, log: log)
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(status != 0)
+        #expect(output.contains(message), "\(output)")
+        #expect(!output.contains("Missing value") && !output.contains("Fatal error"), "\(output)")
     }
 }
