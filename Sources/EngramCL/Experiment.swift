@@ -85,6 +85,40 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         self = d
     }
 
+    /// A lower bound of the bytes a run of this configuration holds: the MLP / `cnn` linear layers' parameters
+    /// (their values, gradients and two optimizer moments, 16 bytes each) and one batch of their activations
+    /// (forward and backward, 8 bytes per unit and sample); × tasks for progressive networks.
+    public func estimatedMinimumBytes() throws -> Double {
+        let side = Double(benchmark == "split-cifar100" ? 32 : 28 + 2 * padding)
+        let channels: Double = benchmark == "split-cifar100" ? 3 : 1
+        var inputs: Double
+        switch model {
+        case "mlp": inputs = side * side * channels
+        case "cnn": inputs = Double(2 * width) * (side / 4).rounded(.down) * (side / 4).rounded(.down)
+        default: return 0   // ResNets: a fixed architecture whose size `width` bounds
+        }
+        var parameters = 0.0, units = 0.0
+        for h in hidden.map(Double.init) {
+            parameters += (inputs + 1) * h
+            units += h
+            inputs = h
+        }
+        parameters += (inputs + 1) * 100
+        let columns = usesProgressiveNetwork ? Double(tasks) : 1
+        return columns * (16 * parameters + 8 * units * Double(max(training.batchSize, training.evaluationBatchSize)))
+    }
+
+    /// Refuses a configuration whose model cannot fit in `available` bytes of memory, giving both numbers.
+    public func checkMemory(available: UInt64) throws {
+        let needed = try estimatedMinimumBytes()
+        guard needed <= Double(available) else {
+            let gib = { (x: Double) in String(format: "%.1f GiB", x / 1_073_741_824) }
+            throw StrategyError("--hidden \(hidden.map(String.init).joined(separator: ",")) (model \(model)): the network needs at least \(gib(needed)) "
+                                + "(\(String(format: "%.3g", needed)) bytes for parameters, gradients, optimizer state and activations) "
+                                + "but this machine has \(gib(Double(available)))")
+        }
+    }
+
     /// Model names accepted by `model`.
     public static let models = ["mlp", "cnn", "resnet18r", "resnet20", "resnet32"]
 
@@ -116,6 +150,10 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         _ = try benchmarkKind
         _ = try resolvedScenario()
         guard tasks >= 1 else { throw StrategyError("--tasks must be at least 1, got \(tasks)") }
+        guard hidden.allSatisfy({ $0 >= 1 }), width >= 1 else {
+            throw StrategyError("hidden sizes and width must be at least 1, got hidden \(hidden), width \(width)")
+        }
+        try checkMemory(available: ProcessInfo.processInfo.physicalMemory)
         if benchmark == "split-mnist" || benchmark == "split-fmnist", tasks != 5 {
             throw StrategyError("--tasks must be 5 for \(benchmark) (ten classes, two per task), got \(tasks)")
         }

@@ -1,5 +1,8 @@
 import EngramNN
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `results.json` holds: what was run, the accuracy matrix and its metrics, cost per task, and — where the run
 /// yields both — task-aware (TAw) and task-agnostic (TAg) figures side by side. The layout (schema version 2) is
@@ -324,6 +327,8 @@ public final class ExperimentRun {
         let start = Date()
         wallSecondsBeforeResume = 0
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let lock = try RunDirectoryLock(directory: directory)
+        defer { lock.release() }
         let benchmark = try prebuilt ?? configuration.makeBenchmark()
         let model = configuration.makeModel(for: benchmark)
         let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image,
@@ -399,7 +404,7 @@ public final class ExperimentRun {
                 throw RunError("\(checkpointURL.path): not an Engram run checkpoint (no '\(key)' metadata)")
             }
             do { return try decoder.decode(T.self, from: Data(text.utf8)) } catch {
-                throw RunError("\(checkpointURL.path): metadata '\(key)' is unreadable: \(error)")
+                throw RunError("\(checkpointURL.path): metadata '\(key)' is unreadable: \(ConfigurationError.describe(error))")
             }
         }
         let saved = try decode(ExperimentConfiguration.self, "engram.configuration")
@@ -418,7 +423,37 @@ public final class ExperimentRun {
             if let d = m as? Dropout, let s = generators[path], s.count == 4 { d.generator = RandomGenerator(state: (s[0], s[1], s[2], s[3])) }
         }
         wallSecondsBeforeResume = checkpoint.metadata["engram.wall_seconds"].flatMap(Double.init) ?? 0
-        return (try decode(TrainingPosition.self, "engram.position"), try decode(StreamResult.self, "engram.results"))
+        guard wallSecondsBeforeResume.isFinite, wallSecondsBeforeResume >= 0 else {
+            throw RunError("\(checkpointURL.path): metadata 'engram.wall_seconds' is \(wallSecondsBeforeResume), not a duration")
+        }
+        let position = try decode(TrainingPosition.self, "engram.position")
+        let results = try decode(StreamResult.self, "engram.results")
+        try Self.check(position, results, taskCount: trainer.context.stream.taskCount, training: configuration.training,
+                       source: checkpointURL.path)
+        return (position, results)
+    }
+
+    /// Refuses a checkpoint position or partial results that no run of this configuration can have written
+    /// (a task outside the stream, a negative epoch or step, more result rows than tasks …), naming the value.
+    static func check(_ position: TrainingPosition, _ results: StreamResult, taskCount: Int, training: TrainingConfiguration,
+                      source: String) throws {
+        func fail(_ what: String) -> RunError { RunError("\(source): \(what); the checkpoint is damaged — start the run again") }
+        // After the last task the position is taskCount (nothing left to train, results.json still to write).
+        guard (0...taskCount).contains(position.task) else { throw fail("position task \(position.task) is outside 0…\(taskCount)") }
+        guard position.epoch >= 0, training.iterations != nil || position.epoch <= training.epochs else {
+            throw fail("position epoch \(position.epoch) is outside 0…\(training.epochs)")
+        }
+        guard position.stepInTask >= 0, position.samplesInTask >= 0 else {
+            throw fail("position step \(position.stepInTask) / samples \(position.samplesInTask) is negative")
+        }
+        guard position.secondsInTask.isFinite, position.secondsInTask >= 0 else { throw fail("position seconds \(position.secondsInTask) is not a duration") }
+        let rows = results.accuracy.count
+        guard rows == position.task,
+              results.accuracy.allSatisfy({ $0.count == taskCount && $0.allSatisfy { $0.isFinite && (0...1).contains($0) } }),
+              results.initialAccuracy.isEmpty || results.initialAccuracy.count == taskCount,
+              results.secondsPerTask.count <= taskCount, results.strategyMemoryBytes.count <= taskCount else {
+            throw fail("its partial results (\(rows) rows of accuracies) do not fit position task \(position.task) of \(taskCount)")
+        }
     }
 
     func write(_ data: Data, to name: String) throws {
@@ -427,6 +462,36 @@ public final class ExperimentRun {
             throw RunError("cannot write \(url.path): \(error.localizedDescription)")
         }
     }
+}
+
+/// One writer per run directory: an advisory `flock` on `DIR/.engram.lock`, held while a run or resume
+/// writes the directory; a second process is refused at once with a message (never two writers interleaving
+/// checkpoints). The kernel drops the lock when the process ends, however it ends.
+final class RunDirectoryLock {
+    private var descriptor: Int32
+
+    init(directory: URL) throws {
+        let path = directory.appendingPathComponent(".engram.lock").path
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw RunError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            descriptor = -1
+            throw RunError("\(directory.path) is being written by another engram process (a run or resume of it is still going); "
+                           + "wait for it to finish or use another --out")
+        }
+    }
+
+    func release() {
+        guard descriptor >= 0 else { return }
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { release() }
 }
 
 /// Memory use of this process.

@@ -236,12 +236,19 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the final summary as JSON on standard output.")
     var json = false
 
+    @Flag(help: "Replace a finished run in --out (without it, a directory holding results.json is refused; the default runs/latest is always replaced).")
+    var overwrite = false
+
     func validate() throws {
         guard !out.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--out must name a directory, got ''") }
     }
 
     func run() throws {
         let configuration = try experiment.resolve()
+        let finished = URL(fileURLWithPath: out).appendingPathComponent("results.json")
+        if !overwrite && out != "runs/latest" && FileManager.default.fileExists(atPath: finished.path) {
+            throw ValidationError("\(out) holds a finished run (\(finished.lastPathComponent)); pass --overwrite to replace it, or choose another --out")
+        }
         try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json).run(resume: false)
     }
 }

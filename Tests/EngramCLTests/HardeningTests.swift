@@ -2,6 +2,9 @@ import EngramCL
 import Foundation
 import Testing
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Bad input gets one clear error and loses nothing (issue 14): the cases a hostile-input run found.
 @Suite(.serialized) struct HardeningTests {
@@ -96,5 +99,84 @@ import Yams
         #expect(status != 0)
         #expect(output.contains(message), "\(output)")
         #expect(!output.contains("Missing value") && !output.contains("Fatal error"), "\(output)")
+    }
+}
+
+@Suite(.serialized) struct DamagedCheckpointTests {
+    struct Stop: Error {}
+
+    @Test("a checkpoint whose position does not fit the run is refused on resume, naming the value",
+          arguments: [("task", -1, "position task -1"), ("task", 7, "position task 7"), ("epoch", -3, "position epoch -3"),
+                      ("epoch", 99, "position epoch 99"), ("stepInTask", -5, "negative")])
+    func damagedPositionsAreRefused(field: String, value: Int, message: String) throws {
+        var config = smallPermutedMNIST(strategy: "mas", tasks: 2, fraction: 0.01)
+        config.hidden = [16]
+        config.training.epochs = 2
+        let dir = try temporaryDirectory("engram-damaged")
+        let first = try ExperimentRun(configuration: config, directory: dir)
+        first.afterCheckpoint = { _ in throw Stop() }
+        #expect(throws: Stop.self) { try first.run() }
+        let url = dir.appendingPathComponent(ExperimentRun.checkpointName)
+        let file = try SafeTensors.read(contentsOf: url)
+        var metadata = file.metadata
+        var position = try JSONSerialization.jsonObject(with: Data(metadata["engram.position"]!.utf8)) as! [String: Any]
+        position[field] = value
+        metadata["engram.position"] = String(decoding: try JSONSerialization.data(withJSONObject: position), as: UTF8.self)
+        metadata = metadata.filter { !$0.key.hasPrefix("engram.sha256") }
+        try SafeTensors.write(file.entries.map { ($0.name, $0.tensor) }, metadata: metadata, to: url)
+        #expect {
+            try ExperimentRun(configuration: config, directory: dir).run(resume: true)
+        } throws: { error in
+            "\(error)".contains(message) && "\(error)".contains(url.lastPathComponent)
+        }
+    }
+}
+
+@Suite struct MemoryEstimateTests {
+    @Test("a network that cannot fit in memory is refused before allocating, with the bytes it needs and the bytes there are")
+    func hugeNetworksAreRefused() throws {
+        var config = smallPermutedMNIST(strategy: "finetune")
+        config.hidden = [100_000_000]
+        #expect {
+            try config.validate()
+        } throws: { error in
+            "\(error)".contains("--hidden 100000000") && "\(error)".contains("GiB") && "\(error)".contains("bytes")
+        }
+        config.hidden = [400, 400]
+        #expect(try config.estimatedMinimumBytes() < 50_000_000)
+        try config.validate()
+        #expect(throws: StrategyError.self) { try config.checkMemory(available: 1_000_000) }
+    }
+}
+
+@Suite(.serialized) struct RunDirectoryOwnershipTests {
+    let flags = ["--benchmark", "permuted-mnist", "--tasks", "2", "--epochs", "1", "--hidden", "16", "--fraction", "0.01",
+                 "--strategy", "finetune", "--quiet", "--data-dir", datasetsRoot]
+
+    @Test("a run is refused while another writer holds its directory's lock, and proceeds once it is released")
+    func oneWriterPerDirectory() throws {
+        let dir = try temporaryDirectory("engram-lock")
+        var config = smallPermutedMNIST(strategy: "finetune", tasks: 2, fraction: 0.01)
+        config.hidden = [16]
+        let fd = open(dir.appendingPathComponent(".engram.lock").path, O_RDWR | O_CREAT, 0o644)
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        #expect {
+            try ExperimentRun(configuration: config, directory: dir).run()
+        } throws: { error in
+            "\(error)".contains("being written by another engram process")
+        }
+        flock(fd, LOCK_UN)
+        close(fd)
+        _ = try ExperimentRun(configuration: config, directory: dir).run()
+    }
+
+    @Test("run into a finished run directory is refused unless --overwrite")
+    func finishedRunsAreNotOverwritten() throws {
+        let dir = try temporaryDirectory("engram-finished")
+        let out = dir.appendingPathComponent("run").path
+        #expect(try engram(["run", "--out", out] + flags, log: dir.appendingPathComponent("1.txt")) == 0)
+        #expect(try engram(["run", "--out", out] + flags, log: dir.appendingPathComponent("2.txt")) != 0)
+        #expect(try String(contentsOf: dir.appendingPathComponent("2.txt"), encoding: .utf8).contains("--overwrite"))
+        #expect(try engram(["run", "--out", out, "--overwrite"] + flags, log: dir.appendingPathComponent("3.txt")) == 0)
     }
 }
