@@ -6,6 +6,11 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     case fileNotFound(path: String)
     /// The file exists but could not be read.
     case readFailed(path: String, reason: String)
+    /// The path names something other than a regular file (a FIFO, a device, a directory, a socket),
+    /// which the data layer never opens: reading it could block forever or never end.
+    case notRegularFile(path: String, kind: String)
+    /// A file, or the data it declares or decompresses to, exceeds the limit for its kind.
+    case exceedsLimit(path: String, what: String, limit: Int)
     /// The file could not be written (cache, download target).
     case writeFailed(path: String, reason: String)
     /// The gzip stream is malformed (wrong magic, bad header, bad deflate data, CRC mismatch).
@@ -43,6 +48,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): file not found"
         case .readFailed(let path, let reason):
             return "\(path): cannot read: \(reason)"
+        case .notRegularFile(let path, let kind):
+            return "\(path): not a regular file (\(kind))"
+        case .exceedsLimit(let path, let what, let limit):
+            return "\(path): \(what) exceeds the limit of \(limit) bytes"
         case .writeFailed(let path, let reason):
             return "\(path): cannot write: \(reason)"
         case .corruptGzip(let path, let reason):
@@ -70,7 +79,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case .checksumMismatch(let path, let expected, let actual):
             return "\(path): MD5 \(actual) does not match the published \(expected)"
         case .datasetNotFound(let dataset, let searched):
-            return "dataset \(dataset) not found; searched: " + searched.joined(separator: ", ")
+            return "dataset \(dataset) not found; searched: " + searched.joined(separator: "; ")
         case .downloadFailed(let url, let reason):
             return "download of \(url) failed: \(reason)"
         case .invalidConfiguration(let message):
