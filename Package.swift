@@ -35,7 +35,11 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: optimized),
-        .target(name: "EngramNN", dependencies: ["EngramTensor"], swiftSettings: optimized),
+        .target(
+            name: "EngramNN",
+            dependencies: ["EngramTensor", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimized
+        ),
         .target(
             name: "EngramData",
             dependencies: [
