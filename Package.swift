@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
         .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
         .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
+        .testTarget(name: "EngramFuzzTests", dependencies: ["EngramTensor", "EngramNN", "EngramData"]),
         .testTarget(name: "EngramCLTests", dependencies: ["EngramCL", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramReport", "EngramCL"]),
     ],
