@@ -42,7 +42,11 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A benchmark, loader or metric was configured with impossible values.
     case invalidConfiguration(String)
 
-    public var description: String {
+    /// The one-line message: `<file>: <defect>`. Control characters (which a file or member name
+    /// taken from a corrupt archive may hold) are shown escaped, so the message stays on one line.
+    public var description: String { escapingControlCharacters(message) }
+
+    private var message: String {
         switch self {
         case .fileNotFound(let path):
             return "\(path): file not found"
@@ -91,4 +95,21 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
 private func hex(_ value: UInt32) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+}
+
+/// `text` with control characters escaped (`\n`, `\t`, `\r`, else `\u{…}`).
+func escapingControlCharacters(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        case _ where scalar.properties.generalCategory == .control:
+            out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }

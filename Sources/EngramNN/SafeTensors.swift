@@ -102,8 +102,23 @@ public struct SafeTensorsError: Error, CustomStringConvertible, LocalizedError, 
         self.defect = defect
     }
 
-    /// `<file>: <defect>`.
-    public var description: String { "\(file): \(defect)" }
+    /// `<file>: <defect>`, on one line: control characters (a tensor name from a corrupt header may
+    /// hold a newline) are shown escaped.
+    public var description: String {
+        let text = "\(file): \(defect)"
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.properties.generalCategory == .control: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
     /// The same as `description`, so `localizedDescription` shows it.
     public var errorDescription: String? { description }
 }

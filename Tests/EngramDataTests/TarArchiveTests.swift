@@ -75,4 +75,11 @@ struct TarArchiveTests {
             try TarArchive(bytes: archive, path: "t.tar")
         }
     }
+
+    @Test("keeps the error on one line when a corrupt header's member name holds a newline (found by fuzzing)")
+    func escapesControlCharactersInNames() throws {
+        let archive = tarHeader(name: "bad\nname", sizeField: octalSizeField(700)) + [UInt8](repeating: 0, count: 399)
+        let error = #expect(throws: DataError.self) { try TarArchive(bytes: archive, path: "f.tar") }
+        #expect(error?.description == "f.tar: corrupt tar archive: member bad\\nname declares 700 bytes but the archive ends after 399 (truncated)")
+    }
 }

@@ -27,6 +27,10 @@ struct SplitMix64: RandomNumberGenerator {
 /// - `ENGRAM_FUZZ_SEED`: the run's seed (default 14, after the issue).
 /// - `ENGRAM_FUZZ_INPUT`: run only this input index (to reproduce a failure).
 /// - `ENGRAM_FUZZ_TIME_BOUND`: seconds one input may take before it counts as a hang (default 2).
+///
+/// A crash ends the process; the input it crashed on is left in
+/// `$TMPDIR/engram-fuzz-current-<reader>.bin` (see `CrashRecorder`), and `ENGRAM_FUZZ_INPUT` with
+/// the same seed replays it.
 struct FuzzConfiguration {
     var iterations: Int
     var seed: UInt64
@@ -85,6 +89,8 @@ enum Fuzzer {
         var report = FuzzReport(reader: reader)
         let watchdog = Watchdog(reader: reader, limit: configuration.timeBound * 30)
         defer { watchdog.stop() }
+        let recorder = CrashRecorder(reader: reader)
+        defer { recorder.finish() }
         let clock = ContinuousClock()
         let readerHash = reader.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
         let indices = configuration.onlyInput.map { [$0] } ?? Array(0 ..< configuration.iterations)
@@ -93,6 +99,7 @@ enum Fuzzer {
             var rng = SplitMix64(seed: configuration.seed ^ readerHash ^ (UInt64(index) &* 0x2545_F491_4F6C_DD1D))
             let seed = seeds[Int(rng.next() % UInt64(seeds.count))]
             let input = mutate(&rng, seed)
+            recorder.record(index: index, input: input)
             watchdog.begin(index: index, input: input)
             let start = clock.now
             var failure: (any Error)?
@@ -136,6 +143,43 @@ enum Fuzzer {
         #expect(report.inputs > 0, sourceLocation: sourceLocation)
         #expect(report.unclearErrors == 0, "\(report.examples)", sourceLocation: sourceLocation)
         #expect(report.hangs == 0, "\(report.examples)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Keeps the current input in a shared memory-mapped file, so that if the reader crashes the process
+/// (a crash cannot be caught in-process) the input survives in
+/// `$TMPDIR/engram-fuzz-current-<reader>.bin`: 8 bytes of input index, 8 of length (little-endian),
+/// then the input (up to 4 MiB). The file is removed when the run completes.
+final class CrashRecorder {
+    let path: String
+    private let capacity = 4 << 20
+    private var mapping: UnsafeMutableRawPointer?
+
+    init(reader: String) {
+        path = NSTemporaryDirectory() + "engram-fuzz-current-\(reader).bin"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(16 + capacity)) == 0 else { return }
+        let address = mmap(nil, 16 + capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let address, address != MAP_FAILED else { return }
+        mapping = address
+    }
+
+    /// Stores input `index` before it is read.
+    func record(index: Int, input: [UInt8]) {
+        guard let mapping else { return }
+        let count = min(input.count, capacity)
+        mapping.storeBytes(of: UInt64(index).littleEndian, toByteOffset: 0, as: UInt64.self)
+        mapping.storeBytes(of: UInt64(count).littleEndian, toByteOffset: 8, as: UInt64.self)
+        if count > 0 { input.withUnsafeBytes { (mapping + 16).copyMemory(from: $0.baseAddress!, byteCount: count) } }
+    }
+
+    /// Unmaps and removes the file: the run completed, nothing crashed.
+    func finish() {
+        if let mapping { munmap(mapping, 16 + capacity) }
+        mapping = nil
+        unlink(path)
     }
 }
 

@@ -263,6 +263,13 @@ import Glibc
         #expect(reserved.description == "<memory>: metadata key 'engram.sha256.w' is reserved for the tensors' SHA-256")
     }
 
+    @Test("A tensor name holding a newline is shown escaped, so the error stays on one line")
+    func errorsStayOnOneLine() throws {
+        let bytes = assemble("{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", [0, 0, 0, 0])
+        let error = try #require(#expect(throws: SafeTensorsError.self) { try SafeTensors.decode(bytes, source: "x") })
+        #expect(error.description == "x: tensor 'a\\nb' of dtype F32 and shape [2] needs 2 × 4 bytes, but data_offsets [0, 4] span 4")
+    }
+
     @Test("Files without checksum entries (other writers) are read as before")
     func filesWithoutChecksumsAreRead() throws {
         let bytes = assemble("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", [0, 0, 128, 63])
