@@ -35,7 +35,11 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: optimized),
-        .target(name: "EngramNN", dependencies: ["EngramTensor"], swiftSettings: optimized),
+        .target(
+            name: "EngramNN",
+            dependencies: ["EngramTensor", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimized
+        ),
         .target(
             name: "EngramData",
             dependencies: [
@@ -65,6 +69,7 @@ let package = Package(
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
         .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
         .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
+        .testTarget(name: "EngramFuzzTests", dependencies: ["EngramTensor", "EngramNN", "EngramData"]),
         .testTarget(name: "EngramCLTests", dependencies: ["EngramCL", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramReport", "EngramCL"]),
     ],

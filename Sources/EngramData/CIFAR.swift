@@ -155,10 +155,15 @@ public enum CIFARReader {
 
     // MARK: Helpers
 
-    /// Reads a `.tar.gz` (or plain `.tar`) into a parsed archive.
-    public static func openArchive(_ path: String) throws -> TarArchive {
-        let raw = try FileIO.readAll(path)
-        let bytes = Gzip.isGzip(raw) ? try Gzip.decompress(raw, path: path) : raw
+    /// The largest (uncompressed) archive accepted: 512 MiB; the CIFAR tars are about 185 MB.
+    public static let maxArchiveBytes = 512 << 20
+
+    /// Reads a `.tar.gz` (or plain `.tar`) into a parsed archive, streaming the gzip inflation and
+    /// refusing more than `maxBytes` of archive.
+    public static func openArchive(_ path: String, maxBytes: Int = maxArchiveBytes) throws -> TarArchive {
+        let stream = try ByteStream(path: path)
+        // The CIFAR archives inflate by about 1.1×; the buffer grows if a file inflates more.
+        let bytes = try stream.readToEnd(limit: maxBytes, expected: stream.isGzip ? stream.rawSize * 2 : stream.rawSize)
         return try TarArchive(bytes: bytes, path: path)
     }
 

@@ -7,16 +7,18 @@ import Darwin
 
 /// MD5 checksums (swift-crypto's `Insecure.MD5`), computed in 1 MiB chunks.
 public enum Checksum {
-    /// The MD5 of the file at `path`, lower-case hex.
-    public static func md5(path: String) throws -> String {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw DataError.fileNotFound(path: path) }
-            throw DataError.readFailed(path: path, reason: String(cString: strerror(errno)))
-        }
+    /// The MD5 of the regular file at `path`, lower-case hex. A FIFO, device (`/dev/zero`) or other
+    /// non-regular file is refused before reading, and at most `maxBytes` are hashed.
+    /// - Throws: `DataError.fileNotFound`, `.notRegularFile`, `.exceedsLimit` or `.readFailed`.
+    public static func md5(path: String, maxBytes: Int = FileIO.defaultMaxBytes) throws -> String {
+        let (fd, size) = try FileIO.openRegularFile(path)
         defer { close(fd) }
+        guard size <= maxBytes else {
+            throw DataError.exceedsLimit(path: path, what: "file size \(size) bytes", limit: maxBytes)
+        }
         var hasher = Insecure.MD5()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var total = 0
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
@@ -24,6 +26,10 @@ public enum Checksum {
                 throw DataError.readFailed(path: path, reason: String(cString: strerror(errno)))
             }
             if n == 0 { break }
+            total += n
+            guard total <= maxBytes else {
+                throw DataError.exceedsLimit(path: path, what: "file (growing while hashed)", limit: maxBytes)
+            }
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
         return hexString(hasher.finalize())

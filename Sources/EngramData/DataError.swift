@@ -6,6 +6,11 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     case fileNotFound(path: String)
     /// The file exists but could not be read.
     case readFailed(path: String, reason: String)
+    /// The path names something other than a regular file (a FIFO, a device, a directory, a socket),
+    /// which the data layer never opens: reading it could block forever or never end.
+    case notRegularFile(path: String, kind: String)
+    /// A file, or the data it declares or decompresses to, exceeds the limit for its kind.
+    case exceedsLimit(path: String, what: String, limit: Int)
     /// The file could not be written (cache, download target).
     case writeFailed(path: String, reason: String)
     /// The gzip stream is malformed (wrong magic, bad header, bad deflate data, CRC mismatch).
@@ -37,12 +42,20 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A benchmark, loader or metric was configured with impossible values.
     case invalidConfiguration(String)
 
-    public var description: String {
+    /// The one-line message: `<file>: <defect>`. Control characters (which a file or member name
+    /// taken from a corrupt archive may hold) are shown escaped, so the message stays on one line.
+    public var description: String { escapingControlCharacters(message) }
+
+    private var message: String {
         switch self {
         case .fileNotFound(let path):
             return "\(path): file not found"
         case .readFailed(let path, let reason):
             return "\(path): cannot read: \(reason)"
+        case .notRegularFile(let path, let kind):
+            return "\(path): not a regular file (\(kind))"
+        case .exceedsLimit(let path, let what, let limit):
+            return "\(path): \(what) exceeds the limit of \(limit) bytes"
         case .writeFailed(let path, let reason):
             return "\(path): cannot write: \(reason)"
         case .corruptGzip(let path, let reason):
@@ -70,7 +83,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case .checksumMismatch(let path, let expected, let actual):
             return "\(path): MD5 \(actual) does not match the published \(expected)"
         case .datasetNotFound(let dataset, let searched):
-            return "dataset \(dataset) not found; searched: " + searched.joined(separator: ", ")
+            return "dataset \(dataset) not found; searched: " + searched.joined(separator: "; ")
         case .downloadFailed(let url, let reason):
             return "download of \(url) failed: \(reason)"
         case .invalidConfiguration(let message):
@@ -82,4 +95,21 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
 private func hex(_ value: UInt32) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+}
+
+/// `text` with control characters escaped (`\n`, `\t`, `\r`, else `\u{…}`).
+func escapingControlCharacters(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        case _ where scalar.properties.generalCategory == .control:
+            out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }

@@ -19,9 +19,11 @@ public struct TarArchive: Sendable {
     /// The archive's name, used in errors.
     public let path: String
 
-    /// Parses `bytes` as a tar archive.
-    /// - Throws: `DataError.corruptTar` for a bad header checksum, a non-numeric size, or a member
-    ///   that runs past the end of the data.
+    /// Parses `bytes` as a tar archive. Every size field (octal or GNU base-256) is checked against
+    /// the bytes left in the archive without any sum that could overflow, so no member can point
+    /// outside `bytes`.
+    /// - Throws: `DataError.corruptTar` for a bad header checksum, a non-numeric, negative or
+    ///   oversized size, or a member that runs past the end of the data.
     public init(bytes: [UInt8], path: String) throws {
         self.bytes = bytes
         self.path = path
@@ -47,7 +49,9 @@ public struct TarArchive: Sendable {
                     if !prefix.isEmpty && magic == "ustar" { name = prefix + "/" + name }
                 }
                 let dataStart = offset + 512
-                guard size >= 0, dataStart + size <= b.count else {
+                // `size` is non-negative and at most Int.max (octal guarantees it); compare it with
+                // what is left rather than adding, so no sum can overflow.
+                guard size <= b.count - dataStart else {
                     throw DataError.corruptTar(path: path, reason: "member \(name) declares \(size) bytes but the archive ends after \(b.count - dataStart) (truncated)")
                 }
                 let data = UnsafeBufferPointer(rebasing: b[dataStart ..< dataStart + size])
@@ -62,7 +66,8 @@ public struct TarArchive: Sendable {
                 default:  // directories, links, global headers: skip
                     pendingName = nil
                 }
-                offset = dataStart + (size + 511) / 512 * 512
+                // Cannot overflow: size ≤ b.count − dataStart, so the padded end is at most b.count + 511.
+                offset = dataStart + size + (512 - size % 512) % 512
             }
             if offset < b.count {
                 throw DataError.corruptTar(path: path, reason: "archive ends inside a header at offset \(offset) (truncated)")
@@ -94,9 +99,17 @@ public struct TarArchive: Sendable {
     }
 
     static func octal(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ length: Int, path: String, field: String) throws -> Int {
-        if b[start] & 0x80 != 0 {  // GNU base-256 encoding
-            var value = Int(b[start] & 0x7F)
-            for i in start + 1 ..< start + length { value = value << 8 | Int(b[i]) }
+        if b[start] & 0x80 != 0 {  // GNU base-256 encoding: big-endian two's complement
+            guard b[start] & 0x40 == 0 else {
+                throw DataError.corruptTar(path: path, reason: "negative base-256 \(field) field")
+            }
+            var value = Int(b[start] & 0x3F)
+            for i in start + 1 ..< start + length {
+                guard value <= Int.max >> 8 else {
+                    throw DataError.corruptTar(path: path, reason: "base-256 \(field) field too large")
+                }
+                value = value << 8 | Int(b[i])
+            }
             return value
         }
         var value = 0

@@ -3,7 +3,9 @@ import Foundation
 /// A training checkpoint in one safetensors file: the model's parameters and buffers
 /// (`model.<name>`), the optimizer's state (`optimizer.<name>`), any extra tensors of the caller
 /// (`extra.<name>`: a strategy's importance and anchors, RNG state …) and string metadata.
-/// Written atomically (temp file, fsync, rename), so a killed process leaves the previous checkpoint intact.
+/// Written atomically (temp file, fsync, rename), so a killed process leaves the previous checkpoint intact
+/// (and its stale temporary file is removed by the next save). Every tensor's SHA-256 is stored in the
+/// file's metadata and verified by `read`, whose error names a tensor whose bytes changed.
 public struct Checkpoint {
     public var model: [String: Tensor]
     public var optimizer: [String: Tensor]

@@ -1,3 +1,4 @@
+import Crypto
 import EngramTensor
 import Foundation
 #if canImport(Glibc)
@@ -75,8 +76,11 @@ public struct SafeTensorsEntry {
 public struct SafeTensorsFile {
     /// The tensors in the order of their data in the file.
     public var entries: [SafeTensorsEntry]
-    /// The header's `__metadata__` map (empty if absent).
+    /// The header's `__metadata__` map (empty if absent), without the `engram.sha256.*` integrity
+    /// entries, which `decode` has already checked.
     public var metadata: [String: String]
+    /// The names of the tensors whose bytes matched an `engram.sha256.<name>` metadata entry.
+    public var verifiedTensors: [String] = []
 
     /// The tensor with the given name, if the file has one.
     public subscript(name: String) -> Tensor? {
@@ -98,22 +102,50 @@ public struct SafeTensorsError: Error, CustomStringConvertible, LocalizedError, 
         self.defect = defect
     }
 
-    /// `<file>: <defect>`.
-    public var description: String { "\(file): \(defect)" }
+    /// `<file>: <defect>`, on one line: control characters (a tensor name from a corrupt header may
+    /// hold a newline) are shown escaped.
+    public var description: String {
+        let text = "\(file): \(defect)"
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.properties.generalCategory == .control: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
     /// The same as `description`, so `localizedDescription` shows it.
     public var errorDescription: String? { description }
 }
 
 /// Reading and writing safetensors checkpoints.
+///
+/// Integrity: `write` and `encode` store the SHA-256 of every tensor's bytes in `__metadata__` as
+/// `engram.sha256.<tensor name>` (lower-case hex; PyTorch and Python safetensors ignore extra
+/// metadata), and `decode` verifies each such entry, naming the tensor whose bytes changed.
+/// Files without the entries (from other writers) are read as before.
 public enum SafeTensors {
+    /// The metadata key prefix of the per-tensor SHA-256 entries.
+    public static let sha256MetadataPrefix = "engram.sha256."
+    /// The default bound of `read`: 64 GiB.
+    public static let defaultMaxFileBytes = 64 << 30
+
     /// Writes F32 tensors to `url` atomically: the bytes go to `<target>.tmp-<pid>-<random>` in the
     /// same directory, which is fsynced and renamed over the target; then the directory is fsynced.
+    /// Temporary files of the same target left by a killed write (their process is gone, or they are
+    /// over a day old) are removed first. Each tensor's SHA-256 is stored in the metadata.
     /// Tensors are stored sorted by name, so the same input always gives the same bytes.
     /// On failure the temporary file is removed and the error names the target.
     /// - Throws: `SafeTensorsError` for duplicate names, the reserved name `__metadata__`, or I/O failures.
     public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to url: URL) throws {
         let target = url.path
         let layout = try Layout(tensors, metadata: metadata, file: target)
+        removeStaleTemporaryFiles(of: target)
         let temp = "\(target).tmp-\(getpid())-\(String(UInt64.random(in: 0 ... .max), radix: 16))"
         func failure(_ what: String) -> SafeTensorsError {
             SafeTensorsError(file: target, defect: "\(what): \(String(cString: strerror(errno)))")
@@ -150,19 +182,31 @@ public enum SafeTensors {
         }
     }
 
-    /// Reads a safetensors file of any supported dtype, converting the values to Float32.
-    /// - Throws: `SafeTensorsError` naming the file and its defect if it cannot be read or is malformed.
-    public static func read(contentsOf url: URL) throws -> SafeTensorsFile {
+    /// Reads a safetensors file of any supported dtype, converting the values to Float32. Only a
+    /// regular file is read (a FIFO, device or directory is refused before reading, so nothing can
+    /// block), and at most `maxBytes`.
+    /// - Throws: `SafeTensorsError` naming the file and its defect if it cannot be read, is not a
+    ///   regular file, is malformed, or fails its SHA-256 check.
+    public static func read(contentsOf url: URL, maxBytes: Int = defaultMaxFileBytes) throws -> SafeTensorsFile {
         let path = url.path
         func failure(_ what: String) -> SafeTensorsError {
             SafeTensorsError(file: path, defect: "\(what): \(String(cString: strerror(errno)))")
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked on the descriptor.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw failure("cannot open") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("cannot stat") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw SafeTensorsError(file: path, defect: "not a regular file (\(fileKind(info.st_mode)))")
+        }
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
         let size = Int(info.st_size)
+        guard size <= maxBytes else {
+            throw SafeTensorsError(file: path, defect: "file size \(size) bytes exceeds the limit of \(maxBytes) bytes")
+        }
         let bytes = try [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             count = 0
             while count < size {
@@ -174,6 +218,42 @@ public enum SafeTensors {
             }
         }
         return try decode(bytes, source: path)
+    }
+
+    /// Removes `<target>.tmp-<pid>-<hex>` files left by writes whose process no longer exists (or
+    /// that are more than a day old). Best effort: failures are ignored.
+    static func removeStaleTemporaryFiles(of target: String) {
+        let url = URL(fileURLWithPath: target)
+        let directory = url.deletingLastPathComponent().path
+        let prefix = url.lastPathComponent + ".tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let parts = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 2, let pid = Int32(parts[0]), UInt64(parts[1], radix: 16) != nil else { continue }
+            let path = directory + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            let processGone = pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
+            #if canImport(Darwin)
+            let modified = info.st_mtimespec.tv_sec
+            #else
+            let modified = info.st_mtim.tv_sec
+            #endif
+            let dayOld = time(nil) - modified > 86_400
+            if processGone || dayOld { unlink(path) }
+        }
+    }
+
+    /// "FIFO", "directory", … for a `st_mode`.
+    static func fileKind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: "directory"
+        case S_IFIFO: "FIFO"
+        case S_IFCHR: "character device"
+        case S_IFBLK: "block device"
+        case S_IFSOCK: "socket"
+        default: "unknown file type"
+        }
     }
 
     /// The bytes of a safetensors file holding `tensors` as F32, sorted by name (deterministic).
@@ -250,15 +330,34 @@ public enum SafeTensors {
                 + "(\(dataSize - cursor) trailing bytes)")
         }
 
-        let entries = bytes.withUnsafeBytes { raw in
-            specs.map { spec in
+        // Integrity entries: each must name a tensor of the file and match its bytes.
+        var digests: [String: String] = [:]
+        for (key, value) in metadata where key.hasPrefix(sha256MetadataPrefix) {
+            digests[String(key.dropFirst(sha256MetadataPrefix.count))] = value.lowercased()
+            metadata[key] = nil
+        }
+        let specNames = Set(specs.map(\.name))
+        if let orphan = digests.keys.sorted().first(where: { !specNames.contains($0) }) {
+            throw failure("metadata holds a SHA-256 for tensor '\(orphan)', which the file does not have")
+        }
+        var verified: [String] = []
+        let entries = try bytes.withUnsafeBytes { raw in
+            try specs.map { spec in
                 let data = UnsafeRawBufferPointer(rebasing: raw[(dataStart + spec.begin) ..< (dataStart + spec.end)])
+                if let expected = digests[spec.name] {
+                    let actual = sha256(data)
+                    guard actual == expected else {
+                        throw failure("tensor '\(spec.name)' fails its integrity check: SHA-256 of its bytes is \(actual), "
+                            + "the metadata records \(expected)")
+                    }
+                    verified.append(spec.name)
+                }
                 let scalars = floats(data, dtype: spec.dtype, count: spec.end - spec.begin == 0 ? 0 : spec.count)
                 return SafeTensorsEntry(name: spec.name, dtype: spec.dtype, shape: spec.shape,
                                         tensor: Tensor(shape: spec.shape, scalars: scalars))
             }
         }
-        return SafeTensorsFile(entries: entries, metadata: metadata)
+        return SafeTensorsFile(entries: entries, metadata: metadata, verifiedTensors: verified)
     }
 }
 
@@ -278,6 +377,14 @@ private extension SafeTensors {
             }
             if self.tensors.contains(where: { $0.0 == "__metadata__" }) {
                 throw SafeTensorsError(file: file, defect: "'__metadata__' is reserved and cannot name a tensor")
+            }
+            if let key = metadata.keys.sorted().first(where: { $0.hasPrefix(SafeTensors.sha256MetadataPrefix) }) {
+                throw SafeTensorsError(file: file, defect: "metadata key '\(key)' is reserved for the tensors' SHA-256")
+            }
+            var metadata = metadata
+            for (name, tensor) in self.tensors {
+                metadata[SafeTensors.sha256MetadataPrefix + name] =
+                    SafeTensors.withLittleEndianBytes(tensor) { SafeTensors.sha256($0) }
             }
             var fields: [String] = []
             if !metadata.isEmpty {
@@ -315,6 +422,21 @@ private extension SafeTensors {
             }
         }
         return out + "\""
+    }
+
+    /// The SHA-256 of `bytes`, lower-case hex.
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> String {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: bytes)
+        return hexDigest(hasher.finalize())
+    }
+
+    /// A digest as lower-case hex.
+    static func hexDigest<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in digest { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Calls `body` with the tensor's values as little-endian Float32 bytes (no copy on little-endian hosts).
@@ -368,13 +490,15 @@ private extension SafeTensors {
             let shapeJSON = try field("shape")
             guard case .array(let extents) = shapeJSON else { throw fail("has a shape that is \(shapeJSON.kind), not an array") }
             shape = try extents.map { try integer($0, "a shape extent") }
-            var count = 1
-            for extent in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            // The product of the non-zero extents must fit too: code that computes strides from the
+            // shape of an empty tensor (e.g. [0, 2^40, 2^40]) must not overflow either.
+            var nonZeroProduct = 1
+            for extent in shape where extent != 0 {
+                let (product, overflow) = nonZeroProduct.multipliedReportingOverflow(by: extent)
                 guard !overflow else { throw fail("has shape \(shape) with too many elements") }
-                count = product
+                nonZeroProduct = product
             }
-            self.count = count
+            self.count = shape.contains(0) ? 0 : nonZeroProduct
 
             let offsetsJSON = try field("data_offsets")
             guard case .array(let offsets) = offsetsJSON, offsets.count == 2 else {

@@ -1,6 +1,9 @@
 import EngramData
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Gzip")
 struct GzipTests {
@@ -55,5 +58,37 @@ struct GzipTests {
     func rejectsTrailingGarbage() throws {
         let bytes = try FileIO.readAll(mnistDirectory + "/t10k-labels-idx1-ubyte.gz") + [1, 2, 3]
         #expect(throws: DataError.self) { try Gzip.decompress(bytes, path: "tail.gz") }
+    }
+
+    @Test("stops a 6 GiB gzip bomb at the output limit instead of inflating it all")
+    func stopsGzipBomb() throws {
+        let member = try gzippedMebibyteOfZeros()
+        var bomb: [UInt8] = []
+        bomb.reserveCapacity(member.count * 6144)
+        for _ in 0 ..< 6144 { bomb += member }  // 6,144 members of 1 MiB: 6 GiB inflated
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(throws: DataError.exceedsLimit(path: "bomb.gz", what: "decompressed data", limit: 8 << 20)) {
+            try Gzip.decompress(bomb, path: "bomb.gz", maxOutputBytes: 8 << 20)
+        }
+        #expect(clock.now - start < .seconds(5))
+    }
+
+    @Test("does not trust an ISIZE trailer of 0xFFFFFFFF: no 4 GiB allocation, a length-check error")
+    func distrustsHugeISIZE() throws {
+        var bytes = try gzipped(Array("a short payload".utf8))
+        for i in bytes.count - 4 ..< bytes.count { bytes[i] = 0xFF }
+        let error = #expect(throws: DataError.self) { try Gzip.decompress(bytes, path: "isize.gz") }
+        guard case .corruptGzip(let path, let reason)? = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(path == "isize.gz")
+        #expect(reason == "incorrect length check")
+    }
+
+    @Test("refuses a FIFO named like a gzip file at once")
+    func refusesFIFO() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkfifo(dir + "/x.gz", 0o644) == 0)
+        #expect(throws: DataError.notRegularFile(path: dir + "/x.gz", kind: "FIFO")) { try Gzip.decompressFile(dir + "/x.gz") }
     }
 }

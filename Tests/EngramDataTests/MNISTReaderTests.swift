@@ -1,6 +1,9 @@
 import EngramData
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("MNISTReader")
 struct MNISTReaderTests {
@@ -101,5 +104,62 @@ struct MNISTReaderTests {
         #expect(throws: DataError.fileNotFound(path: dir + "/train-images-idx3-ubyte.gz")) {
             try MNISTReader.load(directory: dir, split: .train)
         }
+    }
+
+    @Test("checks the IDX header before reading on: a gzip bomb after a valid header stops at the declared size")
+    func stopsGzipBombAfterValidHeader() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let member = try gzippedMebibyteOfZeros()
+        var bomb = try gzipped(imagesHeader(count: 2) + [UInt8](repeating: 3, count: 2 * 784))
+        for _ in 0 ..< 6144 { bomb += member }  // then 6 GiB of zeros in concatenated members
+        try write(bomb, to: dir + "/bomb.gz")
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(throws: DataError.exceedsLimit(path: dir + "/bomb.gz", what: "data after the declared 1568 bytes",
+                                               limit: IDX.trailingBytesCounted)) {
+            try IDX.readImages(path: dir + "/bomb.gz")
+        }
+        #expect(clock.now - start < .seconds(10))
+    }
+
+    @Test("refuses a header declaring more images than the file type allows, before reading the data")
+    func refusesExcessiveDeclaredSize() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write(imagesHeader(count: 60_001) + [1, 2, 3], to: dir + "/train-images-idx3-ubyte")
+        #expect(throws: DataError.exceedsLimit(path: dir + "/train-images-idx3-ubyte",
+                                               what: "declared image data 60001 × 28 × 28 = 47040784 bytes", limit: 47_040_000)) {
+            try MNISTReader.load(directory: dir, split: .train)
+        }
+        let huge = bigEndianBytes(0x803) + bigEndianBytes(0xFFFF_FFFF) + bigEndianBytes(0xFFFF_FFFF) + bigEndianBytes(0xFFFF_FFFF)
+        try write(huge, to: dir + "/huge")
+        #expect(throws: DataError.self) { try IDX.readImages(path: dir + "/huge") }
+        try write(bigEndianBytes(0x801) + bigEndianBytes(0xFFFF_FFFF), to: dir + "/labels")
+        #expect(throws: DataError.exceedsLimit(path: dir + "/labels", what: "declared label count 4294967295", limit: 60_000)) {
+            try IDX.readLabels(path: dir + "/labels", maxCount: 60_000)
+        }
+    }
+
+    @Test("refuses a FIFO or a link to /dev/zero named like a dataset file, naming it")
+    func refusesNonRegularDatasetFiles() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkfifo(dir + "/t10k-images-idx3-ubyte.gz", 0o644) == 0)
+        #expect(throws: DataError.notRegularFile(path: dir + "/t10k-images-idx3-ubyte.gz", kind: "FIFO")) {
+            try MNISTReader.load(directory: dir, split: .test)
+        }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/train-images-idx3-ubyte.gz", withDestinationPath: "/dev/zero")
+        #expect(throws: DataError.notRegularFile(path: dir + "/train-images-idx3-ubyte.gz", kind: "character device")) {
+            try MNISTReader.load(directory: dir, split: .train)
+        }
+    }
+
+    @Test("reads images and labels from bytes in memory, compressed or not")
+    func readsFromMemory() throws {
+        let plain = imagesHeader(count: 1, rows: 2, columns: 3) + [1, 2, 3, 4, 5, 6]
+        #expect(try IDX.readImages(bytes: plain, path: "m").pixels == [1, 2, 3, 4, 5, 6])
+        #expect(try IDX.readImages(bytes: try gzipped(plain), path: "m").pixels == [1, 2, 3, 4, 5, 6])
+        #expect(try IDX.readLabels(bytes: bigEndianBytes(0x801) + bigEndianBytes(2) + [7, 8], path: "l") == [7, 8])
     }
 }

@@ -74,3 +74,26 @@ func syntheticDataset(count: Int, classes: Int, channels: Int = 1, side: Int = 2
     return try ImageDataset(name: name, channels: channels, height: side, width: side,
                             pixels: pixels, labels: labels, classCount: classes)
 }
+
+/// One gzip member holding 1 MiB of zeros (about 1 KB), made with the system gzip.
+func gzippedMebibyteOfZeros() throws -> [UInt8] {
+    let dir = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try write([UInt8](repeating: 0, count: 1 << 20), to: dir + "/zeros")
+    try gzipFile(dir + "/zeros")
+    return try FileIO.readAll(dir + "/zeros.gz")
+}
+
+/// `bytes` gzip-compressed by the system gzip.
+func gzipped(_ bytes: [UInt8]) throws -> [UInt8] {
+    let dir = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try write(bytes, to: dir + "/data")
+    try gzipFile(dir + "/data")
+    return try FileIO.readAll(dir + "/data.gz")
+}
+
+/// An IDX3 header for `count` images of `rows`×`columns`.
+func imagesHeader(count: Int, rows: Int = 28, columns: Int = 28) -> [UInt8] {
+    bigEndianBytes(0x803) + bigEndianBytes(UInt32(count)) + bigEndianBytes(UInt32(rows)) + bigEndianBytes(UInt32(columns))
+}

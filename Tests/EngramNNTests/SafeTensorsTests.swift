@@ -2,6 +2,9 @@ import EngramNN
 import EngramTensor
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct SafeTensorsTests {
     // MARK: Round trips
@@ -64,8 +67,12 @@ import Testing
             let length = bytes[0 ..< 8].reversed().reduce(0) { $0 << 8 | Int($1) }
             #expect(length % 8 == 0)
             let header = String(decoding: bytes[8 ..< 8 + length], as: UTF8.self)
-            #expect(header.hasPrefix("{\"\(name)\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"))
-            #expect(header.drop { $0 != "}" }.dropFirst(2).allSatisfy { $0 == " " })
+            // The integrity metadata comes first, then the tensor, then only spaces.
+            let digest = "e00e5eb9444182f352323374ef4e08ebcb784725fdd4fd612d7730540b3e0c8c"  // SHA-256 of 1.0 as F32
+            let json = "{\"__metadata__\":{\"engram.sha256.\(name)\":\"\(digest)\"},"
+                + "\"\(name)\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"
+            #expect(header.hasPrefix(json))
+            #expect(header.dropFirst(json.count).allSatisfy { $0 == " " })
         }
     }
 
@@ -219,6 +226,95 @@ import Testing
         #expect(file["__step__"]?.item == 1)
     }
 
+    // MARK: Hardening (issue 14)
+
+    @Test("Every tensor's SHA-256 is stored in the metadata and verified on read")
+    func tensorChecksumsAreStoredAndVerified() throws {
+        let bytes = try SafeTensors.encode(Self.sampleTensors(), metadata: Self.sampleMetadata)
+        let file = try SafeTensors.decode(bytes, source: "model.safetensors")
+        #expect(file.metadata == Self.sampleMetadata)
+        #expect(Set(file.verifiedTensors) == Set(Self.sampleTensors().map(\.0)))
+        // SHA-256 of the 8 bytes of [1, 2] as little-endian Float32 (cross-checked with hashlib).
+        let small = try SafeTensors.encode([("w", Tensor([1, 2]))], metadata: [:])
+        let header = String(decoding: small[8 ..< 8 + Int(small[0])], as: UTF8.self)
+        #expect(header.contains("\"engram.sha256.w\":\"b9c80b5adeca450753a16950c3cc655d271f7bef7a485bc83f112b72fef21d37\""))
+    }
+
+    @Test("A flipped bit in a tensor's data is an error naming the tensor")
+    func corruptedTensorDataIsDetected() throws {
+        let dir = try TemporaryDirectory()
+        let url = dir.url.appendingPathComponent("model.safetensors")
+        try SafeTensors.write([("layer.weight", Tensor([1, 2, 3, 4])), ("layer.bias", Tensor([5]))], to: url)
+        var bytes = try [UInt8](Data(contentsOf: url))
+        bytes[bytes.count - 1] ^= 0x01  // the last byte belongs to layer.weight (sorted after layer.bias)
+        try Data(bytes).write(to: url)
+        let error = try #require(#expect(throws: SafeTensorsError.self) { try SafeTensors.read(contentsOf: url) })
+        #expect(error.description.hasPrefix("\(url.path): tensor 'layer.weight' fails its integrity check: SHA-256 of its bytes is "))
+    }
+
+    @Test("A checksum entry for a tensor the file lacks is an error, and the prefix is reserved on write")
+    func checksumEntriesAreConsistent() throws {
+        let orphan = assemble("{\"__metadata__\":{\"engram.sha256.ghost\":\"00\"}}")
+        let error = try #require(#expect(throws: SafeTensorsError.self) { try SafeTensors.decode(orphan, source: "x") })
+        #expect(error.description == "x: metadata holds a SHA-256 for tensor 'ghost', which the file does not have")
+        let reserved = try #require(#expect(throws: SafeTensorsError.self) {
+            try SafeTensors.encode([("w", Tensor([1]))], metadata: ["engram.sha256.w": "0"])
+        })
+        #expect(reserved.description == "<memory>: metadata key 'engram.sha256.w' is reserved for the tensors' SHA-256")
+    }
+
+    @Test("A tensor name holding a newline is shown escaped, so the error stays on one line")
+    func errorsStayOnOneLine() throws {
+        let bytes = assemble("{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", [0, 0, 0, 0])
+        let error = try #require(#expect(throws: SafeTensorsError.self) { try SafeTensors.decode(bytes, source: "x") })
+        #expect(error.description == "x: tensor 'a\\nb' of dtype F32 and shape [2] needs 2 × 4 bytes, but data_offsets [0, 4] span 4")
+    }
+
+    @Test("Files without checksum entries (other writers) are read as before")
+    func filesWithoutChecksumsAreRead() throws {
+        let bytes = assemble("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", [0, 0, 128, 63])
+        let file = try SafeTensors.decode(bytes, source: "x")
+        #expect(file["w"]?.scalars == [1])
+        #expect(file.verifiedTensors.isEmpty)
+    }
+
+    @Test("Reading a FIFO fails at once naming it instead of blocking")
+    func fifoIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        let url = dir.url.appendingPathComponent("pipe.safetensors")
+        #expect(mkfifo(url.path, 0o644) == 0)
+        let error = try #require(#expect(throws: SafeTensorsError.self) { try SafeTensors.read(contentsOf: url) })
+        #expect(error.description == "\(url.path): not a regular file (FIFO)")
+        let device = try #require(#expect(throws: SafeTensorsError.self) {
+            try SafeTensors.read(contentsOf: URL(fileURLWithPath: "/dev/zero"))
+        })
+        #expect(device.description == "/dev/zero: not a regular file (character device)")
+    }
+
+    @Test("A shape whose non-zero extents overflow is rejected even when another extent is zero")
+    func emptyTensorWithOverflowingShapeIsRejected() throws {
+        let bytes = assemble("{\"w\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,4],\"data_offsets\":[0,0]}}")
+        let error = try #require(#expect(throws: SafeTensorsError.self) { try SafeTensors.decode(bytes, source: "x") })
+        #expect(error.description == "x: tensor 'w' has shape [0, 4611686018427387904, 4] with too many elements")
+        let fine = assemble("{\"w\":{\"dtype\":\"F32\",\"shape\":[0,1048576,1048576],\"data_offsets\":[0,0]}}")
+        #expect(try SafeTensors.decode(fine, source: "x")["w"]?.shape == [0, 1_048_576, 1_048_576])
+    }
+
+    @Test("A stale temporary file of a killed write is removed by the next write of the same file")
+    func staleTemporaryFileIsRemoved() throws {
+        let dir = try TemporaryDirectory()
+        let url = dir.url.appendingPathComponent("model.safetensors")
+        // A pid that cannot be alive (above the kernel's pid_max of 2^22), and a day-old file of this process.
+        let dead = url.path + ".tmp-2147483000-1f2e3d"
+        let old = url.path + ".tmp-\(getpid())-abc"
+        let unrelated = dir.url.appendingPathComponent("other.safetensors.tmp-2147483000-1f2e3d").path
+        for path in [dead, old, unrelated] { try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path)) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)], ofItemAtPath: old)
+        try SafeTensors.write([("a", Tensor([1]))], to: url)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted()
+            == ["model.safetensors", "other.safetensors.tmp-2147483000-1f2e3d"])
+    }
+
     // MARK: Interoperability with the Python reference implementation
 
     @Test("Files written by Python safetensors are read with equal values and metadata")
@@ -269,19 +365,25 @@ import Testing
             tensors = load_file(sys.argv[1])
             with safe_open(sys.argv[1], framework="np") as f:
                 metadata = f.metadata()
+            import hashlib
             print(json.dumps({"metadata": metadata, "tensors": {name: {
                 "dtype": str(array.dtype), "shape": list(array.shape),
-                "bits": array.view(np.uint32).ravel().tolist()} for name, array in tensors.items()}}))
+                "bits": array.view(np.uint32).ravel().tolist(),
+                "sha256": hashlib.sha256(array.astype("<f4").tobytes()).hexdigest()} for name, array in tensors.items()}}))
             """, arguments: [url.path])
 
         struct Loaded: Decodable {
-            struct Array: Decodable { var dtype: String; var shape: [Int]; var bits: [UInt32] }
+            struct Array: Decodable { var dtype: String; var shape: [Int]; var bits: [UInt32]; var sha256: String }
             var metadata: [String: String]
             var tensors: [String: Array]
         }
         let loaded = try JSONDecoder().decode(Loaded.self, from: Data(output.utf8))
-        #expect(loaded.metadata == Self.sampleMetadata)
+        // Python sees the integrity entries as ordinary metadata, each the SHA-256 that hashlib computes.
+        #expect(loaded.metadata.filter { !$0.key.hasPrefix(SafeTensors.sha256MetadataPrefix) } == Self.sampleMetadata)
         #expect(loaded.tensors.count == tensors.count)
+        for (name, array) in loaded.tensors {
+            #expect(loaded.metadata[SafeTensors.sha256MetadataPrefix + name] == array.sha256, "\(name)")
+        }
         for (name, tensor) in tensors {
             let array = try #require(loaded.tensors[name], "Python did not load \(name)")
             #expect(array.dtype == "float32")
