@@ -220,12 +220,21 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// the stream of tasks.
     public func makeBenchmark(locator: DatasetLocator? = nil,
                               progress: (@Sendable (KnownFile, DownloadProgress) -> Void)? = nil) throws -> ContinualBenchmark {
+        try makeLocatedBenchmark(locator: locator, progress: progress).benchmark
+    }
+
+    /// The benchmark and where its files came from: the files used (path and MD5) and the places rejected
+    /// before them, with the reasons (recorded in results.json as `data_files`, logged by the CLI).
+    public func makeLocatedBenchmark(locator: DatasetLocator? = nil,
+                                     progress: (@Sendable (KnownFile, DownloadProgress) -> Void)? = nil)
+        throws -> (benchmark: ContinualBenchmark, data: LocatedDataset) {
         let locator = locator ?? DatasetLocator(dataDirectory: dataDirectory)
-        let data = try dataset.load(from: locator.locateOrDownloadBlocking(dataset, progress: progress)).padded(by: padding)
+        let located = try locator.locateOrDownloadDataset(dataset, progress: progress)
+        let data = try dataset.load(from: located.directory).padded(by: padding)
         let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
                                        testFraction: testFraction, validationFraction: validationFraction)
         let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural
-        return try benchmarkKind.make(data, tasks: tasks, order: order, identityFirst: identityFirst, options: options)
+        return (try benchmarkKind.make(data, tasks: tasks, order: order, identityFirst: identityFirst, options: options), located)
     }
 
     /// The channels of the `cnn` model's two convolutional blocks: `width`, then twice as many.

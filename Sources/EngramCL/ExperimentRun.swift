@@ -44,6 +44,8 @@ public struct RunResults: Sendable, Codable, Equatable {
     public var wallSeconds: Double?
     /// Peak resident set size of the process that finished the run, in bytes.
     public var peakRSSBytes: Int?
+    /// The dataset files the run read, with their MD5 (nil for older files and prebuilt benchmarks).
+    public var dataFiles: [DataFileRecord]?
     /// The resolved configuration (``ExperimentConfiguration/resolved()``) for runs written by this version.
     public var configuration: ExperimentConfiguration
     /// Task-agnostic (TAg) results, one per inference rule (the first is the method's primary rule), when the
@@ -129,7 +131,7 @@ public struct RunResults: Sendable, Codable, Equatable {
         case wallSeconds = "wall_seconds", secondsPerTask = "seconds_per_task", samplesPerTask = "samples_per_task"
         case samplesPerSecondPerTask = "samples_per_second_per_task", peakRSSBytes = "peak_rss_bytes"
         case strategyMemoryBytes = "strategy_memory_bytes", parameterCount = "parameter_count"
-        case taskAgnostic = "task_agnostic"
+        case taskAgnostic = "task_agnostic", dataFiles = "data_files"
         // The older layout (no schema_version).
         case matrix, metrics
     }
@@ -168,6 +170,7 @@ public struct RunResults: Sendable, Codable, Equatable {
                   configuration: try c.decode(ExperimentConfiguration.self, forKey: .configuration),
                   wallSeconds: try c.decodeIfPresent(Double.self, forKey: .wallSeconds),
                   peakRSSBytes: try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes))
+        dataFiles = try c.decodeIfPresent([DataFileRecord].self, forKey: .dataFiles)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -212,6 +215,7 @@ public struct RunResults: Sendable, Codable, Equatable {
         try c.encode(parameterCount, forKey: .parameterCount)
         try c.encode(configuration, forKey: .configuration)
         try c.encodeIfPresent(taskAgnostic, forKey: .taskAgnostic)
+        try c.encodeIfPresent(dataFiles, forKey: .dataFiles)
     }
 }
 
@@ -305,6 +309,10 @@ public final class ExperimentRun {
     public let configuration: ExperimentConfiguration
     public let directory: URL
     public var onEvent: ((TrainingEvent) -> Void)?
+    /// Called once the dataset is located, with the files used and the places rejected before them (the CLI logs them).
+    public var onDataLocated: ((LocatedDataset) -> Void)?
+    /// The dataset files of the last `run` (path and MD5), written to results.json as `data_files`.
+    public private(set) var dataFiles: [DataFileRecord]?
     /// Called after each checkpoint is written (tests use it to interrupt a run).
     public var afterCheckpoint: ((TrainingPosition) throws -> Void)?
 
@@ -329,7 +337,13 @@ public final class ExperimentRun {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let lock = try RunDirectoryLock(directory: directory)
         defer { lock.release() }
-        let benchmark = try prebuilt ?? configuration.makeBenchmark()
+        let benchmark: ContinualBenchmark
+        if let prebuilt { benchmark = prebuilt } else {
+            let (built, data) = try configuration.makeLocatedBenchmark()
+            benchmark = built
+            dataFiles = data.files
+            onDataLocated?(data)
+        }
         let model = configuration.makeModel(for: benchmark)
         let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image,
                                      normalization: configuration.model == "mlp" ? .unitRange : .dataset(configuration.dataset),
@@ -364,12 +378,14 @@ public final class ExperimentRun {
     func makeResults(_ r: StreamResult, benchmark: ContinualBenchmark, model: Classifier, wallSeconds: Double) throws -> RunResults {
         let matrix = try AccuracyMatrix(rows: r.accuracy.map { $0.map(Double.init) },
                                         randomBaseline: r.initialAccuracy.map(Double.init))
-        return RunResults(benchmark: configuration.benchmark, scenario: benchmark.scenario, strategy: configuration.strategy,
-                          seed: configuration.training.seed, taskAwareMatrix: matrix,
-                          taskAgnostic: r.taskAgnostic?.map(TaskAgnosticSummary.init),
-                          secondsPerTask: r.secondsPerTask, samplesPerTask: r.samplesPerTask,
-                          strategyMemoryBytes: r.strategyMemoryBytes, parameterCount: model.parameterCount,
-                          configuration: configuration, wallSeconds: wallSeconds, peakRSSBytes: ProcessMemory.peakResidentBytes)
+        var results = RunResults(benchmark: configuration.benchmark, scenario: benchmark.scenario, strategy: configuration.strategy,
+                                 seed: configuration.training.seed, taskAwareMatrix: matrix,
+                                 taskAgnostic: r.taskAgnostic?.map(TaskAgnosticSummary.init),
+                                 secondsPerTask: r.secondsPerTask, samplesPerTask: r.samplesPerTask,
+                                 strategyMemoryBytes: r.strategyMemoryBytes, parameterCount: model.parameterCount,
+                                 configuration: configuration, wallSeconds: wallSeconds, peakRSSBytes: ProcessMemory.peakResidentBytes)
+        results.dataFiles = dataFiles
+        return results
     }
 
     /// Wall-clock seconds the run had spent before the checkpoint it resumed from (0 for a fresh run or an older

@@ -40,7 +40,9 @@ struct Datasets: ParsableCommand {
                     notes.append("  ✓ \(directory) (\(verified), shadowed)")
                 }
             }
-            print("\(id.rawValue): \(used == nil ? "not found (engram run downloads it into \(locator.cacheDirectory))" : "found")")
+            let missing = dataDir == nil ? "not found (engram run downloads it into \(locator.cacheDirectory))"
+                                         : "not found in --data-dir \(dataDir!) (with --data-dir nothing else is searched or downloaded)"
+            print("\(id.rawValue): \(used == nil ? missing : "found")")
             notes.forEach { print($0) }
         }
     }

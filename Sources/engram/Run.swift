@@ -281,6 +281,11 @@ struct RunDriver {
                                         epochs: configuration.training.iterations == nil ? configuration.training.epochs : nil)
         let run = try ExperimentRun(configuration: configuration, directory: dir)
         run.onEvent = progress.handle
+        run.onDataLocated = { data in
+            for place in data.rejected { logger.info("data: not using \(place.path): \(place.reason)") }
+            let files = data.files.map { "\(URL(fileURLWithPath: $0.path).lastPathComponent) md5 \($0.md5)" }.joined(separator: ", ")
+            logger.info("data: \(data.dataset) from \(data.directory)\(data.downloaded ? " (downloaded)" : "") — \(files)")
+        }
         let results = try run.run(resume: resume)
         do { try RunReport.write(forRunIn: dir) } catch { logger.warning("could not write the report: \(error)") }
         let m = results.metrics

@@ -180,3 +180,18 @@ import Glibc
         #expect(try engram(["run", "--out", out, "--overwrite"] + flags, log: dir.appendingPathComponent("3.txt")) == 0)
     }
 }
+
+@Suite struct DataProvenanceTests {
+    @Test("results.json records every dataset file the run read, with its path and MD5")
+    func resultsRecordDataFiles() throws {
+        var config = smallPermutedMNIST(strategy: "finetune", tasks: 2, fraction: 0.01)
+        config.hidden = [16]
+        let dir = try temporaryDirectory("engram-provenance")
+        let results = try ExperimentRun(configuration: config, directory: dir).run()
+        let files = try #require(results.dataFiles)
+        #expect(files.count == 4)
+        #expect(files.allSatisfy { $0.md5.count == 32 && $0.path.hasPrefix(datasetsRoot) })
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("results.json"))) as! [String: Any]
+        #expect((json["data_files"] as? [[String: Any]])?.count == 4)
+    }
+}
