@@ -363,6 +363,7 @@ public final class ExperimentRun {
             try self.saveCheckpoint(trainer: trainer, position: position, results: results,
                                     wallSeconds: wallBefore + Date().timeIntervalSince(start))
             try self.afterCheckpoint?(position)
+            if RunInterruption.isRequested { throw RunInterrupted(position: position, directory: self.directory) }
         }
         let final = try trainer.run(from: position, results: results)
         let output = try makeResults(final, benchmark: benchmark, model: model,
@@ -480,10 +481,33 @@ public final class ExperimentRun {
     }
 }
 
+/// A request to stop the running experiment at its next checkpoint (SIGINT in the CLI): the checkpoint is
+/// written, then the run throws `RunInterrupted`.
+public enum RunInterruption {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var requested = false
+
+    /// Asks the run to stop after its next checkpoint.
+    public static func request() { lock.lock(); requested = true; lock.unlock() }
+    /// Withdraws the request (tests; a new run in the same process).
+    public static func reset() { lock.lock(); requested = false; lock.unlock() }
+    /// Whether a stop was requested.
+    public static var isRequested: Bool { lock.lock(); defer { lock.unlock() }; return requested }
+}
+
+/// The run stopped on request right after writing the checkpoint at `position`; `engram resume` continues it.
+public struct RunInterrupted: Error, CustomStringConvertible {
+    public let position: TrainingPosition
+    public let directory: URL
+    public var description: String {
+        "interrupted after the checkpoint at task \(position.task + 1), epoch \(position.epoch + 1); continue with: engram resume \(directory.path)"
+    }
+}
+
 /// One writer per run directory: an advisory `flock` on `DIR/.engram.lock`, held while a run or resume
 /// writes the directory; a second process is refused at once with a message (never two writers interleaving
 /// checkpoints). The kernel drops the lock when the process ends, however it ends.
-final class RunDirectoryLock {
+public final class RunDirectoryLock {
     private var descriptor: Int32
 
     init(directory: URL) throws {
@@ -498,6 +522,16 @@ final class RunDirectoryLock {
             throw RunError("\(directory.path) is being written by another engram process (a run or resume of it is still going); "
                            + "wait for it to finish or use another --out")
         }
+    }
+
+    /// Whether another process holds the lock of `directory` now (a sweep does not start a point that is running).
+    public static func isHeld(in directory: URL) -> Bool {
+        let fd = open(directory.appendingPathComponent(".engram.lock").path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return true }
+        flock(fd, LOCK_UN)
+        return false
     }
 
     func release() {

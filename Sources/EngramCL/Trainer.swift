@@ -217,6 +217,23 @@ public final class Trainer {
         return result
     }
 
+    /// What a non-finite loss most likely comes from, said only when the evidence points there: parameters
+    /// already non-finite (the training before diverged, or a damaged checkpoint), a finite task loss with a
+    /// non-finite total (the strategy's penalty or distillation: its strength), or a non-finite task loss from
+    /// finite parameters (the step size).
+    public static func divergenceHint(taskLoss: Float, context: TrainingContext) -> String {
+        let badParameters = context.model.namedParameters().filter { !$0.1.scalars.allSatisfy(\.isFinite) }.map(\.0)
+        if let first = badParameters.first {
+            return "; the parameters were already non-finite (\(first)\(badParameters.count > 1 ? " and \(badParameters.count - 1) more" : "")) — "
+                + "an earlier step overflowed or the checkpoint resumed from is damaged"
+        }
+        if taskLoss.isFinite {
+            return "; the task loss is finite, so the strategy's term overflowed: lower its strength (--lambda, --c, …) "
+                + "or use --penalty-step proximal for quadratic penalties"
+        }
+        return "; the parameters are finite but the outputs overflowed: lower the learning rate"
+    }
+
     /// Trains one task (from `position.epoch`) with the strategy's hooks; returns the seconds spent.
     @discardableResult
     public func train(from position: TrainingPosition, results: StreamResult = StreamResult()) throws -> Double {
@@ -248,7 +265,7 @@ public final class Trainer {
                 let value = loss.item
                 guard value.isFinite else {
                     throw TrainingError(description: "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
-                                        + "(task loss \(taskLoss.item)); lower the learning rate or the regularization strength")
+                                        + "(task loss \(taskLoss.item))" + Self.divergenceHint(taskLoss: taskLoss.item, context: context))
                 }
                 optimizer.zeroGrad()
                 loss.backward()

@@ -4,6 +4,9 @@ import EngramReport
 import Foundation
 import Logging
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Flags shared by `run`, `compare` and `sweep`: everything that defines an experiment.
 struct ExperimentOptions: ParsableArguments {
@@ -253,6 +256,31 @@ struct Run: ParsableCommand {
     }
 }
 
+/// Ctrl-C (SIGINT) during `run`/`resume`: the first asks the run to stop after its next checkpoint (and say how
+/// to resume), a second stops at once (the last checkpoint stays valid: they are written atomically).
+enum InterruptHandling {
+    nonisolated(unsafe) private static var source: DispatchSourceSignal?
+    nonisolated(unsafe) private static var count = 0
+
+    static func install() {
+        guard source == nil else { return }
+        signal(SIGINT, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        s.setEventHandler {
+            count += 1
+            if count == 1 {
+                RunInterruption.request()
+                FileHandle.standardError.write(Data("\nengram: stopping after the next checkpoint (Ctrl-C again to stop now)\n".utf8))
+            } else {
+                FileHandle.standardError.write(Data("\nengram: stopped; resume from the last checkpoint with engram resume\n".utf8))
+                exit(130)
+            }
+        }
+        s.resume()
+        source = s
+    }
+}
+
 /// Shared by `run` and `resume`: sets up logging and progress, runs, prints the summary.
 struct RunDriver {
     let configuration: ExperimentConfiguration
@@ -263,6 +291,7 @@ struct RunDriver {
     var printSummary = true
 
     func run(resume: Bool) throws {
+        InterruptHandling.install()
         Runtime.configureAllocator()
         BLAS.setThreads(BLAS.threads)  // honours OPENBLAS_NUM_THREADS; enables single-threaded thin GEMMs
         let dir = URL(fileURLWithPath: directory)
@@ -286,7 +315,11 @@ struct RunDriver {
             let files = data.files.map { "\(URL(fileURLWithPath: $0.path).lastPathComponent) md5 \($0.md5)" }.joined(separator: ", ")
             logger.info("data: \(data.dataset) from \(data.directory)\(data.downloaded ? " (downloaded)" : "") — \(files)")
         }
-        let results = try run.run(resume: resume)
+        let results: RunResults
+        do { results = try run.run(resume: resume) } catch let stop as RunInterrupted {
+            logger.info("\(stop.description)")
+            throw ExitCode(130)
+        }
         do { try RunReport.write(forRunIn: dir) } catch { logger.warning("could not write the report: \(error)") }
         let m = results.metrics
         func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", 100 * $0) } ?? "–" }

@@ -3,6 +3,9 @@ import EngramCL
 import EngramReport
 import Foundation
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `engram sweep FILE.yaml`: a grid over hyper-parameters and seeds, resumable, several runs at once.
 struct Sweep: ParsableCommand {
@@ -136,6 +139,7 @@ struct SweepExecutor {
             for f in failures { note("  ✗ \(f.point.name): \(f.reason) — log: \(f.log.path)") }
             throw ExitCode.failure
         }
+        if RunInterruption.isRequested { throw ExitCode(130) }
     }
 
     /// One point after another in this process, with the usual progress output unless quiet.
@@ -143,12 +147,18 @@ struct SweepExecutor {
         var failures: [Failure] = []
         for (index, (point, resume)) in todo.enumerated() {
             let dir = sweep.directory(for: point)
+            if RunInterruption.isRequested { break }
+            if RunDirectoryLock.isHeld(in: dir) {
+                note("⋯ \(point.name): another process is running it, skipped")
+                continue
+            }
             if !quiet { note("[\(index + 1)/\(todo.count)] \(resume ? "resuming" : "running") \(point.name)") }
             do {
                 try RunDriver(configuration: point.configuration, directory: dir.path, quiet: quiet, json: false,
                           printSummary: !quiet && !json)
                     .run(resume: resume)
             } catch {
+                if RunInterruption.isRequested { note("interrupted: rerun the same command to continue the sweep"); break }
                 failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("log.txt")))
                 note("✗ \(point.name) failed: \(error)")
             }
@@ -168,9 +178,19 @@ struct SweepExecutor {
         var running: [(point: SweepPoint, process: Process, log: FileHandle, url: URL, started: Date)] = []
         var failures: [Failure] = []
         var launched = 0
+        let signals = ChildSignalForwarding()
         while !queue.isEmpty || !running.isEmpty {
+            if let signal = signals.received, !queue.isEmpty {
+                note("signal \(signal): stopping the \(running.count) running point\(running.count == 1 ? "" : "s") (they write a checkpoint first) "
+                     + "and starting no more; rerun the same command to continue")
+                queue.removeAll()
+            }
             while running.count < jobs, let (point, resume) = queue.popFirst() {
                 let dir = sweep.directory(for: point)
+                if RunDirectoryLock.isHeld(in: dir) {
+                    note("⋯ \(point.name): another process is running it, skipped")
+                    continue
+                }
                 let logURL = dir.appendingPathComponent("output.log")
                 if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
                 let log = try FileHandle(forWritingTo: logURL)
@@ -190,11 +210,13 @@ struct SweepExecutor {
                 }
                 if !quiet { note("[\(launched)/\(todo.count)] \(resume ? "resuming" : "started") \(point.name) (pid \(process.processIdentifier), log \(logURL.path))") }
                 running.append((point, process, log, logURL, Date()))
+                signals.children.insert(process.processIdentifier)
             }
             Thread.sleep(forTimeInterval: 0.2)
             var still: [(point: SweepPoint, process: Process, log: FileHandle, url: URL, started: Date)] = []
             for job in running {
                 if job.process.isRunning { still.append(job); continue }
+                signals.children.remove(job.process.processIdentifier)
                 try? job.log.close()
                 let seconds = Int(Date().timeIntervalSince(job.started).rounded())
                 if job.process.terminationReason == .exit && job.process.terminationStatus == 0 {
@@ -209,6 +231,8 @@ struct SweepExecutor {
                         } ?? "done"
                         note("✓ \(job.point.name): \(acc) (\(seconds) s)")
                     }
+                } else if signals.received != nil {
+                    note("⏸ \(job.point.name): stopped (\(seconds) s); rerun the same command to continue it")
                 } else {
                     let how = job.process.terminationReason == .exit ? "exit status \(job.process.terminationStatus)"
                         : "killed by signal \(job.process.terminationStatus)"
@@ -219,6 +243,46 @@ struct SweepExecutor {
             running = still
         }
         return failures
+    }
+}
+
+/// SIGINT and SIGTERM while a sweep runs child processes (each in its own process group, so a terminal's Ctrl-C
+/// does not reach them): the signal is forwarded to every running child — `engram run` stops after its next
+/// checkpoint on SIGINT — and the sweep starts no new point, waits for the children, and exits; a second
+/// signal is forwarded as well (the children then stop at once). Nothing is left running.
+final class ChildSignalForwarding: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pids = Set<Int32>()
+    private var signal: Int32?
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for number in [SIGINT, SIGTERM] {
+            Glibc.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in self?.forward(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit { for s in sources { s.cancel() } }
+
+    /// The children running now.
+    var children: Set<Int32> {
+        get { lock.lock(); defer { lock.unlock() }; return pids }
+        set { lock.lock(); pids = newValue; lock.unlock() }
+    }
+
+    /// The first signal received, if any.
+    var received: Int32? { lock.lock(); defer { lock.unlock() }; return signal }
+
+    private func forward(_ number: Int32) {
+        lock.lock()
+        if signal == nil { signal = number; RunInterruption.request() }
+        let targets = pids
+        lock.unlock()
+        for pid in targets { kill(pid, number) }
     }
 }
 

@@ -195,3 +195,78 @@ import Glibc
         #expect((json["data_files"] as? [[String: Any]])?.count == 4)
     }
 }
+
+@Suite struct DivergenceHintTests {
+    @Test("a non-finite loss blames the strength, the learning rate or the parameters only on the evidence for each")
+    func hintsFollowTheEvidence() throws {
+        var config = smallSplitMNIST(strategy: "finetune", fraction: 0.01)
+        config.hidden = [8]
+        let trainer = try makeTrainer(config, strategy: Finetune())
+        let context = trainer.context
+        #expect(Trainer.divergenceHint(taskLoss: 0.7, context: context).contains("strength"))
+        #expect(Trainer.divergenceHint(taskLoss: .infinity, context: context).contains("learning rate"))
+        let (_, p) = context.model.namedParameters()[0]
+        var values = p.scalars
+        values[3] = .nan
+        p.scalars = values
+        let hint = Trainer.divergenceHint(taskLoss: .nan, context: context)
+        #expect(hint.contains("already non-finite") && !hint.contains("learning rate"))
+    }
+}
+
+@Suite(.serialized) struct InterruptionTests {
+    let flags = ["--benchmark", "permuted-mnist", "--tasks", "3", "--epochs", "4", "--hidden", "64", "--fraction", "0.05",
+                 "--strategy", "mas", "--data-dir", datasetsRoot]
+
+    /// Waits until `file` contains `text` (at most `seconds`).
+    func wait(for text: String, in file: URL, seconds: Double = 60) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let s = try? String(contentsOf: file, encoding: .utf8), s.contains(text) { return }
+            usleep(20_000)
+        }
+    }
+
+    @Test("Ctrl-C on run stops after writing a checkpoint, says how to resume, and the resumed run finishes")
+    func sigintStopsAtACheckpoint() throws {
+        let dir = try temporaryDirectory("engram-sigint")
+        let out = dir.appendingPathComponent("run")
+        let log = dir.appendingPathComponent("output.txt")
+        let process = try launch(["run", "--out", out.path] + flags, log: log)
+        wait(for: "task 1/3", in: log)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(process.terminationStatus == 130, "\(output)")
+        #expect(output.contains("continue with: engram resume \(out.path)"), "\(output)")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("results.json").path))
+        #expect(try engram(["resume", out.path, "--quiet"], log: dir.appendingPathComponent("resume.txt")) == 0)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("results.json").path))
+    }
+
+    @Test("SIGINT to a sweep is forwarded to its children: nothing keeps running, and the sweep exits and resumes")
+    func sweepForwardsSignals() throws {
+        let dir = try temporaryDirectory("engram-sweep-sigint")
+        let file = dir.appendingPathComponent("sweep.yaml")
+        try """
+            out: \(dir.appendingPathComponent("out").path)
+            base: {benchmark: permuted-mnist, tasks: 3, hidden: [64], fraction: 0.05, strategy: mas, data_dir: \(datasetsRoot), training: {epochs: 4}}
+            grid: {training.seed: [0, 1, 2, 3]}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let log = dir.appendingPathComponent("sweep.txt")
+        let sweep = try launch(["sweep", file.path, "--jobs", "2"], log: log)
+        wait(for: "[2/4] started", in: log)
+        let children = (try String(contentsOf: log, encoding: .utf8)).split(separator: "\n").compactMap { line -> Int32? in
+            guard let r = line.range(of: "(pid ") else { return nil }
+            return Int32(line[r.upperBound...].prefix { $0.isNumber })
+        }
+        #expect(children.count == 2)
+        kill(sweep.processIdentifier, SIGINT)
+        sweep.waitUntilExit()
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(sweep.terminationStatus == 130, "\(output)")
+        for pid in children { #expect(kill(pid, 0) != 0, "child \(pid) still running") }
+        #expect(try engram(["sweep", file.path, "--jobs", "2"], log: dir.appendingPathComponent("again.txt")) == 0)
+    }
+}
