@@ -3,7 +3,10 @@ import PackageDescription
 
 /// Engram's layers, one target each; dependencies only point down:
 /// engram (CLI) → EngramCL → EngramData → EngramNN → EngramTensor → COpenBLAS.
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+/// Release builds keep Swift's overflow, bounds and precondition checks (`-O`, not `-Ounchecked`): Engram reads
+/// downloaded archives and other people's checkpoints, so a malformed value must stop cleanly, never corrupt
+/// memory. Hot kernels skip checks locally through unsafe buffer pointers over extents validated once.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
     name: "Engram",

@@ -1,3 +1,5 @@
+import COpenBLAS
+
 /// Geometry of a 2-D convolution or pooling window over NCHW input.
 public struct Conv2dGeometry: Sendable, Equatable {
     public var batch, channels, height, width: Int
@@ -41,7 +43,7 @@ func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ cols: UnsafeMutabl
                             if hi < ow { (d + hi).update(repeating: 0, count: ow - hi) }
                         } else {
                             for j in 0..<ow {
-                                let iw = j * g.stride - g.padding + kj
+                                let iw = j &* g.stride &- g.padding &+ kj
                                 d[j] = iw >= 0 && iw < g.width ? s[iw] : 0
                             }
                         }
@@ -73,12 +75,15 @@ func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutabl
                         if g.stride == 1 {
                             let lo = Swift.max(0, g.padding - kj), hi = Swift.min(ow, g.width + g.padding - kj)
                             if hi > lo {
-                                let base = d + (lo - g.padding + kj)
-                                for j in 0..<(hi - lo) { base[j] += s[lo + j] }
+                                // base[0..<n] += s[lo..<hi]: pointers advanced once, so the loop has no index
+                                // arithmetic to check and vectorizes as under -Ounchecked.
+                                let base = d + (lo - g.padding + kj), from = s + lo
+                                for j in 0..<(hi - lo) { base[j] += from[j] }
                             }
                         } else {
+                            // Indices are bounded by the validated geometry: wrapping arithmetic skips overflow checks.
                             for j in 0..<ow {
-                                let iw = j * g.stride - g.padding + kj
+                                let iw = j &* g.stride &- g.padding &+ kj
                                 if iw >= 0 && iw < g.width { d[iw] += s[j] }
                             }
                         }

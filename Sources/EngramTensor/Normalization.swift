@@ -44,10 +44,12 @@ extension Tensor {
                         for ch in 0..<c {
                             let base = (b * c + ch) * inner
                             let (mu, istd, gm, bt) = (mean[ch], invStd[ch], gv?[ch] ?? 1, bv?[ch] ?? 0)
+                            // Pointers advanced once per plane: the inner loop has no index arithmetic to check.
+                            let xs = px.baseAddress! + base, hs = ph.baseAddress! + base, ys = py.baseAddress! + base
                             for k in 0..<inner {
-                                let h = (px[base + k] - mu) * istd
-                                ph[base + k] = h
-                                py[base + k] = gm * h + bt
+                                let h = (xs[k] - mu) * istd
+                                hs[k] = h
+                                ys[k] = gm * h + bt
                             }
                         }
                     }
@@ -83,12 +85,14 @@ extension Tensor {
                                 let mg = dbeta[ch] / Float(m), mgh = dgamma[ch] / Float(m)
                                 for b in 0..<n {
                                     let base = (b * c + ch) * inner
-                                    for k in 0..<inner { pd[base + k] = scale * (pg[base + k] - mg - ph[base + k] * mgh) }
+                                    let ds = pd.baseAddress! + base, gs = pg.baseAddress! + base, hs = ph.baseAddress! + base
+                                    for k in 0..<inner { ds[k] = scale * (gs[k] - mg - hs[k] * mgh) }
                                 }
                             } else {
                                 for b in 0..<n {
                                     let base = (b * c + ch) * inner
-                                    for k in 0..<inner { pd[base + k] = scale * pg[base + k] }
+                                    let ds = pd.baseAddress! + base, gs = pg.baseAddress! + base
+                                    for k in 0..<inner { ds[k] = scale * gs[k] }
                                 }
                             }
                         }
