@@ -2,10 +2,12 @@
 """Choose each method's hyper-parameters on the validation split: for every (benchmark, scenario, strategy) of a
 validation sweep, the setting with the best mean validation ACC over seeds (ties: the first in sort order).
 
-    python3 scripts/select_hyperparameters.py runs/protocols/split-mnist-validation
+    python3 scripts/select_hyperparameters.py results/protocols/split-mnist-validation [--write examples/protocols/split-mnist.yaml]
 
 Prints the grid (every setting's validation ACC, the chosen one marked) as a Markdown table, then one line per
-choice in the YAML form of a sweep's `grids` entry. Refuses runs scored on the test set.
+choice in the YAML form of a sweep's `grids` entry. With --write FILE, the lines after the FILE's line
+`# chosen on validation` are replaced by the choices (the final sweep then runs them). Refuses runs scored on the
+test set.
 Reads results.json of both schemas (schema_version ≥ 2: top-level `average_accuracy`; older: `metrics.averageAccuracy`).
 """
 import json
@@ -27,7 +29,7 @@ def accuracy(r):
     return (r.get("metrics") or {}).get("averageAccuracy")
 
 
-def main(directories):
+def main(directories, write=None):
     groups = {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
@@ -52,12 +54,26 @@ def main(directories):
         if best is not None:
             choices.append((scenario, strategy, best))
     print()
+    lines = []
     for scenario, strategy, best in choices:
         values = ", ".join(f"hyperparameters.{k}: [{number(v)}]" for k, v in best)
-        print(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
+        lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
+    print("\n".join(lines))
+    if write:
+        text = Path(write).read_text().split("\n")
+        marker = next((i for i, line in enumerate(text) if line.strip().startswith("# chosen on validation")), None)
+        if marker is None:
+            sys.exit(f"{write}: no line '# chosen on validation' to write the choices after")
+        Path(write).write_text("\n".join(text[:marker + 1] + lines) + "\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    arguments = sys.argv[1:]
+    target = None
+    if "--write" in arguments:
+        i = arguments.index("--write")
+        target = arguments[i + 1]
+        del arguments[i:i + 2]
+    if not arguments:
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    main(arguments, target)

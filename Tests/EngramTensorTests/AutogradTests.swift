@@ -34,7 +34,7 @@ import EngramTensor
         let x = Tensor([0.5, -1, 2], requiresGrad: true)
         let h = x * 3
         let loss = (h * h).sum()
-        let (gh, gx) = { let g = loss.gradients(withRespectTo: [h, x]); return (g[0], g[1]) }()
+        let (gh, gx) = { let g = loss.gradients(withRespectTo: [h, x], retainGraph: true); return (g[0], g[1]) }()
         #expect(gh.scalars == h.scalars.map { 2 * $0 })
         #expect(gx.scalars == x.scalars.map { 18 * $0 })
         #expect(x.grad == nil && h.grad == nil)
