@@ -434,7 +434,14 @@ public final class ExperimentRun {
         }
         var strategyState: [String: Tensor] = [:]
         for (k, v) in checkpoint.extra where k.hasPrefix("strategy.") { strategyState[String(k.dropFirst(9))] = v }
+        try Self.checkStrategyState(strategyState, model: trainer.context.model, source: checkpointURL.path)
         try trainer.strategy.loadState(strategyState)
+        // Strategies that apply their state lazily (MIND, PackNet: at the next task hook) re-export nothing yet.
+        let reexported = Set(trainer.strategy.stateTensors().map(\.0))
+        if !reexported.isEmpty, let unknown = strategyState.keys.sorted().first(where: { !reexported.contains($0) }) {
+            throw RunError("\(checkpointURL.path): tensor 'strategy.\(unknown)' is not part of \(trainer.strategy.name)'s state "
+                           + "(renamed or from another method); the checkpoint is damaged — start the run again")
+        }
         let generators = try decode([String: [UInt64]].self, "engram.dropout_generators")
         for (path, m) in trainer.context.model.namedModules() {
             if let d = m as? Dropout, let s = generators[path], s.count == 4 { d.generator = RandomGenerator(state: (s[0], s[1], s[2], s[3])) }
@@ -448,6 +455,45 @@ public final class ExperimentRun {
         try Self.check(position, results, taskCount: trainer.context.stream.taskCount, training: configuration.training,
                        source: checkpointURL.path)
         return (position, results)
+    }
+
+    /// Checks a checkpoint's strategy tensors against the model: a tensor kept per parameter (`omega.<name>`,
+    /// `anchor.<name>`, `fisher.<t>.<name>` …) must have that parameter's number of values, and an importance must
+    /// come with its anchor and the other way round (`omega.X` ⇔ `anchor.X`, `fisher.t.X` ⇔ `anchor.t.X`), so a
+    /// dropped, truncated or renamed Ω is one clear error naming the tensor — never a silent default or an
+    /// out-of-bounds read.
+    static func checkStrategyState(_ state: [String: Tensor], model: Classifier, source: String) throws {
+        let counts = Dictionary(model.namedParameters().map { ($0.0, $0.1.count) }, uniquingKeysWith: { a, _ in a })
+        for (name, tensor) in state.sorted(by: { $0.key < $1.key }) {
+            for (parameter, count) in counts where name.hasSuffix("." + parameter) && tensor.count != count {
+                throw RunError("\(source): tensor 'strategy.\(name)' has \(tensor.count) values, but parameter '\(parameter)' has \(count); "
+                               + "the checkpoint is damaged — start the run again")
+            }
+        }
+        /// The tensor `name` must come with: omega.X ⇔ anchor.X (Ω and θ*), anchor.t.X ⇒ fisher.t.X (EWC), and
+        /// fisher.t.X ⇒ anchor.t.X where the state has per-task anchors at all.
+        func partner(_ name: String) -> String? {
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            for (i, part) in parts.enumerated() where i + 1 < parts.count {
+                let indexed = Int(parts[i + 1]) != nil
+                func swap(_ to: String) -> String { (parts[..<i] + [to] + parts[(i + 1)...]).joined(separator: ".") }
+                switch (part, indexed) {
+                case ("omega", false): return swap("anchor")
+                case ("anchor", false): return swap("omega")
+                case ("anchor", true): return swap("fisher")
+                case ("fisher", true):
+                    let anchors = state.keys.contains { $0.contains("anchor.\(parts[i + 1]).") }
+                    return anchors ? swap("anchor") : nil
+                default: continue
+                }
+            }
+            return nil
+        }
+        for name in state.keys.sorted() {
+            guard let other = partner(name), state[other] == nil else { continue }
+            throw RunError("\(source): tensor 'strategy.\(name)' has no partner 'strategy.\(other)' (importance and anchor come in pairs); "
+                           + "the checkpoint is damaged — start the run again")
+        }
     }
 
     /// Refuses a checkpoint position or partial results that no run of this configuration can have written

@@ -270,3 +270,37 @@ import Glibc
         #expect(try engram(["sweep", file.path, "--jobs", "2"], log: dir.appendingPathComponent("again.txt")) == 0)
     }
 }
+
+@Suite(.serialized) struct DamagedStrategyStateTests {
+    struct Stop: Error {}
+
+    enum Damage: String, CaseIterable { case dropped, renamed, truncated }
+
+    @Test("a checkpoint whose Ω was dropped, renamed or truncated (checksums rewritten) is refused naming the tensor",
+          arguments: Damage.allCases)
+    func damagedImportanceIsRefused(damage: Damage) throws {
+        var config = smallPermutedMNIST(strategy: "mas", tasks: 3, fraction: 0.01)
+        config.hidden = [16]
+        let dir = try temporaryDirectory("engram-damaged-omega")
+        let first = try ExperimentRun(configuration: config, directory: dir)
+        first.afterCheckpoint = { position in if position.task == 1 { throw Stop() } }
+        #expect(throws: Stop.self) { try first.run() }
+        let url = dir.appendingPathComponent(ExperimentRun.checkpointName)
+        let file = try SafeTensors.read(contentsOf: url)
+        let target = "extra.strategy.omega.features.1.weight"
+        #expect(file[target] != nil)
+        var entries = file.entries.map { ($0.name, $0.tensor) }
+        switch damage {
+        case .dropped: entries.removeAll { $0.0 == target }
+        case .renamed: entries = entries.map { $0.0 == target ? ("extra.strategy.omegas.features.1.weight", $0.1) : $0 }
+        case .truncated: entries = entries.map { $0.0 == target ? ($0.0, Tensor([Float](repeating: 1, count: 10))) : $0 }
+        }
+        try SafeTensors.write(entries, metadata: file.metadata, to: url)
+        #expect {
+            try ExperimentRun(configuration: config, directory: dir).run(resume: true)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("damaged") && (text.contains("omega") || text.contains("omegas"))
+        }
+    }
+}
