@@ -89,12 +89,12 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// (their values, gradients and two optimizer moments, 16 bytes each) and one batch of their activations
     /// (forward and backward, 8 bytes per unit and sample); × tasks for progressive networks.
     public func estimatedMinimumBytes() throws -> Double {
-        let side = Double(benchmark == "split-cifar100" ? 32 : 28 + 2 * padding)
+        let side = benchmark == "split-cifar100" ? 32 : 28 + 2 * Double(padding)
         let channels: Double = benchmark == "split-cifar100" ? 3 : 1
         var inputs: Double
         switch model {
         case "mlp": inputs = side * side * channels
-        case "cnn": inputs = Double(2 * width) * (side / 4).rounded(.down) * (side / 4).rounded(.down)
+        case "cnn": inputs = 2 * Double(width) * (side / 4).rounded(.down) * (side / 4).rounded(.down)
         default: return 0   // ResNets: a fixed architecture whose size `width` bounds
         }
         var parameters = 0.0, units = 0.0

@@ -21,7 +21,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
         case DecodingError.keyNotFound(let key, let context):
             return "key \(path(context.codingPath + [key])) is missing"
         case DecodingError.dataCorrupted(let context):
-            let reason = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            // A YAML syntax error describes itself over several lines (the line and a caret): keep the first.
+            let full = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            let reason = full.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? full
             return context.codingPath.isEmpty ? reason : "key \(path(context.codingPath)): \(reason)"
         default:
             return "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
