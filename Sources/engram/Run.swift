@@ -231,7 +231,10 @@ struct Run: ParsableCommand {
     @OptionGroup var experiment: ExperimentOptions
 
     @Option(help: "Output directory.")
-    var out: String = "runs/latest"
+    var out: String = Self.latestRun
+
+    /// The default output directory: the latest run, replaced by every run that does not name its own --out.
+    static let latestRun = "runs/latest"
 
     @Flag(help: "Only errors and the final summary.")
     var quiet = false
@@ -249,7 +252,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let configuration = try experiment.resolve()
         let finished = URL(fileURLWithPath: out).appendingPathComponent("results.json")
-        if !overwrite && out != "runs/latest" && FileManager.default.fileExists(atPath: finished.path) {
+        if !overwrite && out != Self.latestRun && FileManager.default.fileExists(atPath: finished.path) {
             throw ValidationError("\(out) holds a finished run (\(finished.lastPathComponent)); pass --overwrite to replace it, or choose another --out")
         }
         try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json).run(resume: false)
