@@ -29,15 +29,35 @@ def mib(n):
     return f"{n / 2**20:.2f} MiB" if n else "0"
 
 
-def batch_norm(c):
-    """'per-task', 'shared' or '–' (no BatchNorm, or a progressive network whose columns each have their own)."""
-    strategies = c["strategy"].split("+")
-    if c["model"] == "mlp" or "pnn" in strategies:
-        return "–"
-    per_task = c.get("per_task_batchnorm")
-    if per_task is None:  # an older file, written before the configuration was resolved: Engram's default then
-        per_task = any(s in ("mind", "mind-self", "packnet") for s in strategies)
-    return "per-task" if per_task else "shared"
+def batch_norm(r):
+    """'per-task', 'shared', 'per-column' (progressive convolutional columns) or '–' (no BatchNorm), as results.json's
+    `batch_norm` says; older files without it: from the resolved configuration."""
+    layout = r.get("batch_norm")
+    if layout is None:
+        c = r["configuration"]
+        layout = "none" if c["model"] == "mlp" else ("per-task" if c.get("per_task_batchnorm") else "shared")
+    return "–" if layout == "none" else layout
+
+
+def flat_settings(c):
+    """The hyper-parameters of a configuration as {'mas.lambda': 1, …}: sections (schema 2 with per-strategy
+    options) and, for older files, values outside sections as they were written."""
+    flat = {}
+    for key, value in (c.get("hyperparameters") or {}).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def label_settings(runs_by_strategy):
+    """For each strategy, the settings that differ between its runs (what tells its rows apart)."""
+    varying = {}
+    for strategy, settings in runs_by_strategy.items():
+        keys = set().union(*settings) if settings else set()
+        varying[strategy] = sorted(k for k in keys if len({repr(s.get(k)) for s in settings}) > 1)
+    return varying
 
 
 def task_aware(r):
@@ -51,15 +71,22 @@ def task_aware(r):
 
 
 def main(directories):
-    groups = {}
+    files = []
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
             r = json.loads(path.read_text())
-            c = r["configuration"]
-            settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in sorted((c.get("hyperparameters") or {}).items()))
-            key = (r["benchmark"], r["scenario"], c["model"], batch_norm(c), r["strategy"] + (f" {settings}" if settings else ""))
-            groups.setdefault(key, []).append(r)
+            files.append((r, flat_settings(r["configuration"])))
+    by_strategy = {}
+    for r, settings in files:
+        by_strategy.setdefault(r["strategy"], []).append(settings)
+    varying = label_settings(by_strategy)
+    groups = {}
+    for r, settings in files:
+        c = r["configuration"]
+        shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(settings.items()) if k in varying[r["strategy"]])
+        key = (r["benchmark"], r["scenario"], c["model"], batch_norm(r), r["strategy"] + (f" {shown}" if shown else ""))
+        groups.setdefault(key, []).append(r)
     header = ["benchmark", "scenario", "model", "BatchNorm", "method", "seeds", "TAw ACC (%)", "TAw forgetting (%)",
               "TAg ACC (%)", "TAg forgetting (%)", "task pred. (%)", "TAg ACC most-confident (%)",
               "memory held", "parameters", "training s"]

@@ -29,17 +29,37 @@ def accuracy(r):
     return (r.get("metrics") or {}).get("averageAccuracy")
 
 
+def flat_settings(strategy, c):
+    """{'mas.lambda': 1, …}: a section's options under the strategy's name; a value outside sections (older
+    files) under the run's strategy's name."""
+    flat = {}
+    for key, value in (c.get("hyperparameters") or {}).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[f"{strategy}.{key}"] = value
+    return flat
+
+
 def main(directories, write=None):
-    groups = {}
+    runs = {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
             r = json.loads(path.read_text())
             c = r.get("configuration") or {}
             if not c.get("evaluate_on_validation"):
                 sys.exit(f"{path}: scored on the test set, not on a validation split; selection must not see test data")
-            setting = tuple(sorted((k, v) for k, v in (c.get("hyperparameters") or {}).items()))
             key = (r["benchmark"], r["scenario"], r["strategy"])
-            groups.setdefault(key, {}).setdefault(setting, []).append(accuracy(r))
+            runs.setdefault(key, []).append((flat_settings(r["strategy"], c), accuracy(r)))
+    # A setting is the values of the options that take several values within the group (older files write only
+    # the options that were set, newer ones every option: an absent option is not a different value).
+    groups = {}
+    for key, members in runs.items():
+        names = set().union(*(s for s, _ in members))
+        varying = sorted(n for n in names if len({repr(s[n]) for s, _ in members if n in s}) > 1)
+        for settings, acc in members:
+            setting = tuple((n, settings.get(n)) for n in varying)
+            groups.setdefault(key, {}).setdefault(setting, []).append(acc)
     print("| benchmark | scenario | method | setting | seeds | validation ACC (%) | chosen |")
     print("|---|---|---|---|---|---|---|")
     choices = []
@@ -56,7 +76,7 @@ def main(directories, write=None):
     print()
     lines = []
     for scenario, strategy, best in choices:
-        values = ", ".join(f"hyperparameters.{k}: [{number(v)}]" for k, v in best)
+        values = ", ".join(f"hyperparameters.{k}: [{number(v)}]" for k, v in best if v is not None)
         lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
     print("\n".join(lines))
     if write:

@@ -44,6 +44,11 @@ public struct TaskAutoencoder: Sendable {
               let dw = state["\(prefix).decoder.weight"], let db = state["\(prefix).decoder.bias"], ew.rank == 2 else {
             throw StrategyError("EBLL state lacks the autoencoder '\(prefix)'")
         }
+        let (code, feature) = (ew.shape[0], ew.shape[1])
+        guard eb.count == code, dw.count == code * feature, db.count == feature else {
+            throw StrategyError("the autoencoder '\(prefix)' has inconsistent sizes (encoder \(ew.shape), biases \(eb.count) and \(db.count), "
+                                + "decoder \(dw.count) values)")
+        }
         return TaskAutoencoder(featureSize: ew.shape[1], codeSize: ew.shape[0], encoderWeight: ew.scalars, encoderBias: eb.scalars,
                                decoderWeight: dw.scalars, decoderBias: db.scalars)
     }
@@ -62,7 +67,24 @@ public struct TaskAutoencoder: Sendable {
 /// uses λ_c = 0.1 on the same ½-sum). Memory: the LwF copy of the model plus one autoencoder per task.
 /// Defaults: λ_o = 1, T = 2 (no T², as LwF), c = 100, λ_c = 0.1, α = 1e-6, 5 autoencoder epochs (Adam, lr 1e-3;
 /// the authors use Adadelta).
-public final class EBLL: Strategy {
+public final class EBLL: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "ebll", summary: "Encoder-Based Lifelong Learning: LwF plus preserving each old task's autoencoder code of the features",
+        paper: "Rannen, Aljundi, Blaschko & Tuytelaars, ICCV 2017",
+        hyperparameters: [
+            .distillationWeight, .distillationTemperature, .temperatureSquared,
+            .real("lambda_code", symbol: "λ_c", default: 0.1, range: .nonNegative, help: "λ_c, the code-preservation weight."),
+            .integer("code_size", default: 100, range: .atLeastOne, help: "The autoencoders' code size."),
+            .integer("ae_epochs", default: 5, range: .atLeastOne, help: "Epochs of autoencoder training after each task."),
+            .real("alpha", symbol: "α", default: 1e-6, range: .nonNegative,
+                  help: "α, the weight of the autoencoder's reconstruction loss (the task loss has weight 1)."),
+        ],
+        make: { o in
+            try EBLL(lambda: o.float("lambda"), temperature: o.float("temperature"), temperatureSquared: o.bool("temperature_squared"),
+                     lambdaCode: o.float("lambda_code"), codeSize: o.integer("code_size"), autoencoderEpochs: o.integer("ae_epochs"),
+                     alpha: o.float("alpha"))
+        })]
+
     /// The LwF part (λ_o, T and the frozen model).
     public let lwf: LwF
     /// λ_c, the weight of the code-preservation loss.
@@ -81,12 +103,12 @@ public final class EBLL: Strategy {
     public init(lambda: Float = 1, temperature: Float = 2, temperatureSquared: Bool = false, lambdaCode: Float = 0.1,
                 codeSize: Int = 100, autoencoderEpochs: Int = 5, alpha: Float = 1e-6, autoencoderLearningRate: Float = 1e-3) throws {
         lwf = try LwF(lambda: lambda, temperature: temperature, temperatureSquared: temperatureSquared)
-        self.lambdaCode = try validatedStrength(lambdaCode, flag: "--lambda-code")
-        guard codeSize >= 1 else { throw StrategyError("--code-size must be at least 1, got \(codeSize)") }
-        guard autoencoderEpochs >= 1 else { throw StrategyError("--ae-epochs must be at least 1, got \(autoencoderEpochs)") }
+        self.lambdaCode = try validatedStrength(lambdaCode, flag: "ebll.lambda_code")
+        guard codeSize >= 1 else { throw StrategyError("ebll.code_size must be at least 1, got \(codeSize)") }
+        guard autoencoderEpochs >= 1 else { throw StrategyError("ebll.ae_epochs must be at least 1, got \(autoencoderEpochs)") }
         self.codeSize = codeSize
         self.autoencoderEpochs = autoencoderEpochs
-        self.alpha = try validatedStrength(alpha, flag: "--alpha")
+        self.alpha = try validatedStrength(alpha, flag: "ebll.alpha")
         self.autoencoderLearningRate = autoencoderLearningRate
     }
 
@@ -178,14 +200,16 @@ public final class EBLL: Strategy {
         lwf.memoryBytes + autoencoders.reduce(0) { $0 + $1.scalarCount } * MemoryLayout<Float>.size
     }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        lwf.stateTensors() + autoencoders.enumerated().flatMap { $1.tensors(prefix: "ae.\($0)") }
-            + [("autoencoders", Tensor(Float(autoencoders.count)))]
+    /// LwF's old model, the autoencoders (`ae.<k>.encoder.weight` …) and their number.
+    public func saveState() throws -> StrategyState {
+        var state = try lwf.saveState()
+        state.add(autoencoders.enumerated().flatMap { $1.tensors(prefix: "ae.\($0)") })
+        try state.record(autoencoders.count, as: "autoencoders")
+        return state
     }
 
-    public func loadState(_ state: [String: Tensor]) throws {
-        try lwf.loadState(state)
-        let n = Int(state["autoencoders"]?.item ?? 0)
-        autoencoders = try (0..<n).map { try TaskAutoencoder.from(state, prefix: "ae.\($0)") }
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        try lwf.loadState(state, context: context)
+        autoencoders = try (0..<state.count("autoencoders")).map { try TaskAutoencoder.from(state.tensors, prefix: "ae.\($0)") }
     }
 }

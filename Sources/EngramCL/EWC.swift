@@ -7,7 +7,14 @@ import EngramNN
 /// label per sample, `empirical` uses the true label (see `FisherEstimator`); θ*_t the parameters. Loss for
 /// later tasks: L(θ) + (λ/2) Σ_{t' < t} Σᵢ F_{t',i} (θᵢ − θ*_{t',i})² — one penalty per past task, so
 /// memory grows by 2 × the parameter count per task.
-public final class EWC: Strategy {
+public final class EWC: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "ewc", summary: "Elastic Weight Consolidation: one Fisher-weighted quadratic penalty per past task",
+        paper: "Kirkpatrick et al., PNAS 2017",
+        hyperparameters: [.strength(default: 100, help: "λ, the penalty's strength: L + (λ/2) Σ_t Σ F_t (θ − θ*_t)²."),
+                          .fisher, .penaltyStep],
+        make: { o in try EWC(lambda: o.float("lambda"), fisher: o.choice("fisher"), penaltyStep: o.choice("penalty_step")) })]
+
     public var lambda: Float
     /// How the Fisher treats the label (exact expectation by default).
     public var fisherEstimator: FisherEstimator
@@ -56,20 +63,40 @@ public final class EWC: Strategy {
 
     public var memoryBytes: Int { penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        penalties.enumerated().flatMap { t, p in p.fisher.tensors(prefix: "fisher.\(t)") + p.anchor.tensors(prefix: "anchor.\(t)") }
-            + [("tasks", Tensor(Float(penalties.count)))]
+    /// F_t and θ*_t of every finished task (`fisher.<t>.<parameter>`, `anchor.<t>.<parameter>`) and their number.
+    public func saveState() throws -> StrategyState {
+        var state = StrategyState(tensors: penalties.enumerated().flatMap { t, p in
+            p.fisher.tensors(prefix: "fisher.\(t)") + p.anchor.tensors(prefix: "anchor.\(t)")
+        })
+        try state.record(penalties.count, as: "tasks")
+        return state
     }
 
-    public func loadState(_ state: [String: Tensor]) throws {
-        let n = Int(state["tasks"]?.item ?? 0)
-        penalties = (0..<n).map { (ParameterMap.from(state, prefix: "fisher.\($0)"), ParameterMap.from(state, prefix: "anchor.\($0)")) }
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        penalties = try (0..<state.count("tasks")).map { t in
+            let fisher = try state.parameterMap("fisher.\(t)", model: context.model)
+            let anchor = try state.parameterMap("anchor.\(t)", model: context.model)
+            try fisher.checkPaired(with: anchor, "fisher.\(t)", "anchor.\(t)")
+            return (fisher, anchor)
+        }
     }
 }
 
 /// Online EWC (Schwarz et al., "Progress & Compress", ICML 2018): one running Fisher
 /// F̃ ← γ F̃ + F_t and the latest anchor θ*; loss L(θ) + (λ/2) Σᵢ F̃ᵢ (θᵢ − θ*ᵢ)². Memory stays 2 × parameters.
-public final class OnlineEWC: Strategy {
+public final class OnlineEWC: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "online-ewc", summary: "Online EWC: one running, decayed Fisher and the latest anchor",
+        paper: "Schwarz et al., \"Progress & Compress\", ICML 2018",
+        hyperparameters: [.strength(default: 100, help: "λ, the penalty's strength: L + (λ/2) Σ F̃ (θ − θ*)²."),
+                          .real("gamma", symbol: "γ", default: 1, range: .unitInterval,
+                                help: "γ, the decay of older tasks' Fisher: F̃ ← γ F̃ + F_t."),
+                          .fisher, .penaltyStep],
+        make: { o in
+            try OnlineEWC(lambda: o.float("lambda"), gamma: o.float("gamma"), fisher: o.choice("fisher"),
+                          penaltyStep: o.choice("penalty_step"))
+        })]
+
     public var lambda: Float
     /// γ, the decay of older tasks' Fisher information.
     public var gamma: Float
@@ -98,6 +125,6 @@ public final class OnlineEWC: Strategy {
     }
 
     public var memoryBytes: Int { state.memoryBytes }
-    public func stateTensors() -> [(String, Tensor)] { state.stateTensors() }
-    public func loadState(_ saved: [String: Tensor]) throws { state.loadState(saved) }
+    public func saveState() throws -> StrategyState { var saved = StrategyState(); try state.save(into: &saved); return saved }
+    public func loadState(_ saved: StrategyState, context: TrainingContext) throws { try state.load(saved, model: context.model) }
 }

@@ -9,9 +9,11 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var scenario = "domain"
     /// Number of tasks (permuted/rotated: any; split-cifar100: 10 or 20; split MNIST: 5).
     public var tasks = 5
-    /// Strategy name(s) (`mas`, `ewc+…`).
+    /// Strategy name(s) (`mas`, `ewc+…`; `engram strategies` lists them).
     public var strategy = "mas"
-    public var hyperparameters = StrategyHyperparameters()
+    /// The strategies' hyper-parameters: a section per strategy (`mas: {lambda: 1}`), or values outside any
+    /// section that reach every strategy of the run with an option of that name (`lambda: 1`).
+    public var hyperparameters = HyperparameterSettings()
     /// `mlp`, `cnn`, `resnet18r` (reduced ResNet-18, width `width`), `resnet20` or `resnet32` (CIFAR ResNets of
     /// depth 6n + 2 with option-A shortcuts). With the `pnn` strategy, `mlp` means a progressive network of MLP columns
     /// and `cnn` one of convolutional columns.
@@ -56,7 +58,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue),
                               nested: ["training": TrainingConfiguration.CodingKeys.allCases.map(\.rawValue),
-                                       "hyperparameters": StrategyHyperparameters.CodingKeys.allCases.map(\.rawValue)])
+                                       "hyperparameters": StrategyRegistry.sharedNames.sorted()])
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = ExperimentConfiguration()
         d.benchmark = try c.decodeIfPresent(String.self, forKey: .benchmark) ?? d.benchmark
@@ -64,10 +66,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.tasks = try c.decodeIfPresent(Int.self, forKey: .tasks) ?? d.tasks
         d.strategy = try c.decodeIfPresent(String.self, forKey: .strategy) ?? d.strategy
         if try c.contains(.hyperparameters) && !c.decodeNil(forKey: .hyperparameters) {
-            let section = try c.superDecoder(forKey: .hyperparameters)
-            try rejectUnknownKeys(section, known: StrategyHyperparameters.CodingKeys.allCases.map(\.rawValue),
-                                  retired: StrategyHyperparameters.retiredKeys)
-            d.hyperparameters = try StrategyHyperparameters(from: section)
+            d.hyperparameters = try HyperparameterSettings(from: try c.superDecoder(forKey: .hyperparameters))
         }
         d.model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
         d.hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
@@ -180,35 +179,83 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
             throw StrategyError("--class-order must be natural, seeded or icarl, got '\(classOrder)'")
         }
         try training.validate()
-        let made = try StrategyFactory.make(strategy, hyperparameters)
-        if try resolvedScenario() != .taskIncremental {
-            let parts = (made as? CompositeStrategy)?.parts ?? [made]
-            let names = strategy.split(separator: "+").map(String.init)
-            if let index = parts.firstIndex(where: { $0 is TaskAwareOnly }) {
-                let name = index < names.count ? names[index] : strategy
-                throw StrategyError("\(name) needs the task id at test time and has no task-agnostic inference, so it cannot run "
-                                    + "the \(scenario)-incremental scenario: --scenario must be task, got '\(scenario)'")
+        let descriptors = try StrategyRegistry.descriptors(of: strategy)
+        let scenario = try resolvedScenario()
+        for d in descriptors where !d.scenarios.contains(scenario) {
+            let why = d.usesTaskIdentityAtTest && !d.hasTaskAgnosticInference
+                ? "needs the task id at test time and has no task-agnostic inference, so it cannot run the \(self.scenario)-incremental scenario"
+                : "does not run the \(self.scenario)-incremental scenario"
+            let accepted = Scenario.allCases.filter(d.scenarios.contains).map { String($0.rawValue.prefix { $0 != "-" }) }
+            throw StrategyError("\(d.name) \(why): scenario must be \(accepted.joined(separator: " or ")), got '\(self.scenario)'")
+        }
+        for d in descriptors {
+            if let models = d.models, !models.contains(model) {
+                throw StrategyError("\(d.name) runs on \(models.joined(separator: " or ")) models: --model must be \(models.joined(separator: " or ")), got '\(model)'")
             }
         }
-        if usesProgressiveNetwork {
-            guard model == "mlp" || model == "cnn" else {
-                throw StrategyError("pnn builds MLP or convolutional columns: --model must be mlp or cnn, got '\(model)'")
-            }
-        }
+        _ = try StrategyRegistry.make(strategy, hyperparameters)
     }
 
     /// This configuration with the defaults Engram decides written out, as saved in `config.yaml` and
-    /// `results.json`: `perTaskBatchNorm` resolved to true or false (``usesPerTaskBatchNorm``), and λ set to
-    /// ``StrategyFactory/defaultLambda(_:)`` when unset and every λ-reading strategy of the list has the same
-    /// default (a composite such as `ewc+mas`, whose parts default to different λ, keeps it unset).
-    /// Running the resolved configuration trains exactly as running this one.
+    /// `results.json`: `perTaskBatchNorm` resolved to true or false (``usesPerTaskBatchNorm``), and the
+    /// hyper-parameters as one section per strategy of the run holding every option (given or default);
+    /// values outside sections are moved into the sections of the strategies they reach, sections of
+    /// strategies the run does not use are dropped. Running the resolved configuration trains exactly as
+    /// running this one. A configuration whose strategy or hyper-parameters do not validate keeps its
+    /// hyper-parameters as given (``validate()`` names the fault).
     public func resolved() -> ExperimentConfiguration {
         var c = self
         c.perTaskBatchNorm = usesPerTaskBatchNorm
-        if hyperparameters.lambda == nil {
-            let readers = strategy.split(separator: "+").map(String.init).filter(StrategyFactory.strategiesUsingLambda.contains)
-            let defaults = Set(readers.map(StrategyFactory.defaultLambda))
-            if defaults.count == 1 { c.hyperparameters.lambda = defaults.first }
+        if let parts = try? StrategyRegistry.parts(of: strategy), let options = try? hyperparameters.resolved(for: parts) {
+            var settings = HyperparameterSettings()
+            for (name, o) in options { settings.sections[name] = o.values }
+            c.hyperparameters = settings
+        }
+        return c
+    }
+
+    /// Sets a hyper-parameter given by name on the command line: `mas.lambda` reaches MAS's λ; a plain name
+    /// (`lambda`, `mas_output`, `xi`) reaches every strategy of the run that has an option of that name or flag
+    /// (resolved against `strategy` as it is now). The text is parsed and checked against the option's type and
+    /// range. `source` is how errors name the setting (`--lambda`, `--set mas.lambda=1`).
+    public mutating func setHyperparameter(_ name: String, to text: String, source: String) throws {
+        if let dot = name.firstIndex(of: ".") {
+            let owner = String(name[..<dot]), key = String(name[name.index(after: dot)...])
+            guard let d = StrategyRegistry.descriptor(named: owner) else {
+                throw ConfigurationError("\(source): no strategy is called '\(owner)'" + suggestion(owner, among: StrategyRegistry.names, what: "strategies"))
+            }
+            guard let spec = d.hyperparameter(key) else {
+                throw ConfigurationError("\(source): \(owner) has no option '\(key)'"
+                                         + suggestion(key, among: d.hyperparameters.map(\.key), what: "\(owner)'s options"))
+            }
+            hyperparameters[owner, key] = try spec.parse(text, name: source)
+            return
+        }
+        let parts = try StrategyRegistry.descriptors(of: strategy)
+        let reached = parts.flatMap { d in d.hyperparameters.filter { $0.sharedNames.contains(name) }.map { (d.name, $0) } }
+        guard !reached.isEmpty else {
+            let options = Set(parts.flatMap { $0.hyperparameters.map(\.flag) }).sorted().map { "--\($0)" }
+            throw ConfigurationError("\(source): strategy \(strategy) has no option '\(name)'"
+                                     + (options.isEmpty ? " (it has no hyper-parameters)" : "; its options: \(options.joined(separator: ", "))"))
+        }
+        for (owner, spec) in reached {
+            hyperparameters[owner, spec.key] = try spec.parse(text, name: source)
+            hyperparameters.shared = hyperparameters.shared.filter { !spec.sharedNames.contains($0.key) }
+        }
+    }
+
+    /// This configuration with the values outside sections moved into the sections of the strategies of the
+    /// run that have them (overriding what those sections held): what a flag such as `--lambda` or a sweep's
+    /// `hyperparameters.lambda` means once the strategy is known. Values no strategy of the run reads stay
+    /// outside, for ``validate()`` to name.
+    public func scopingSharedHyperparameters() -> ExperimentConfiguration {
+        guard let descriptors = try? StrategyRegistry.descriptors(of: strategy) else { return self }
+        var c = self
+        for (name, value) in hyperparameters.shared {
+            let reached = descriptors.flatMap { d in d.hyperparameters.filter { $0.sharedNames.contains(name) }.map { (d.name, $0.key) } }
+            guard !reached.isEmpty else { continue }
+            for (strategy, key) in reached { c.hyperparameters[strategy, key] = value }
+            c.hyperparameters.shared[name] = nil
         }
         return c
     }
@@ -240,19 +287,29 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// The channels of the `cnn` model's two convolutional blocks: `width`, then twice as many.
     public var cnnChannels: [Int] { [width, 2 * width] }
 
-    /// Whether the strategy is (or contains) `pnn`, whose model is a progressive network.
-    public var usesProgressiveNetwork: Bool { strategy.split(separator: "+").contains("pnn") }
+    /// Whether a strategy of the list builds a progressive network (`pnn`).
+    public var usesProgressiveNetwork: Bool { partDescriptors.contains(where: \.buildsProgressiveNetwork) }
 
-    /// Whether ResNets get one BatchNorm per task: `perTaskBatchNorm`, or when unset, whether the strategy
-    /// list contains `mind`, `mind-self` or `packnet`, whose per-task sub-networks need per-task normalization:
+    /// The registered strategies of the list (those it names that exist).
+    var partDescriptors: [StrategyDescriptor] {
+        strategy.split(separator: "+").compactMap { StrategyRegistry.descriptor(named: String($0)) }
+    }
+
+    /// Whether ResNets get one BatchNorm per task: `perTaskBatchNorm`, or when unset, whether a strategy of the
+    /// list asks for it (``StrategyDescriptor/perTaskBatchNorm``: MIND and PackNet, whose per-task sub-networks need per-task normalization):
     /// BatchNorm statistics of task 0 frozen under later tasks' new weights can amplify them without bound
     /// (a channel whose running variance shrank to 1e-4 while task 0 re-trained multiplies them by 100).
     public var usesPerTaskBatchNorm: Bool {
-        perTaskBatchNorm ?? strategy.split(separator: "+").contains { Self.perTaskBatchNormStrategies.contains(String($0)) }
+        perTaskBatchNorm ?? partDescriptors.contains(where: \.perTaskBatchNorm)
     }
 
-    /// Strategies that get per-task BatchNorm unless `per_task_batchnorm` says otherwise.
-    public static let perTaskBatchNormStrategies: Set<String> = ["mind", "mind-self", "packnet"]
+    /// How the model normalizes, for tables: `none` (MLPs and progressive MLP columns), `per-column` (progressive
+    /// convolutional columns, each with its own BatchNorm), `per-task` or `shared`.
+    public var batchNormLayout: String {
+        if model == "mlp" { return "none" }
+        if usesProgressiveNetwork { return "per-column" }
+        return usesPerTaskBatchNorm ? "per-task" : "shared"
+    }
 
     /// The network for a benchmark: its heads follow the scenario. The `pnn` strategy gets a progressive
     /// network with one column per task, all allocated now: MLP columns (hidden sizes `hidden`) for `mlp`,

@@ -131,7 +131,7 @@ public struct RunResults: Sendable, Codable, Equatable {
         case wallSeconds = "wall_seconds", secondsPerTask = "seconds_per_task", samplesPerTask = "samples_per_task"
         case samplesPerSecondPerTask = "samples_per_second_per_task", peakRSSBytes = "peak_rss_bytes"
         case strategyMemoryBytes = "strategy_memory_bytes", parameterCount = "parameter_count"
-        case taskAgnostic = "task_agnostic", dataFiles = "data_files"
+        case taskAgnostic = "task_agnostic", dataFiles = "data_files", batchNorm = "batch_norm"
         // The older layout (no schema_version).
         case matrix, metrics
     }
@@ -184,6 +184,7 @@ public struct RunResults: Sendable, Codable, Equatable {
         try c.encode(scenario, forKey: .scenario)
         try c.encode(strategy, forKey: .strategy)
         try c.encode(seed, forKey: .seed)
+        try c.encode(configuration.batchNormLayout, forKey: .batchNorm)
         try c.encode(matrixRows(matrix), forKey: .accuracyMatrix)
         let baseline = (taskAwareMatrix ?? matrix).randomBaseline
         try c.encodeIfPresent(baseline.map { $0.map(significant) }, forKey: .randomBaselineAccuracy)
@@ -349,7 +350,7 @@ public final class ExperimentRun {
                                      normalization: configuration.model == "mlp" ? .unitRange : .dataset(configuration.dataset),
                                      augmentation: configuration.dataset == .cifar100 ? .cifar : nil,
                                      evaluationSplit: configuration.evaluateOnValidation ? .validation : .test)
-        let strategy = try StrategyFactory.make(configuration.strategy, configuration.hyperparameters)
+        let strategy = try StrategyRegistry.make(configuration.strategy, configuration.hyperparameters)
         let trainer = try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
         trainer.onEvent = onEvent
         trainer.context.makeFreshModel = { [configuration] rng in configuration.makeModel(for: benchmark, using: &rng) }
@@ -400,7 +401,9 @@ public final class ExperimentRun {
         let generators = trainer.context.model.namedModules().compactMap { path, m in
             (m as? Dropout).map { (path, [$0.generator.state.0, $0.generator.state.1, $0.generator.state.2, $0.generator.state.3]) }
         }
+        let strategyState = try trainer.strategy.saveState()
         let metadata: [String: String] = [
+            "engram.strategy_records": String(decoding: try encoder.encode(strategyState.records), as: UTF8.self),
             "engram.position": String(decoding: try encoder.encode(position), as: UTF8.self),
             "engram.results": String(decoding: try encoder.encode(results), as: UTF8.self),
             "engram.configuration": String(decoding: try encoder.encode(configuration), as: UTF8.self),
@@ -408,7 +411,7 @@ public final class ExperimentRun {
             "engram.wall_seconds": String(wallSeconds),
         ]
         try Checkpoint.save(model: trainer.context.model, optimizer: trainer.context.optimizer,
-                            extra: trainer.strategy.stateTensors().map { ("strategy.\($0.0)", $0.1) },
+                            extra: strategyState.tensors.sorted { $0.key < $1.key }.map { ("strategy.\($0.key)", $0.value) },
                             metadata: metadata, to: checkpointURL)
     }
 
@@ -432,13 +435,26 @@ public final class ExperimentRun {
         do { try checkpoint.restore(into: trainer.context.model, optimizer: trainer.context.optimizer) } catch {
             throw RunError("\(checkpointURL.path): \(error)")
         }
-        var strategyState: [String: Tensor] = [:]
-        for (k, v) in checkpoint.extra where k.hasPrefix("strategy.") { strategyState[String(k.dropFirst(9))] = v }
-        try Self.checkStrategyState(strategyState, model: trainer.context.model, source: checkpointURL.path)
-        try trainer.strategy.loadState(strategyState)
-        // Strategies that apply their state lazily (MIND, PackNet: at the next task hook) re-export nothing yet.
-        let reexported = Set(trainer.strategy.stateTensors().map(\.0))
-        if !reexported.isEmpty, let unknown = strategyState.keys.sorted().first(where: { !reexported.contains($0) }) {
+        let position = try decode(TrainingPosition.self, "engram.position")
+        let results = try decode(StreamResult.self, "engram.results")
+        try Self.check(position, results, taskCount: trainer.context.stream.taskCount, training: configuration.training,
+                       source: checkpointURL.path)
+        var strategyState = StrategyState()
+        for (k, v) in checkpoint.extra where k.hasPrefix("strategy.") { strategyState.tensors[String(k.dropFirst(9))] = v }
+        // Checkpoints written before strategies kept records have none.
+        strategyState.records = checkpoint.metadata["engram.strategy_records"] == nil ? [:]
+            : try decode([String: String].self, "engram.strategy_records")
+        // The strategy restores itself at the position the run resumes from.
+        let context = trainer.context
+        context.task = min(position.task, context.stream.taskCount - 1)
+        context.stepInTask = position.stepInTask
+        context.model.setActiveTask(context.task)
+        do { try trainer.strategy.loadState(strategyState, context: context) } catch {
+            throw RunError("\(checkpointURL.path): \(trainer.strategy.name)'s state: \(error); the checkpoint is damaged — start the run again")
+        }
+        let reexported = try trainer.strategy.saveState()
+        let known = Set(reexported.tensors.keys).union(reexported.records.keys)
+        if let unknown = strategyState.tensors.keys.sorted().first(where: { !known.contains($0) }) {
             throw RunError("\(checkpointURL.path): tensor 'strategy.\(unknown)' is not part of \(trainer.strategy.name)'s state "
                            + "(renamed or from another method); the checkpoint is damaged — start the run again")
         }
@@ -450,50 +466,7 @@ public final class ExperimentRun {
         guard wallSecondsBeforeResume.isFinite, wallSecondsBeforeResume >= 0 else {
             throw RunError("\(checkpointURL.path): metadata 'engram.wall_seconds' is \(wallSecondsBeforeResume), not a duration")
         }
-        let position = try decode(TrainingPosition.self, "engram.position")
-        let results = try decode(StreamResult.self, "engram.results")
-        try Self.check(position, results, taskCount: trainer.context.stream.taskCount, training: configuration.training,
-                       source: checkpointURL.path)
         return (position, results)
-    }
-
-    /// Checks a checkpoint's strategy tensors against the model: a tensor kept per parameter (`omega.<name>`,
-    /// `anchor.<name>`, `fisher.<t>.<name>` …) must have that parameter's number of values, and an importance must
-    /// come with its anchor and the other way round (`omega.X` ⇔ `anchor.X`, `fisher.t.X` ⇔ `anchor.t.X`), so a
-    /// dropped, truncated or renamed Ω is one clear error naming the tensor — never a silent default or an
-    /// out-of-bounds read.
-    static func checkStrategyState(_ state: [String: Tensor], model: Classifier, source: String) throws {
-        let counts = Dictionary(model.namedParameters().map { ($0.0, $0.1.count) }, uniquingKeysWith: { a, _ in a })
-        for (name, tensor) in state.sorted(by: { $0.key < $1.key }) {
-            for (parameter, count) in counts where name.hasSuffix("." + parameter) && tensor.count != count {
-                throw RunError("\(source): tensor 'strategy.\(name)' has \(tensor.count) values, but parameter '\(parameter)' has \(count); "
-                               + "the checkpoint is damaged — start the run again")
-            }
-        }
-        /// The tensor `name` must come with: omega.X ⇔ anchor.X (Ω and θ*), anchor.t.X ⇒ fisher.t.X (EWC), and
-        /// fisher.t.X ⇒ anchor.t.X where the state has per-task anchors at all.
-        func partner(_ name: String) -> String? {
-            let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            for (i, part) in parts.enumerated() where i + 1 < parts.count {
-                let indexed = Int(parts[i + 1]) != nil
-                func swap(_ to: String) -> String { (parts[..<i] + [to] + parts[(i + 1)...]).joined(separator: ".") }
-                switch (part, indexed) {
-                case ("omega", false): return swap("anchor")
-                case ("anchor", false): return swap("omega")
-                case ("anchor", true): return swap("fisher")
-                case ("fisher", true):
-                    let anchors = state.keys.contains { $0.contains("anchor.\(parts[i + 1]).") }
-                    return anchors ? swap("anchor") : nil
-                default: continue
-                }
-            }
-            return nil
-        }
-        for name in state.keys.sorted() {
-            guard let other = partner(name), state[other] == nil else { continue }
-            throw RunError("\(source): tensor 'strategy.\(name)' has no partner 'strategy.\(other)' (importance and anchor come in pairs); "
-                           + "the checkpoint is damaged — start the run again")
-        }
     }
 
     /// Refuses a checkpoint position or partial results that no run of this configuration can have written

@@ -19,7 +19,23 @@ public enum IMMMode: String, Sendable, Codable, CaseIterable {
 /// division defined and makes mode-IMM fall back to mean-IMM where every Fisher vanishes. The model is
 /// evaluated merged; training of the next task restarts from θ_t. Task-specific heads (multi-head models)
 /// are not merged: each keeps the value it was trained to. Memory: θ_k (and F_k) of every task.
-public final class IMM: Strategy {
+public final class IMM: RegisteredStrategy {
+    public static let descriptors = [
+        StrategyDescriptor(
+            name: "imm-mean", summary: "mean-IMM: the average of the tasks' solutions, each trained from the previous one",
+            paper: "Lee, Kim, Jun, Ha & Zhang, NeurIPS 2017", hyperparameters: [l2TransferSpec],
+            make: { o in try IMM(mode: .mean, l2Transfer: o.float("l2_transfer")) }),
+        StrategyDescriptor(
+            name: "imm-mode", summary: "mode-IMM: the Fisher-weighted merge of the tasks' solutions",
+            paper: "Lee, Kim, Jun, Ha & Zhang, NeurIPS 2017", hyperparameters: [l2TransferSpec, .fisher],
+            make: { o in try IMM(mode: .mode, l2Transfer: o.float("l2_transfer"), fisher: o.choice("fisher")) }),
+    ]
+
+    static let l2TransferSpec = HyperparameterSpec.real(
+        "l2_transfer", symbol: "λ", default: 0, range: .nonNegative,
+        help: "λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
+
+
     public let mode: IMMMode
     /// λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖².
     public var l2Transfer: Float
@@ -37,7 +53,7 @@ public final class IMM: Strategy {
     public init(mode: IMMMode, l2Transfer: Float = 0, alphas: [Float]? = nil, epsilon: Float = 1e-8,
                 fisher: FisherEstimator = .exact) throws {
         self.mode = mode
-        self.l2Transfer = try validatedStrength(l2Transfer, flag: "--l2-transfer")
+        self.l2Transfer = try validatedStrength(l2Transfer, flag: "l2_transfer")
         if let alphas, alphas.contains(where: { !($0 >= 0) }) { throw StrategyError("IMM weights α must be ≥ 0, got \(alphas)") }
         self.alphas = alphas
         guard epsilon > 0 else { throw StrategyError("IMM ε must be positive, got \(epsilon)") }
@@ -111,15 +127,17 @@ public final class IMM: Strategy {
 
     public var memoryBytes: Int { solutions.reduce(0) { $0 + $1.byteCount } + fishers.reduce(0) { $0 + $1.byteCount } }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        solutions.enumerated().flatMap { $1.tensors(prefix: "theta.\($0)") }
-            + fishers.enumerated().flatMap { $1.tensors(prefix: "fisher.\($0)") }
-            + [("tasks", Tensor(Float(solutions.count)))]
+    /// θ_k (`theta.<k>.<parameter>`), for mode-IMM F_k (`fisher.<k>.<parameter>`), and their number.
+    public func saveState() throws -> StrategyState {
+        var state = StrategyState(tensors: solutions.enumerated().flatMap { $1.tensors(prefix: "theta.\($0)") }
+                                  + fishers.enumerated().flatMap { $1.tensors(prefix: "fisher.\($0)") })
+        try state.record(solutions.count, as: "tasks")
+        return state
     }
 
-    public func loadState(_ state: [String: Tensor]) throws {
-        let n = Int(state["tasks"]?.item ?? 0)
-        solutions = (0..<n).map { ParameterMap.from(state, prefix: "theta.\($0)") }
-        fishers = mode == .mode ? (0..<n).map { ParameterMap.from(state, prefix: "fisher.\($0)") } : []
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        let n = try state.count("tasks")
+        solutions = try (0..<n).map { try state.parameterMap("theta.\($0)", model: context.model) }
+        fishers = mode == .mode ? try (0..<n).map { try state.parameterMap("fisher.\($0)", model: context.model) } : []
     }
 }

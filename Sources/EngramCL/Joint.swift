@@ -4,7 +4,11 @@ import EngramNN
 ///
 /// Task-incremental streams interleave whole batches of the tasks in a seeded order (each batch runs
 /// its own head); domain- and class-incremental streams mix samples of all tasks within batches.
-public final class Joint: Strategy {
+public final class Joint: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "joint", summary: "Joint training: each task on the data of every task seen so far (the upper bound)", paper: "—",
+        changesTrainingData: true, make: { _ in Joint() })]
+
     public init() {}
     public var name: String { "joint" }
     public var changesTrainingData: Bool { true }

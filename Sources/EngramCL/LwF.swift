@@ -44,7 +44,15 @@ public struct FrozenModel: Sendable {
 /// The old outputs are: each old task's head (task-incremental, multi-head), the logits of the classes
 /// of earlier tasks (class-incremental, shared head), the whole shared head (domain-incremental).
 /// Defaults as in the paper: λ_o = 1, T = 2. The warm-up step (new head alone first) is not done.
-public final class LwF: Strategy {
+public final class LwF: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "lwf", summary: "Learning without Forgetting: distil the previous model's outputs on the new task's inputs",
+        paper: "Li & Hoiem, ECCV 2016 / TPAMI 2017",
+        hyperparameters: [.distillationWeight, .distillationTemperature, .temperatureSquared],
+        make: { o in
+            try LwF(lambda: o.float("lambda"), temperature: o.float("temperature"), temperatureSquared: o.bool("temperature_squared"))
+        })]
+
     /// λ_o, the weight of the distillation of old outputs.
     public var lambda: Float
     /// T, the distillation temperature.
@@ -55,8 +63,8 @@ public final class LwF: Strategy {
     public private(set) var oldModel = FrozenModel()
 
     public init(lambda: Float = 1, temperature: Float = 2, temperatureSquared: Bool = false) throws {
-        self.lambda = try validatedStrength(lambda, flag: "--lambda")
-        guard temperature > 0, temperature.isFinite else { throw StrategyError("--temperature must be positive, got \(temperature)") }
+        self.lambda = try validatedStrength(lambda, flag: "lambda (λ_o)")
+        guard temperature > 0, temperature.isFinite else { throw StrategyError("temperature must be positive, got \(temperature)") }
         self.temperature = temperature
         self.temperatureSquared = temperatureSquared
     }
@@ -127,6 +135,25 @@ public final class LwF: Strategy {
     }
 
     public var memoryBytes: Int { oldModel.memoryBytes }
-    public func stateTensors() -> [(String, Tensor)] { oldModel.state.tensors(prefix: "old") }
-    public func loadState(_ state: [String: Tensor]) throws { oldModel = FrozenModel(state: .from(state, prefix: "old")) }
+    /// The model before the current task (`old.<state entry>`).
+    public func saveState() throws -> StrategyState { StrategyState(tensors: oldModel.state.tensors(prefix: "old")) }
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        oldModel = FrozenModel(state: .from(state.tensors, prefix: "old"))
+        if context.task > 0 && context.stepInTask > 0 && oldModel.isEmpty { throw StrategyError("the model before task \(context.task + 1) (tensors 'old.…') is missing") }
+    }
+}
+
+/// Options LwF and EBLL declare the same way.
+extension HyperparameterSpec {
+    /// λ_o, the distillation weight.
+    static let distillationWeight = HyperparameterSpec.real(
+        "lambda", symbol: "λ_o", default: 1, range: .nonNegative,
+        help: "λ_o, the weight of the distillation of the old outputs.")
+    /// T, the distillation temperature.
+    static let distillationTemperature = HyperparameterSpec.real(
+        "temperature", symbol: "T", default: 2, range: .positive, help: "T, the distillation temperature.")
+    /// Whether the distillation term is multiplied by T².
+    static let temperatureSquared = HyperparameterSpec.boolean(
+        "temperature_squared", default: false,
+        help: "Multiply the distillation term by T² (Hinton et al.); false, as Li & Hoiem.")
 }

@@ -7,7 +7,24 @@ import EngramNN
 /// previous task. Ω can also be updated at any time from any unlabeled data (`updateImportance`), e.g.
 /// from test inputs to adapt to the test condition. Memory: Ω and θ* only, 2 × the parameter count,
 /// whatever the number of tasks.
-public final class MAS: Strategy {
+public final class MAS: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "mas", summary: "Memory Aware Synapses: importance from the sensitivity of the output's norm on unlabeled data",
+        paper: "Aljundi, Babiloni, Elhoseiny, Rohrbach & Tuytelaars, ECCV 2018",
+        hyperparameters: [
+            .strength(default: 1),
+            .choice("output", MASOutput.self, default: .logits, flag: "mas-output",
+                    help: "The output whose squared ℓ2 norm is differentiated: logits or softmax."),
+            .choice("mode", MASGradientMode.self, default: .exact, flag: "mas-mode",
+                    help: "Exact per-sample gradients or the batch approximation: exact or batch."),
+            .accumulation, .importanceData, .importanceChunk, .penaltyStep,
+        ],
+        make: { o in
+            try MAS(lambda: o.float("lambda"), output: o.choice("output"), mode: o.choice("mode"),
+                    accumulation: o.choice("accumulation"), data: o.choice("importance_data"),
+                    chunk: o.optionalInteger("importance_chunk"), penaltyStep: o.choice("penalty_step"))
+        })]
+
     /// λ, the regularization strength.
     public var lambda: Float
     public var output: MASOutput
@@ -58,14 +75,23 @@ public final class MAS: Strategy {
     }
 
     public var memoryBytes: Int { state.memoryBytes }
-    public func stateTensors() -> [(String, Tensor)] { state.stateTensors() }
-    public func loadState(_ saved: [String: Tensor]) throws { state.loadState(saved) }
+    public func saveState() throws -> StrategyState { var saved = StrategyState(); try state.save(into: &saved); return saved }
+    public func loadState(_ saved: StrategyState, context: TrainingContext) throws { try state.load(saved, model: context.model) }
 }
 
 /// Memory Aware Synapses, local (Hebbian) version (Aljundi et al. 2018, sec. 4.2): Ω_ij = meanₖ |Fᵢ(xₖ)·Fⱼ(xₖ)|,
 /// the product of the activations (after the non-linearity) of the two neurons θ_ij connects, on the task's
 /// inputs (see `Importance.masLocal`); the same penalty as global MAS.
-public final class MASLocal: Strategy {
+public final class MASLocal: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "mas-local", summary: "Memory Aware Synapses, local (Hebbian) importance: the product of the connected neurons' activations",
+        paper: "Aljundi, Babiloni, Elhoseiny, Rohrbach & Tuytelaars, ECCV 2018 (sec. 4.2)",
+        hyperparameters: [.strength(default: 1), .accumulation, .importanceData, .importanceChunk, .penaltyStep],
+        make: { o in
+            try MASLocal(lambda: o.float("lambda"), accumulation: o.choice("accumulation"), data: o.choice("importance_data"),
+                         chunk: o.optionalInteger("importance_chunk"), penaltyStep: o.choice("penalty_step"))
+        })]
+
     public var lambda: Float
     public var data: ImportanceData
     public var chunk: Int?
@@ -100,6 +126,6 @@ public final class MASLocal: Strategy {
     }
 
     public var memoryBytes: Int { state.memoryBytes }
-    public func stateTensors() -> [(String, Tensor)] { state.stateTensors() }
-    public func loadState(_ saved: [String: Tensor]) throws { state.loadState(saved) }
+    public func saveState() throws -> StrategyState { var saved = StrategyState(); try state.save(into: &saved); return saved }
+    public func loadState(_ saved: StrategyState, context: TrainingContext) throws { try state.load(saved, model: context.model) }
 }

@@ -67,7 +67,38 @@ public enum MINDVariant: String, Sendable {
 /// on task 0 and frozen after it (the reference's networks have none outside the heads). Free entries keep
 /// their initial values (zeroed while a task trains, then put back) where the reference zeroes them for
 /// good. Memory: the masks, one byte per parameter entry.
-public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestriction {
+public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareClassRestriction {
+    public static let descriptors = [
+        descriptor(.freshTeacher, summary: "MIND: a sub-network per task, distilled from a teacher trained from scratch on the task"),
+        descriptor(.selfDistillation, summary: "MIND, self-distillation: the teacher starts from the current network"),
+    ]
+
+    static func descriptor(_ variant: MINDVariant, summary: String) -> StrategyDescriptor {
+        StrategyDescriptor(
+            name: variant.rawValue, summary: summary, paper: "Bonato, Pelosin, Sabetta & Nicolosi, AAAI 2024",
+            hyperparameters: [
+                .real("distill_beta", symbol: "β", default: 5, range: .nonNegative, help: "β, the weight of the distillation from the task's teacher."),
+                .choice("distill_loss", MINDDistillation.self, default: .symmetricKL,
+                        help: "The distillation divergence: symmetric-kl (½(KL(p‖q) + KL(q‖p)), the authors' code) or js (Jensen–Shannon, the paper's)."),
+                .real("temperature", symbol: "τ", default: 6.5, range: .positive, help: "τ, the softmax temperature of task-agnostic inference."),
+                .integer("teacher_epochs", default: nil, defaultDescription: "the run's epochs", range: .atLeastOne,
+                         help: "Epochs of teacher training per task."),
+                .real("teacher_lr", default: 0.005, range: .positive, help: "The teacher's AdamW learning rate."),
+                .real("teacher_weight_decay", default: 0, range: .nonNegative, help: "The teacher's AdamW weight decay."),
+                .integerList("teacher_milestones", range: .atLeastOne, defaultDescription: "70 % of the teacher epochs",
+                             help: "Teacher epochs at which its learning rate is halved, e.g. 35."),
+                .boolean("precise_batchnorm", default: true,
+                         help: "Re-estimate each task's BatchNorm statistics exactly after its teacher and its sub-network train."),
+            ],
+            usesTaskIdentityAtTest: true, hasTaskAgnosticInference: true, perTaskBatchNorm: true,
+            make: { o in
+                try MIND(variant: variant, distillBeta: o.float("distill_beta"), distillation: o.choice("distill_loss"),
+                         temperature: o.float("temperature"), teacherEpochs: o.optionalInteger("teacher_epochs"),
+                         teacherLearningRate: o.float("teacher_lr"), teacherWeightDecay: o.float("teacher_weight_decay"),
+                         teacherMilestones: o.integerList("teacher_milestones"), preciseBatchNorm: o.bool("precise_batchnorm"))
+            })
+    }
+
     public let variant: MINDVariant
     /// β, the weight of the distillation term.
     public let distillBeta: Float
@@ -93,7 +124,6 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
     public private(set) var teacher = FrozenModel()
     /// Values of the entries not usable by the current task, put back after it.
     private var hidden: ParameterMap = [:]
-    private var pendingState: [String: Tensor]?
     private var installed: (ObjectIdentifier, Int)?
     private var evaluationValues: MaskedValues?
     private weak var model: Classifier?
@@ -104,17 +134,17 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
                 temperature: Float = 6.5,
                 teacherEpochs: Int? = nil, teacherLearningRate: Float = 0.005, teacherWeightDecay: Float = 0,
                 teacherMilestones: [Int]? = nil, preciseBatchNorm: Bool = true) throws {
-        guard distillBeta >= 0, distillBeta.isFinite else { throw StrategyError("--distill-beta must be ≥ 0, got \(distillBeta)") }
-        guard temperature > 0, temperature.isFinite else { throw StrategyError("--temperature must be positive, got \(temperature)") }
-        if let teacherEpochs, teacherEpochs < 1 { throw StrategyError("--teacher-epochs must be ≥ 1, got \(teacherEpochs)") }
+        guard distillBeta >= 0, distillBeta.isFinite else { throw StrategyError("mind.distill_beta must be ≥ 0, got \(distillBeta)") }
+        guard temperature > 0, temperature.isFinite else { throw StrategyError("mind.temperature must be positive, got \(temperature)") }
+        if let teacherEpochs, teacherEpochs < 1 { throw StrategyError("mind.teacher_epochs must be ≥ 1, got \(teacherEpochs)") }
         guard teacherLearningRate > 0, teacherLearningRate.isFinite else {
-            throw StrategyError("--teacher-lr must be positive, got \(teacherLearningRate)")
+            throw StrategyError("mind.teacher_lr must be positive, got \(teacherLearningRate)")
         }
         guard teacherWeightDecay >= 0, teacherWeightDecay.isFinite else {
-            throw StrategyError("--teacher-weight-decay must be ≥ 0, got \(teacherWeightDecay)")
+            throw StrategyError("mind.teacher_weight_decay must be ≥ 0, got \(teacherWeightDecay)")
         }
         if let m = teacherMilestones, let bad = m.first(where: { $0 < 1 }) {
-            throw StrategyError("--teacher-milestones must be epochs ≥ 1, got \(bad)")
+            throw StrategyError("mind.teacher_milestones must be epochs ≥ 1, got \(bad)")
         }
         self.variant = variant
         self.distillBeta = distillBeta
@@ -138,13 +168,6 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
         model = context.model
         if taskClasses.isEmpty { taskClasses = (0..<context.stream.taskCount).map { context.stream.outputClasses(task: $0) } }
         if masks == nil { masks = TaskWeightMasks(context.model.namedParameters()) }
-        if let state = pendingState {
-            pendingState = nil
-            try? masks!.loadState(state)
-            if let c = state["completed_tasks"] { completedTasks = Int(c.item) }
-            teacher = FrozenModel(state: .from(state, prefix: "teacher"))
-            hidden = .from(state, prefix: "hidden")
-        }
     }
 
     /// Shared BatchNorm layers keep task 0's statistics after task 0 (evaluation mode).
@@ -354,7 +377,7 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
     }
 
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        ensureMasks(context)   // a run resumed mid-task gets its teacher back before the first batch's loss
+        ensureMasks(context)
         let columns = ownColumns(context.task, outputs: output.shape[1])
         let ce = taskCrossEntropy(output, batch, task: context.task) ?? taskLoss
         guard distillBeta > 0, !teacher.isEmpty else { return ce }
@@ -378,8 +401,6 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
             g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
         }
     }
-
-    public func afterStep(context: TrainingContext) { freezeSharedBatchNorm(context) }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         ensureMasks(context)
@@ -489,15 +510,26 @@ public final class MIND: Strategy, TaskAgnosticPredictor, TaskAwareClassRestrict
     /// The masks: one byte per parameter entry.
     public var memoryBytes: Int { masks?.memoryBytes ?? 0 }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        guard let masks else { return [] }
-        return masks.stateTensors() + [("completed_tasks", Tensor(Float(completedTasks)))]
-            + teacher.state.tensors(prefix: "teacher") + hidden.tensors(prefix: "hidden")
+    /// The masks (`owner.<parameter>`), the number of finished tasks, the current task's teacher (`teacher.…`) and
+    /// the values of the entries hidden from it (`hidden.<parameter>`).
+    public func saveState() throws -> StrategyState {
+        guard let masks else { return StrategyState() }
+        var state = StrategyState(tensors: masks.stateTensors() + teacher.state.tensors(prefix: "teacher") + hidden.tensors(prefix: "hidden"))
+        try state.record(completedTasks, as: "completed_tasks")
+        return state
     }
 
-    public func loadState(_ state: [String: Tensor]) throws {
-        guard !state.isEmpty else { return }
-        pendingState = state
-        if masks != nil { installed = nil }
+    /// Everything `beforeTask` and the teacher's training set up for the task the run resumes in: masks, teacher,
+    /// hidden entries, shared BatchNorm in evaluation mode after the first task.
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        model = context.model
+        taskClasses = (0..<context.stream.taskCount).map { context.stream.outputClasses(task: $0) }
+        guard !state.isEmpty else { masks = nil; completedTasks = 0; return }
+        masks = try TaskWeightMasks.restored(from: state, model: context.model)
+        completedTasks = try state.count("completed_tasks")
+        teacher = FrozenModel(state: .from(state.tensors, prefix: "teacher"))
+        hidden = try state.parameterMap("hidden", model: context.model)
+        installed = nil
+        freezeSharedBatchNorm(context)
     }
 }

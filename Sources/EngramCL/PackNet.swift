@@ -18,7 +18,18 @@ import EngramNN
 /// Split Fashion-MNIST, seed 1, a running variance of 7.7e-5 turned task 2's loss into NaN within 5 steps). The optimizer
 /// state is reset before re-training, which uses the run's learning rate. Memory: one byte of owner id
 /// per parameter (`TaskWeightMasks`), whatever the number of tasks.
-public final class PackNet: Strategy {
+public final class PackNet: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "packnet", summary: "PackNet: iterative pruning packs each task into the weights the earlier ones freed",
+        paper: "Mallya & Lazebnik, CVPR 2018",
+        hyperparameters: [
+            .real("prune_ratio", symbol: "p", default: 0.75, range: .unitIntervalOpenAbove,
+                  help: "p, the fraction of each task's weights freed by pruning after it."),
+            .integer("retrain_epochs", default: 1, range: .nonNegative, help: "Epochs of re-training the kept weights after pruning."),
+        ],
+        scenarios: [.taskIncremental], usesTaskIdentityAtTest: true, perTaskBatchNorm: true,
+        make: { o in try PackNet(pruneRatio: o.double("prune_ratio"), retrainEpochs: o.integer("retrain_epochs")) })]
+
     /// p: the fraction of each task's weights freed after it (default 0.75).
     public let pruneRatio: Double
     /// Epochs of re-training the kept weights after pruning.
@@ -27,13 +38,12 @@ public final class PackNet: Strategy {
     public private(set) var masks: TaskWeightMasks?
     /// Tasks finished (trained, pruned, re-trained and frozen).
     public private(set) var completedTasks = 0
-    private var pendingState: [String: Tensor]?
     private var installed: (ObjectIdentifier, Int)?
     private var evaluationValues: MaskedValues?
 
     public init(pruneRatio: Double = 0.75, retrainEpochs: Int = 1) throws {
-        guard pruneRatio >= 0, pruneRatio < 1 else { throw StrategyError("--prune-ratio must be in [0, 1), got \(pruneRatio)") }
-        guard retrainEpochs >= 0 else { throw StrategyError("--retrain-epochs must be ≥ 0, got \(retrainEpochs)") }
+        guard pruneRatio >= 0, pruneRatio < 1 else { throw StrategyError("packnet.prune_ratio must be in [0, 1), got \(pruneRatio)") }
+        guard retrainEpochs >= 0 else { throw StrategyError("packnet.retrain_epochs must be ≥ 0, got \(retrainEpochs)") }
         self.pruneRatio = pruneRatio
         self.retrainEpochs = retrainEpochs
     }
@@ -42,11 +52,6 @@ public final class PackNet: Strategy {
 
     private func ensureMasks(_ context: TrainingContext) {
         if masks == nil { masks = TaskWeightMasks(context.model.namedParameters()) }
-        if let state = pendingState {
-            pendingState = nil
-            try? masks!.loadState(state)
-            if let c = state["completed_tasks"] { completedTasks = Int(c.item) }
-        }
     }
 
     private func setBatchNormEvaluation(_ context: TrainingContext) {
@@ -72,8 +77,6 @@ public final class PackNet: Strategy {
         }
         masks!.gateGradients(context.model.namedParameters(), task: context.task)
     }
-
-    public func afterStep(context: TrainingContext) { setBatchNormEvaluation(context) }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         ensureMasks(context)
@@ -136,14 +139,21 @@ public final class PackNet: Strategy {
 
     public var memoryBytes: Int { masks?.memoryBytes ?? 0 }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        guard let masks else { return [] }
-        return masks.stateTensors() + [("completed_tasks", Tensor(Float(completedTasks)))]
+    /// The owner of every parameter entry (`owner.<parameter>`) and the number of finished tasks.
+    public func saveState() throws -> StrategyState {
+        guard let masks else { return StrategyState() }
+        var state = StrategyState(tensors: masks.stateTensors())
+        try state.record(completedTasks, as: "completed_tasks")
+        return state
     }
 
-    public func loadState(_ state: [String: Tensor]) throws {
-        guard !state.isEmpty else { return }
-        pendingState = state
-        if masks != nil { installed = nil }
+    /// The masks of every parameter of the model, and — for a task after the first — shared BatchNorm in evaluation
+    /// mode, as `beforeTask` left them.
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        guard !state.isEmpty else { masks = nil; completedTasks = 0; return }
+        masks = try TaskWeightMasks.restored(from: state, model: context.model)
+        completedTasks = try state.count("completed_tasks")
+        installed = nil
+        setBatchNormEvaluation(context)
     }
 }

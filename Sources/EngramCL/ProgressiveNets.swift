@@ -15,7 +15,12 @@ import EngramNN
 ///
 /// `memoryBytes` is the size of the frozen, finished columns, parameters and buffers (the network grows by one
 /// column per task); `parametersPerColumn` lists the parameters each column adds.
-public final class ProgressiveNets: Strategy {
+public final class ProgressiveNets: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "pnn", summary: "Progressive networks: a new column per task with lateral connections from the frozen earlier ones",
+        paper: "Rusu et al., arXiv 2016", scenarios: [.taskIncremental], usesTaskIdentityAtTest: true,
+        models: ["mlp", "cnn"], buildsProgressiveNetwork: true, make: { _ in ProgressiveNets() })]
+
     public init() {}
     public var name: String { "pnn" }
 
@@ -25,7 +30,6 @@ public final class ProgressiveNets: Strategy {
     public private(set) var parametersPerColumn: [Int] = []
     /// Buffer scalars of each column (BatchNorm running statistics; none for MLP columns).
     public private(set) var buffersPerColumn: [Int] = []
-    private var frozenForTask: Int?
 
     /// The progressive MLP inside a model, with the name prefix of its parameters.
     public static func network(in model: Classifier) throws -> (prefix: String, network: ProgressiveMLP) {
@@ -46,13 +50,24 @@ public final class ProgressiveNets: Strategy {
         try freeze(for: task, context: context)
     }
 
-    public func afterBackward(context: TrainingContext) {
-        // After a resume in the middle of a task `beforeTask` is not called again; freeze here too.
-        if frozenForTask != context.task { try? freeze(for: context.task, context: context) }
-    }
-
     public func afterTask(_ task: Int, context: TrainingContext) throws {
         finishedColumns = task + 1
+    }
+
+    /// The number of finished columns (the columns themselves are the model's).
+    public func saveState() throws -> StrategyState {
+        var state = StrategyState()
+        try state.record(finishedColumns, as: "finished_columns")
+        return state
+    }
+
+    /// A resumed run freezes every column but the current task's, as `beforeTask` did.
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        try freeze(for: min(context.task, context.stream.taskCount - 1), context: context)
+        finishedColumns = try state.count("finished_columns", default: context.task)
+        guard finishedColumns <= context.stream.taskCount else {
+            throw StrategyError("record 'finished_columns' is \(finishedColumns), more than the \(context.stream.taskCount) columns")
+        }
     }
 
     /// Bytes of the finished (frozen) columns: their parameters and buffers.
@@ -71,6 +86,5 @@ public final class ProgressiveNets: Strategy {
         finishedColumns = task
         let trainable = prefix + net.columnPrefix(task)
         context.optimizer.frozen = Set(context.model.namedParameters().map(\.0).filter { !$0.hasPrefix(trainable) })
-        frozenForTask = task
     }
 }

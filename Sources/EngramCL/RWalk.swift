@@ -17,7 +17,23 @@ import EngramNN
 /// Differences from the authors' TensorFlow code (A-GEM repository): it accumulates g² and −g·Δθ over
 /// intervals of 10 steps and updates F and s once per interval, and its score denominator has no ½;
 /// here both are updated every step, with the paper's ½.
-public final class RWalk: Strategy {
+public final class RWalk: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "rwalk", summary: "Riemannian Walk: online Fisher plus a KL-normalized path score (without its exemplars)",
+        paper: "Chaudhry, Dokania, Ajanthan & Torr, ECCV 2018",
+        hyperparameters: [
+            .strength(default: 1, help: "λ, the penalty's strength: L + λ Σ (F̂ + ŝ)(θ − θ*)²."),
+            .real("alpha", symbol: "α", default: 0.9, range: .unitIntervalOpenBelow,
+                  help: "α, the weight of the newest squared gradient in the Fisher's moving average."),
+            .real("epsilon", symbol: "ε", default: 1e-3, range: .positive, aliases: ["xi"],
+                  help: "ε, the damping of the path score's denominator."),
+            .penaltyStep,
+        ],
+        make: { o in
+            try RWalk(lambda: o.float("lambda"), alpha: o.float("alpha"), epsilon: o.float("epsilon"),
+                      penaltyStep: o.choice("penalty_step"))
+        })]
+
     /// λ, the regularization strength.
     public var lambda: Float
     /// α, the weight of the newest squared gradient in the Fisher's moving average.
@@ -39,8 +55,8 @@ public final class RWalk: Strategy {
     public init(lambda: Float = 1, alpha: Float = 0.9, epsilon: Float = 1e-3, penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
         state.step = penaltyStep
-        guard alpha > 0, alpha <= 1 else { throw StrategyError("--alpha must be in (0, 1], got \(alpha)") }
-        guard epsilon > 0, epsilon.isFinite else { throw StrategyError("--xi (RWalk's ε) must be positive, got \(epsilon)") }
+        guard alpha > 0, alpha <= 1 else { throw StrategyError("rwalk.alpha must be in (0, 1], got \(alpha)") }
+        guard epsilon > 0, epsilon.isFinite else { throw StrategyError("rwalk.epsilon must be positive, got \(epsilon)") }
         self.alpha = alpha
         self.epsilon = epsilon
     }
@@ -112,16 +128,20 @@ public final class RWalk: Strategy {
         state.memoryBytes + fisher.byteCount + taskScore.byteCount + score.byteCount
     }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        state.stateTensors() + fisher.tensors(prefix: "fisher") + taskScore.tensors(prefix: "task_score")
-            + score.tensors(prefix: "score") + [("tasks", Tensor(Float(tasksDone)))]
+    /// F̂ + ŝ and θ*, the online Fisher, the scores and the number of finished tasks.
+    public func saveState() throws -> StrategyState {
+        var saved = StrategyState(tensors: fisher.tensors(prefix: "fisher") + taskScore.tensors(prefix: "task_score")
+                                  + score.tensors(prefix: "score"))
+        try state.save(into: &saved)
+        try saved.record(tasksDone, as: "tasks")
+        return saved
     }
 
-    public func loadState(_ saved: [String: Tensor]) throws {
-        state.loadState(saved)
-        fisher = .from(saved, prefix: "fisher")
-        taskScore = .from(saved, prefix: "task_score")
-        score = .from(saved, prefix: "score")
-        tasksDone = Int(saved["tasks"]?.item ?? 0)
+    public func loadState(_ saved: StrategyState, context: TrainingContext) throws {
+        try state.load(saved, model: context.model)
+        fisher = try saved.parameterMap("fisher", model: context.model)
+        taskScore = try saved.parameterMap("task_score", model: context.model)
+        score = try saved.parameterMap("score", model: context.model)
+        tasksDone = try saved.count("tasks")
     }
 }

@@ -117,14 +117,18 @@ public struct AnchoredImportance: Sendable {
         proximalStep(penalties: [(importance, anchor)], strength: strength, context: context)
     }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        importance.tensors(prefix: "omega") + anchor.tensors(prefix: "anchor") + [("samples", Tensor(Float(samplesSeen)))]
+    /// Ω (`omega.<parameter>`), θ* (`anchor.<parameter>`) and the sample count (record `samples`).
+    public func save(into state: inout StrategyState) throws {
+        state.add(importance.tensors(prefix: "omega") + anchor.tensors(prefix: "anchor"))
+        try state.record(samplesSeen, as: "samples")
     }
 
-    public mutating func loadState(_ state: [String: Tensor]) {
-        importance = .from(state, prefix: "omega")
-        anchor = .from(state, prefix: "anchor")
-        samplesSeen = Int(state["samples"]?.item ?? 0)
+    /// Reads what `save(into:)` wrote, checked against the model: every tensor a parameter's size, Ω and θ* in pairs.
+    public mutating func load(_ state: StrategyState, model: Classifier) throws {
+        importance = try state.parameterMap("omega", model: model)
+        anchor = try state.parameterMap("anchor", model: model)
+        try importance.checkPaired(with: anchor, "omega", "anchor")
+        samplesSeen = try state.count("samples")
     }
 }
 
@@ -164,4 +168,40 @@ public func proximalStep(penalties: [(importance: ParameterMap, anchor: Paramete
         for i in 0..<numerator.count { numerator[i] /= denominator[i] }
         p.scalars = numerator
     }
+}
+
+/// Options several regularizers declare the same way.
+extension HyperparameterSpec {
+    /// λ, the strength of a quadratic penalty.
+    static func strength(default value: Double, help: String = "λ, the penalty's strength: L + λ Σ Ω (θ − θ*)².") -> HyperparameterSpec {
+        .real("lambda", symbol: "λ", default: value, range: .nonNegative, help: help)
+    }
+
+    /// Gradient or proximal step of the quadratic penalty.
+    static let penaltyStep = HyperparameterSpec.choice(
+        "penalty_step", PenaltyStep.self, default: .gradient,
+        help: "How the quadratic penalty steps: gradient (added to the loss, the paper's) or proximal (closed form "
+            + "after the optimizer step, stable for any λ·Ω).")
+
+    /// How importance of successive tasks combines.
+    static let accumulation = HyperparameterSpec.choice(
+        "accumulation", ImportanceAccumulation.self, default: .sum,
+        help: "How the importance of successive tasks combines: sum (Ω = Σ per-task means, the authors') or average "
+            + "(running average over every sample).")
+
+    /// The unlabeled data importance is measured on.
+    static let importanceData = HyperparameterSpec.choice(
+        "importance_data", ImportanceData.self, default: .train,
+        help: "The unlabeled data the importance is measured on after each task: train or test inputs.")
+
+    /// Samples per pass of the importance measurement.
+    static let importanceChunk = HyperparameterSpec.integer(
+        "importance_chunk", default: nil, defaultDescription: "the batch size", range: .atLeastOne,
+        help: "Measure the importance in chunks of this many samples (bounds memory; a task's chunks form one estimate).")
+
+    /// The Fisher's label.
+    static let fisher = HyperparameterSpec.choice(
+        "fisher", FisherEstimator.self, default: .exact,
+        help: "The Fisher's label: exact (expectation over the model's predictive distribution, the paper's), "
+            + "sampled (one label drawn per sample) or empirical (true labels).")
 }

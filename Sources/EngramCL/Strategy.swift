@@ -63,10 +63,14 @@ public protocol Strategy: AnyObject {
     func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches
     /// Bytes of state the method holds beyond the model (importance, anchors, buffers …).
     var memoryBytes: Int { get }
-    /// The method's state as named tensors, for checkpoints.
-    func stateTensors() -> [(String, Tensor)]
-    /// Restores state saved by `stateTensors()`.
-    func loadState(_ state: [String: Tensor]) throws
+    /// The method's state for a checkpoint: named tensors and `Codable` records (``StrategyState``).
+    func saveState() throws -> StrategyState
+    /// Restores what ``saveState()`` wrote, when a run resumes from a checkpoint. `context` is at the position the
+    /// run resumes from (`task`, `stepInTask`; the model's and optimizer's state already restored), so the strategy
+    /// can check its tensors against the model and set up what its hooks set up for the current task (frozen
+    /// parameters, masks) — the trainer does not call `beforeTask` again for a task resumed mid-way. Throws,
+    /// naming the tensor or record, for a state this run cannot have written.
+    func loadState(_ state: StrategyState, context: TrainingContext) throws
 }
 
 extension Strategy {
@@ -82,8 +86,8 @@ extension Strategy {
         context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
     }
     public var memoryBytes: Int { 0 }
-    public func stateTensors() -> [(String, Tensor)] { [] }
-    public func loadState(_ state: [String: Tensor]) throws {}
+    public func saveState() throws -> StrategyState { StrategyState() }
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {}
 }
 
 /// Several strategies applied together (e.g. a regularizer and replay): hooks run in order, losses add up,
@@ -113,15 +117,13 @@ public final class CompositeStrategy: Strategy {
     }
     public var changesTrainingData: Bool { parts.contains { $0.changesTrainingData } }
     public var memoryBytes: Int { parts.reduce(0) { $0 + $1.memoryBytes } }
-    public func stateTensors() -> [(String, Tensor)] {
-        parts.enumerated().flatMap { i, p in p.stateTensors().map { ("\(i).\($0.0)", $0.1) } }
+    public func saveState() throws -> StrategyState {
+        var state = StrategyState()
+        for (i, p) in parts.enumerated() { state.merge(try p.saveState().prefixed("\(i)")) }
+        return state
     }
-    public func loadState(_ state: [String: Tensor]) throws {
-        for (i, p) in parts.enumerated() {
-            var sub: [String: Tensor] = [:]
-            for (k, v) in state where k.hasPrefix("\(i).") { sub[String(k.dropFirst("\(i).".count))] = v }
-            try p.loadState(sub)
-        }
+    public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        for (i, p) in parts.enumerated() { try p.loadState(state.scoped("\(i)"), context: context) }
     }
 }
 

@@ -54,7 +54,7 @@ public enum GridValue: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     /// The value as a JSON-serializable object.
-    var jsonObject: Any {
+    public var jsonObject: Any {
         switch self {
         case let .bool(v): return v
         case let .int(v): return v
@@ -252,18 +252,21 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
             }
             combinations += part
         }
-        // Short labels (`lambda`) unless two keys end alike, then the full dotted key.
-        let allKeys = Set(all.flatMap { $0.map(\.key) })
-        let shortCounts = Dictionary(grouping: allKeys.map { GridAssignment(key: $0, value: .int(0)).shortKey }, by: { $0 }).mapValues(\.count)
+        // Short labels (`lambda` for `hyperparameters.mas.lambda`) unless two keys of one grid end alike, then the
+        // full dotted key.
+        let ambiguous = Set(all.flatMap { keys in
+            Dictionary(grouping: keys.map(\.key), by: { GridAssignment(key: $0, value: .int(0)).shortKey }).values.filter { $0.count > 1 }.flatMap { $0 }
+        })
         func label(_ a: GridAssignment) -> String {
-            let short = a.shortKey
-            return "\(shortCounts[short, default: 0] > 1 ? a.key : short)=\(Self.sanitize(a.value.description))"
+            "\(ambiguous.contains(a.key) ? a.key : a.shortKey)=\(Self.sanitize(a.value.description))"
         }
         var seen: [String: Int] = [:]
         var points: [SweepPoint] = []
         for (index, assignments) in combinations.enumerated() {
             var configuration = base
-            for a in assignments { configuration = try configuration.setting(a.key, to: a.value) }
+            // A value outside sections (`hyperparameters.lambda`) reaches the point's strategies once they are known.
+            for a in assignments { configuration = try configuration.setting(a.key, to: a.value).scopingSharedHyperparameters() }
+            if assignments.isEmpty { configuration = configuration.scopingSharedHyperparameters() }
             let prefix = Self.sanitize(configuration.strategy)
             let others = assignments.filter { $0.key != "strategy" }
             let name = ([prefix] + others.map(label)).joined(separator: "__")

@@ -6,7 +6,18 @@ import EngramNN
 /// penalty's own gradient 2cΩ(θ − θ*) is taken out of the total gradient) and Δθ the step's update.
 /// After the task, Ωᵢ ← Ωᵢ + ωᵢ / (Δᵢ² + ξ), Δ = θ_end − θ_start, then ω ← 0 and θ* ← θ_end.
 /// Loss: L(θ) + c Σᵢ Ωᵢ (θᵢ − θ*ᵢ)². Negative per-task contributions are clipped at 0, so the surrogate stays a penalty.
-public final class SynapticIntelligence: Strategy {
+public final class SynapticIntelligence: RegisteredStrategy {
+    public static let descriptors = [StrategyDescriptor(
+        name: "si", summary: "Synaptic Intelligence: importance from each parameter's contribution to the loss's decrease along the path",
+        paper: "Zenke, Poole & Ganguli, ICML 2017",
+        hyperparameters: [
+            .real("c", default: 0.1, range: .nonNegative, help: "c, the surrogate loss's strength: L + c Σ Ω (θ − θ*)²."),
+            .real("xi", symbol: "ξ", default: 0.1, range: .positive,
+                  help: "ξ, the damping of Ω = Σ ω/(Δ² + ξ) (0.1, van de Ven & Tolias's MNIST value; Zenke's CIFAR value is 1e-3)."),
+            .penaltyStep,
+        ],
+        make: { o in try SynapticIntelligence(c: o.float("c"), xi: o.float("xi"), penaltyStep: o.choice("penalty_step")) })]
+
     /// c, the strength of the surrogate loss.
     public var c: Float
     /// ξ, the damping term.
@@ -19,9 +30,9 @@ public final class SynapticIntelligence: Strategy {
     private var taskGradient: ParameterMap = [:]
 
     public init(c: Float, xi: Float = 0.1, penaltyStep: PenaltyStep = .gradient) throws {
-        self.c = try validatedStrength(c, flag: "--c")
+        self.c = try validatedStrength(c, flag: "si.c")
         state.step = penaltyStep
-        guard xi > 0, xi.isFinite else { throw StrategyError("--xi must be positive, got \(xi)") }
+        guard xi > 0, xi.isFinite else { throw StrategyError("si.xi must be positive, got \(xi)") }
         self.xi = xi
     }
 
@@ -72,13 +83,16 @@ public final class SynapticIntelligence: Strategy {
 
     public var memoryBytes: Int { state.memoryBytes + pathIntegral.byteCount + taskStart.byteCount }
 
-    public func stateTensors() -> [(String, Tensor)] {
-        state.stateTensors() + pathIntegral.tensors(prefix: "omega_path") + taskStart.tensors(prefix: "task_start")
+    /// Ω and θ*, the current task's path integral ω and its starting point.
+    public func saveState() throws -> StrategyState {
+        var saved = StrategyState(tensors: pathIntegral.tensors(prefix: "omega_path") + taskStart.tensors(prefix: "task_start"))
+        try state.save(into: &saved)
+        return saved
     }
 
-    public func loadState(_ saved: [String: Tensor]) throws {
-        state.loadState(saved)
-        pathIntegral = .from(saved, prefix: "omega_path")
-        taskStart = .from(saved, prefix: "task_start")
+    public func loadState(_ saved: StrategyState, context: TrainingContext) throws {
+        try state.load(saved, model: context.model)
+        pathIntegral = try saved.parameterMap("omega_path", model: context.model)
+        taskStart = try saved.parameterMap("task_start", model: context.model)
     }
 }

@@ -15,9 +15,6 @@ public protocol TaskAwareClassRestriction: AnyObject {
     func evaluationClasses(task: Int, outputs: Int) -> [Int]?
 }
 
-/// A strategy whose inference needs the task (the task picks the sub-network or column: PackNet, PNN);
-/// no task-agnostic numbers are reported for it.
-public protocol TaskAwareOnly: AnyObject {}
 
 /// FACIL's task-agnostic inference for multi-head models: every seen task's head scores the sample, and
 /// the largest logit over all of them picks the task and the label.
@@ -66,7 +63,10 @@ public enum TaskAgnosticEvaluation {
     /// ordinary accuracy is already task-agnostic).
     public static func rules(strategy: any Strategy, model: Classifier) -> [String] {
         let parts = (strategy as? CompositeStrategy)?.parts ?? [strategy]
-        if parts.contains(where: { $0 is TaskAwareOnly }) { return [] }
+        let taskAwareOnly = parts.contains { part in
+            StrategyRegistry.descriptor(named: part.name).map { $0.usesTaskIdentityAtTest && !$0.hasTaskAgnosticInference } ?? false
+        }
+        if taskAwareOnly { return [] }
         if let p = parts.lazy.compactMap({ $0 as? TaskAgnosticPredictor }).first { return p.taskAgnosticRules }
         return model.head is MultiHead ? [MaxLogitOverHeads.rule] : []
     }
@@ -107,6 +107,3 @@ public enum TaskAgnosticEvaluation {
         return (accuracy, taskPrediction)
     }
 }
-
-extension PackNet: TaskAwareOnly {}
-extension ProgressiveNets: TaskAwareOnly {}

@@ -243,8 +243,9 @@ public final class Trainer {
         context.task = task
         context.stepInTask = position.stepInTask
         model.setActiveTask(task)
-        model.train()
         if position.epoch == 0 {
+            // Mid-task (a resumed run) the modes are those the strategy's `loadState` restored.
+            model.train()
             onEvent?(.taskStarted(task: task, of: context.stream.taskCount))
             if config.resetOptimizerPerTask && task > 0 { try optimizer.loadState([:]) }
             try strategy.beforeTask(task, context: context)

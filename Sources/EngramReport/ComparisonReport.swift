@@ -61,9 +61,28 @@ public struct ComparisonReport: Sendable {
     /// The runs grouped by method, in order of first appearance of each strategy, then by setting.
     public let groups: [RunGroup]
 
-    /// Hyper-parameters a sensitivity plot can be drawn against (configuration keys).
-    public static let sweepableKeys = ["hyperparameters.lambda", "hyperparameters.c", "hyperparameters.xi",
-                                       "hyperparameters.gamma", "training.lr"]
+    /// The numeric options a sensitivity plot can be drawn against, by option key (`lambda`, `c`, …, from the
+    /// strategy registry), and `training.lr`.
+    public static var sweepableKeys: [String] {
+        var keys: [String] = []
+        for d in StrategyRegistry.all {
+            for h in d.hyperparameters where !keys.contains(h.key) {
+                switch h.kind {
+                case .real, .integer: keys.append(h.key)
+                default: break
+                }
+            }
+        }
+        return keys + ["training.lr"]
+    }
+
+    /// The configuration key of the option `key` (from ``sweepableKeys``) for `strategy`: the section of the
+    /// first of its parts that has the option; nil when none has it.
+    static func configurationKey(_ key: String, for strategy: String) -> String? {
+        if key.contains(".") { return key }
+        let owner = strategy.split(separator: "+").map(String.init).first { StrategyRegistry.descriptor(named: $0)?.hyperparameter(key) != nil }
+        return owner.map { "hyperparameters.\($0).\(key)" }
+    }
 
     /// A report of `runs`; `sources` (optional, one per run) names where each came from.
     public init(runs: [RunResults], title: String? = nil, sources: [String] = []) {
@@ -161,8 +180,8 @@ public struct ComparisonReport: Sendable {
             var parts: [String] = []
             for k in varying {
                 guard let v = s[k], !isIrrelevant(k, for: strategy) else { continue }
-                shown[shortName(ofConfigurationKey: k)] = v
-                parts.append("\(shortName(ofConfigurationKey: k))=\(v)")
+                shown[shortName(ofConfigurationKey: k, strategy: strategy)] = v
+                parts.append("\(shortName(ofConfigurationKey: k, strategy: strategy))=\(v)")
             }
             let label = parts.isEmpty ? strategy : "\(strategy) (\(parts.joined(separator: ", ")))"
             let sorted = members[key]!.sorted { ($0.1.seed, $0.0) < ($1.1.seed, $1.0) }
@@ -186,18 +205,12 @@ public struct ComparisonReport: Sendable {
         return groups
     }
 
-    /// Whether a hyper-parameter has no effect on `strategy` (so labels need not show it).
+    /// Whether a setting has no effect on `strategy` (so labels need not show it): an option in the section of a
+    /// strategy that is not part of it.
     static func isIrrelevant(_ key: String, for strategy: String) -> Bool {
-        let parts = Set(strategy.split(separator: "+").map(String.init))
-        switch key {
-        case "hyperparameters.lambda": return parts.isDisjoint(with: ["mas", "mas-local", "ewc", "online-ewc"])
-        case "hyperparameters.c", "hyperparameters.xi": return !parts.contains("si")
-        case "hyperparameters.gamma": return !parts.contains("online-ewc")
-        case "hyperparameters.mas_output", "hyperparameters.mas_mode": return !parts.contains("mas")
-        case "hyperparameters.fisher", "hyperparameters.empirical_fisher": return parts.isDisjoint(with: ["ewc", "online-ewc", "imm-mode"])
-        case "hyperparameters.accumulation": return parts.isDisjoint(with: ["mas", "mas-local"])
-        default: return false
-        }
+        let components = key.split(separator: ".").map(String.init)
+        guard components.count == 3, components[0] == "hyperparameters" else { return false }
+        return !strategy.split(separator: "+").map(String.init).contains(components[1])
     }
 
     // MARK: Parts
@@ -252,8 +265,9 @@ public struct ComparisonReport: Sendable {
     /// Metric (ACC, forgetting) against each hyper-parameter that takes several values within a strategy.
     func sensitivityCharts() -> [LineChart] {
         var charts: [LineChart] = []
-        for key in Self.sweepableKeys {
-            let name = shortName(ofConfigurationKey: key)
+        for option in Self.sweepableKeys {
+            let name = option.contains(".") ? shortName(ofConfigurationKey: option)
+                : groups.lazy.compactMap { Self.configurationKey(option, for: $0.strategy) }.first.map { shortName(ofConfigurationKey: $0) } ?? option
             // Per strategy: value → runs.
             var byStrategy: [(strategy: String, points: [(Double, [RunResults])])] = []
             var references: [RunGroup] = []
@@ -261,8 +275,8 @@ public struct ComparisonReport: Sendable {
                 var values: [Double: [RunResults]] = [:]
                 for g in groups where g.strategy == strategy {
                     for run in g.runs {
-                        guard let text = Self.effectiveSettings(run).first(where: { $0.key == key })?.value, let v = Double(text),
-                              !Self.isIrrelevant(key, for: strategy) else { continue }
+                        guard let key = Self.configurationKey(option, for: strategy),
+                              let text = Self.effectiveSettings(run).first(where: { $0.key == key })?.value, let v = Double(text) else { continue }
                         values[v, default: []].append(run)
                     }
                 }

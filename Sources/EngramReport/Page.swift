@@ -80,24 +80,13 @@ func flattenedConfiguration(_ configuration: ExperimentConfiguration) -> [(key: 
     return pairs
 }
 
-/// The flattened configuration plus the hyper-parameters the strategy uses but the configuration
-/// leaves unset, with the defaults `StrategyFactory` applies (`isDefault` marks those), sorted by key.
+/// The flattened resolved configuration (every option of the run's strategies, with their defaults; see
+/// ``ExperimentConfiguration/resolved()``), `isDefault` marking what the configuration left unset, sorted by key.
 func effectiveConfiguration(_ configuration: ExperimentConfiguration) -> [(key: String, value: String, isDefault: Bool)] {
-    var pairs = flattenedConfiguration(configuration).map { (key: $0.key, value: $0.value, isDefault: false) }
-    func setDefault(_ key: String, _ value: Float) {
-        guard !pairs.contains(where: { $0.key == key }) else { return }
-        let text = value == value.rounded() ? NumberFormat.fixed(Double(value), decimals: 0) : "\(value)"
-        pairs.append((key: key, value: text, isDefault: true))
-    }
-    for part in configuration.strategy.split(separator: "+").map(String.init) {
-        switch part {
-        case "mas", "mas-local", "ewc": setDefault("hyperparameters.lambda", StrategyFactory.defaultLambda(part))
-        case "online-ewc": setDefault("hyperparameters.lambda", StrategyFactory.defaultLambda(part)); setDefault("hyperparameters.gamma", 1)
-        case "si": setDefault("hyperparameters.c", 0.1); setDefault("hyperparameters.xi", 1e-3)
-        default: break
-        }
-    }
-    return pairs.sorted { $0.key < $1.key }
+    let given = Set(flattenedConfiguration(configuration.scopingSharedHyperparameters()).map(\.key))
+    return flattenedConfiguration(configuration.resolved())
+        .map { (key: $0.key, value: $0.value, isDefault: !given.contains($0.key)) }
+        .sorted { $0.key < $1.key }
 }
 
 /// A parsed JSON value (for flattening encoded configurations portably).
@@ -128,14 +117,13 @@ private indirect enum JSONValue: Decodable {
     }
 }
 
-/// Human-readable name of a configuration key (`hyperparameters.lambda` → `λ`).
-func shortName(ofConfigurationKey key: String) -> String {
-    switch key {
-    case "hyperparameters.lambda": "λ"
-    case "hyperparameters.c": "c"
-    case "hyperparameters.xi": "ξ"
-    case "hyperparameters.gamma": "γ"
-    case "training.lr": "lr"
-    default: String(key.split(separator: ".").last ?? Substring(key))
+/// Human-readable name of a configuration key: the paper's symbol of a strategy's option
+/// (`hyperparameters.mas.lambda` → `λ`; `mas.λ` when `strategy` combines several methods), `lr`, else the last component.
+func shortName(ofConfigurationKey key: String, strategy: String = "") -> String {
+    let parts = key.split(separator: ".").map(String.init)
+    if parts.count == 3, parts[0] == "hyperparameters", let spec = StrategyRegistry.descriptor(named: parts[1])?.hyperparameter(parts[2]) {
+        return strategy.contains("+") ? "\(parts[1]).\(spec.symbol)" : spec.symbol
     }
+    if key == "training.lr" { return "lr" }
+    return parts.last ?? key
 }

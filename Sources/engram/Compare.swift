@@ -11,7 +11,8 @@ struct Compare: ParsableCommand {
         (or --config). Rerunning skips finished runs and resumes interrupted ones. Prints ACC, forgetting, BWT \
         and FWT (%) per strategy and writes DIR/summary.csv and DIR/summary.json. Hyper-parameter flags \
         (--lambda …) apply to every strategy that reads them; unset ones take each strategy's default.
-        """)
+
+        """ + Strategies.flagsHelp)
 
     @Option(help: "Comma-separated strategies (combine with +, e.g. ewc+si).")
     var strategies: String = "finetune,ewc,si,mas"
@@ -44,7 +45,7 @@ struct Compare: ParsableCommand {
         guard !names.isEmpty else { throw ValidationError("--strategies must name at least one strategy") }
         guard Set(names).count == names.count else { throw ValidationError("--strategies lists a strategy twice: '\(strategies)'") }
         for name in names {
-            do { _ = try StrategyFactory.make(name) } catch let error as StrategyError { throw ValidationError("--strategies: \(error.description)") }
+            do { _ = try StrategyRegistry.parts(of: name) } catch let error as StrategyError { throw ValidationError("--strategies: \(error.description)") }
         }
         return names
     }
@@ -61,7 +62,7 @@ struct Compare: ParsableCommand {
 
     func run() throws {
         let specification = SweepSpecification(
-            base: try experiment.resolve(),
+            base: try experiment.resolve(strategies: try parsedStrategies()),
             grid: ["strategy": try parsedStrategies().map { .string($0) },
                    SweepSpecification.seedKey: try parsedSeeds().map { .int(Int($0)) }])
         let points: [SweepPoint]

@@ -19,63 +19,14 @@ struct ExperimentOptions: ParsableArguments {
     var scenario: String?
     @Option(parsing: .unconditional, help: "Number of tasks.")
     var tasks: Int?
-    @Option(help: "Strategy: \(StrategyFactory.names.joined(separator: ", ")) (combine with +).")
+    @Option(help: "Strategy: \(StrategyRegistry.names.joined(separator: ", ")) (combine with +; `engram strategies` describes them).")
     var strategy: String?
 
-    @Option(parsing: .unconditional, help: "λ, regularization strength (MAS, MAS-local, EWC, online EWC, RWalk); λ_o, distillation weight (LwF, EBLL).")
-    var lambda: Float?
-    @Option(parsing: .unconditional, help: "c, SI's surrogate-loss strength.")
-    var c: Float?
-    @Option(parsing: .unconditional, help: "ξ, SI's damping (also RWalk's ε).")
-    var xi: Float?
-    @Option(parsing: .unconditional, help: "γ, online EWC's decay.")
-    var gamma: Float?
-    @Option(help: "MAS: the output whose squared norm is differentiated (logits or softmax).")
-    var masOutput: MASOutput?
-    @Option(help: "MAS: exact per-sample gradients or the batch approximation (exact or batch).")
-    var masMode: MASGradientMode?
-    @Option(help: "How importance of successive tasks combines (sum or average).")
-    var accumulation: ImportanceAccumulation?
-    @Option(help: "EWC, online EWC, mode-IMM: the Fisher's label — exact (expectation over the model's predictive distribution, the paper's Fisher; default), sampled (one label drawn per sample) or empirical (true labels).")
-    var fisher: FisherEstimator?
-    @Option(help: "MAS: unlabeled data the importance is measured on after each task (train or test inputs).")
-    var importanceData: ImportanceData?
-    @Option(parsing: .unconditional, help: "MAS: measure the importance in chunks of this many samples (bounds memory; a task's chunks form one estimate).")
-    var importanceChunk: Int?
-    @Option(parsing: .unconditional, help: "α: RWalk's Fisher moving-average weight (0.9); EBLL's autoencoder reconstruction weight (1e-6; the task loss has weight 1).")
-    var alpha: Float?
-    @Option(parsing: .unconditional, help: "T, the distillation temperature of LwF and EBLL (default 2); MIND's task-agnostic softmax temperature τ (default 6.5).")
-    var temperature: Float?
-    @Option(parsing: .unconditional, help: "λ_c, EBLL's code-preservation weight (0.1).")
-    var lambdaCode: Float?
-    @Option(parsing: .unconditional, help: "EBLL: code size of the autoencoders (100).")
-    var codeSize: Int?
-    @Option(parsing: .unconditional, help: "EBLL: epochs of autoencoder training after each task (5).")
-    var aeEpochs: Int?
-    @Option(parsing: .unconditional, help: "IMM: λ of the L2-transfer penalty λ‖θ − θ_{t−1}‖² (0: pure weight-transfer).")
-    var l2Transfer: Float?
-    @Option(parsing: .unconditional, help: "PackNet: p, the fraction of each task's weights freed by pruning after it (0.75).")
-    var pruneRatio: Double?
-    @Option(parsing: .unconditional, help: "PackNet: epochs of re-training the kept weights after pruning (1).")
-    var retrainEpochs: Int?
-    @Option(parsing: .unconditional, help: "MIND: β, the weight of the distillation from each task's teacher (5).")
-    var distillBeta: Float?
-    @Option(help: "MIND: the distillation divergence, symmetric-kl (½(KL(p‖q) + KL(q‖p)), the authors' code; default) or js (Jensen–Shannon, as the paper writes).")
-    var distillLoss: MINDDistillation?
-    @Option(help: "MAS, MAS-local, EWC, online EWC, SI, RWalk: how the quadratic penalty steps — gradient (added to the loss; default) or proximal (closed form after the optimizer step, stable for any λ·Ω).")
-    var penaltyStep: PenaltyStep?
-    @Option(help: "LwF, EBLL: multiply the distillation term by T², true or false (false, as Li & Hoiem).")
-    var temperatureSquared: Bool?
-    @Option(parsing: .unconditional, help: "MIND: epochs of teacher training per task (default: --epochs).")
-    var teacherEpochs: Int?
-    @Option(parsing: .unconditional, help: "MIND: the teacher's AdamW learning rate (0.005).")
-    var teacherLr: Float?
-    @Option(parsing: .unconditional, help: "MIND: the teacher's AdamW weight decay (0).")
-    var teacherWeightDecay: Float?
-    @Option(help: "MIND: teacher epochs at which its learning rate is halved, e.g. 35 (default: 70 % of the teacher epochs).")
-    var teacherMilestones: String?
-    @Option(help: "MIND: re-estimate each task's BatchNorm statistics exactly over its training data after its teacher and its sub-network train, true or false (true).")
-    var preciseBatchnorm: Bool?
+    @Option(name: .customLong("set"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("A strategy's hyper-parameter, e.g. mas.lambda=1, or lambda=1 for every strategy of the run "
+                               + "that has a λ. The paper-named flags below do the same (--lambda 1).",
+                               valueName: "strategy.option=value"))
+    var set: [String] = []
 
     @Option(help: "Model: \(ExperimentConfiguration.models.joined(separator: ", ")) (resnet20/32: CIFAR ResNets with option-A shortcuts; with --strategy pnn, mlp / cnn is a progressive network of one MLP / convolutional column per task).")
     var model: String?
@@ -120,8 +71,9 @@ struct ExperimentOptions: ParsableArguments {
     @Option(help: "Directory searched first for datasets.")
     var dataDir: String?
 
-    /// The configuration file (if any) with the flags applied over it.
-    func resolve() throws -> ExperimentConfiguration {
+    /// The configuration file (if any) with the flags applied over it. Hyper-parameter flags are resolved
+    /// against `strategies` (default: the run's strategy): each reaches every listed strategy with that option.
+    func resolve(strategies: [String]? = nil) throws -> ExperimentConfiguration {
         var c = ExperimentConfiguration()
         if let config {
             let text: String
@@ -136,40 +88,8 @@ struct ExperimentOptions: ParsableArguments {
         if let scenario { c.scenario = scenario }
         if let tasks { c.tasks = tasks }
         if let strategy { c.strategy = strategy }
-        if let lambda { c.hyperparameters.lambda = lambda }
-        if let v = self.c { c.hyperparameters.c = v }
-        if let xi { c.hyperparameters.xi = xi }
-        if let gamma { c.hyperparameters.gamma = gamma }
-        if let masOutput { c.hyperparameters.masOutput = masOutput }
-        if let masMode { c.hyperparameters.masMode = masMode }
-        if let accumulation { c.hyperparameters.accumulation = accumulation }
-        if let importanceData { c.hyperparameters.importanceData = importanceData }
-        if let importanceChunk { c.hyperparameters.importanceChunk = importanceChunk }
-        if let alpha { c.hyperparameters.alpha = alpha }
-        if let temperature { c.hyperparameters.temperature = temperature }
-        if let lambdaCode { c.hyperparameters.lambdaCode = lambdaCode }
-        if let codeSize { c.hyperparameters.codeSize = codeSize }
-        if let aeEpochs { c.hyperparameters.autoencoderEpochs = aeEpochs }
-        if let l2Transfer { c.hyperparameters.l2Transfer = l2Transfer }
-        if let pruneRatio { c.hyperparameters.pruneRatio = pruneRatio }
-        if let retrainEpochs { c.hyperparameters.retrainEpochs = retrainEpochs }
-        if let distillBeta { c.hyperparameters.distillBeta = distillBeta }
-        if let distillLoss { c.hyperparameters.distillLoss = distillLoss }
-        if let penaltyStep { c.hyperparameters.penaltyStep = penaltyStep }
-        if let temperatureSquared { c.hyperparameters.temperatureSquared = temperatureSquared }
-        if let teacherEpochs { c.hyperparameters.teacherEpochs = teacherEpochs }
-        if let teacherLr { c.hyperparameters.teacherLearningRate = teacherLr }
-        if let teacherWeightDecay { c.hyperparameters.teacherWeightDecay = teacherWeightDecay }
-        if let preciseBatchnorm { c.hyperparameters.preciseBatchNorm = preciseBatchnorm }
-        if let teacherMilestones {
-            let epochs = teacherMilestones.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard epochs.allSatisfy({ ($0 ?? 0) > 0 }) else {
-                throw ValidationError("--teacher-milestones must be epochs ≥ 1 separated by commas, e.g. 35; got '\(teacherMilestones)'")
-            }
-            c.hyperparameters.teacherMilestones = epochs.compactMap { $0 }
-        }
-        if let fisher {
-            c.hyperparameters.fisher = fisher
+        for setting in set {
+            try apply(setting, to: &c, strategies: strategies ?? [c.strategy])
         }
         if let model { c.model = model }
         if let hidden {
@@ -204,19 +124,50 @@ struct ExperimentOptions: ParsableArguments {
         if evaluateOnValidation { c.evaluateOnValidation = true }
         if let classOrder { c.classOrder = classOrder }
         if let dataDir { c.dataDirectory = dataDir }
-        do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.description) }
+        do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.description) } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
         return c
     }
 }
 
-extension MASOutput: ExpressibleByArgument {}
-extension MASGradientMode: ExpressibleByArgument {}
-extension ImportanceAccumulation: ExpressibleByArgument {}
+extension ExperimentOptions {
+    /// Applies one `--set` value: `mas.lambda=1`, `lambda=1`, or `--lambda=1` (a paper-named flag, which
+    /// `StrategyFlags.rewrite` turns into this form), to every strategy of `strategies` it reaches.
+    func apply(_ setting: String, to c: inout ExperimentConfiguration, strategies: [String]) throws {
+        let isFlag = setting.hasPrefix("--")
+        let body = isFlag ? String(setting.dropFirst(2)) : setting
+        guard let equals = body.firstIndex(of: "=") else {
+            throw ValidationError(isFlag ? "--\(body) needs a value, e.g. --\(body) 1"
+                                         : "--set \(setting): expected strategy.option=value, e.g. --set mas.lambda=1")
+        }
+        let name = String(body[..<equals]), value = String(body[body.index(after: equals)...])
+        let source = isFlag ? "--\(name)" : "--set \(setting)"
+        let key = isFlag ? name.replacingOccurrences(of: "-", with: "_") : name
+        do {
+            // Each strategy that has the option gets it; when none has it, the first names the options it has.
+            func reads(_ strategy: String) -> Bool {
+                key.contains(".") || ((try? StrategyRegistry.descriptors(of: strategy)) ?? []).contains { d in
+                    d.hyperparameters.contains { $0.sharedNames.contains(key) }
+                }
+            }
+            let readers = strategies.filter(reads)
+            for strategy in readers.isEmpty ? Array(strategies.prefix(1)) : readers {
+                var trial = c
+                trial.strategy = strategy
+                try trial.setHyperparameter(key, to: value, source: source)
+                c.hyperparameters = trial.hyperparameters
+                if key.contains(".") { break }
+            }
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        } catch let error as StrategyError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
 extension OptimizerKind: ExpressibleByArgument {}
-extension ImportanceData: ExpressibleByArgument {}
-extension FisherEstimator: ExpressibleByArgument {}
-extension MINDDistillation: ExpressibleByArgument {}
-extension PenaltyStep: ExpressibleByArgument {}
 
 /// `engram run`: one continual-learning experiment.
 struct Run: ParsableCommand {
@@ -226,7 +177,8 @@ struct Run: ParsableCommand {
         With no arguments: MAS (λ = 1) on 5-task Permuted MNIST (domain-incremental), MLP 784-400-400-10, \
         one epoch per task — about a minute on two cores. Writes DIR/config.yaml, DIR/results.json, \
         DIR/accuracy_matrix.csv, DIR/checkpoint.safetensors and DIR/log.txt.
-        """)
+
+        """ + Strategies.flagsHelp)
 
     @OptionGroup var experiment: ExperimentOptions
 

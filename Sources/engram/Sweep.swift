@@ -131,7 +131,7 @@ struct SweepExecutor {
             print(String(decoding: try summary.jsonData(), as: UTF8.self))
         } else {
             print(summary.table(), terminator: "")
-            if sensitivity { print(SensitivityChart(summary: summary).render(), terminator: "") }
+            if sensitivity { print(TextSensitivityChart(rows: summary.rows).render(), terminator: "") }
             print("(\(finished.count) of \(sweep.points.count) runs; \(sweep.directory.path)/summary.csv, summary.json)")
         }
         if !failures.isEmpty {
@@ -296,58 +296,5 @@ func writeComparisonReport(runs: [RunResults], to url: URL) {
         try ComparisonReport(runs: runs).write(to: url)
     } catch {
         FileHandle.standardError.write(Data("warning: could not write \(url.path): \(error)\n".utf8))
-    }
-}
-
-/// A text chart of ACC and forgetting against each numeric grid parameter (the sensitivity plot).
-struct SensitivityChart {
-    let summary: ResultsSummary
-
-    func render() -> String {
-        let keys = Array(Set(summary.rows.flatMap(\.parameters.keys))).sorted()
-        var out = ""
-        for key in keys {
-            // Numeric parameters that take at least two values.
-            let values = Set(summary.rows.compactMap { $0.parameters[key] })
-            guard values.count >= 2, values.allSatisfy({ Self.number($0) != nil }) else { continue }
-            // One series per combination of the other parameters.
-            var series: [String: [SummaryRow]] = [:]
-            var order: [String] = []
-            for row in summary.rows {
-                let label = ([row.strategy] + row.parameters.filter { $0.key != key && $0.key != "strategy" }.sorted { $0.key < $1.key }
-                    .map { "\($0.key.split(separator: ".").last!)=\($0.value)" }).joined(separator: " ")
-                if series[label] == nil { order.append(label) }
-                series[label, default: []].append(row)
-            }
-            let short = key.split(separator: ".").last.map(String.init) ?? key
-            out += "\nsensitivity to \(key): ACC (█) and forgetting (░), % (bar: 0–100)\n"
-            for label in order {
-                out += "  \(label)\n"
-                let rows = series[label]!.sorted { Self.number($0.parameters[key]!)! < Self.number($1.parameters[key]!)! }
-                let width = rows.map { "\(short)=\($0.parameters[key]!)".count }.max() ?? 0
-                for row in rows {
-                    let name = "\(short)=\(row.parameters[key]!)"
-                    let pad = String(repeating: " ", count: width - name.count)
-                    out += "    \(name)\(pad)  " + Self.bar(row.accuracy?.mean, "█") + " \(row.accuracy?.formatted() ?? "–")\n"
-                    out += "    \(String(repeating: " ", count: width))  " + Self.bar(row.forgetting?.mean, "░")
-                        + " \(row.forgetting?.formatted() ?? "–")\n"
-                }
-            }
-        }
-        return out
-    }
-
-    static func number(_ v: GridValue) -> Double? {
-        switch v {
-        case let .int(i): Double(i)
-        case let .double(d): d
-        default: nil
-        }
-    }
-
-    static func bar(_ fraction: Double?, _ mark: Character, width: Int = 40) -> String {
-        let n = Int(((fraction ?? 0) * Double(width)).rounded())
-        let filled = min(max(n, 0), width)
-        return String(repeating: mark, count: filled) + String(repeating: " ", count: width - filled)
     }
 }

@@ -34,7 +34,7 @@ import Yams
         let c = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text)
         #expect(c.benchmark == "split-cifar100" && c.tasks == 10 && c.model == "resnet32" && c.usesPerTaskBatchNorm)
         #expect(c.training.optimizer == .adamw && c.training.learningRate == 0.035 && c.training.milestones == [40])
-        #expect(c.hyperparameters.teacherLearningRate == 0.005 && c.hyperparameters.teacherMilestones == [35])
-        #expect(c.hyperparameters.distillBeta == 5 && c.hyperparameters.temperature == 6.5)
+        #expect(c.resolved().hyperparameters[c.strategy, "teacher_lr"]?.number == 0.005 && c.resolved().hyperparameters[c.strategy, "teacher_milestones"] == .list([35]))
+        #expect(c.resolved().hyperparameters[c.strategy, "distill_beta"]?.number == 5 && c.resolved().hyperparameters[c.strategy, "temperature"]?.number == 6.5)
     }
 }

@@ -32,7 +32,7 @@ import Testing
     func partialConfigurationDecodes() throws {
         let json = #"{"strategy": "ewc", "training": {"lr": 0.05}, "hyperparameters": {"lambda": 10}}"#
         let c = try JSONDecoder().decode(ExperimentConfiguration.self, from: Data(json.utf8))
-        #expect(c.strategy == "ewc" && c.training.learningRate == 0.05 && c.hyperparameters.lambda == 10)
+        #expect(c.strategy == "ewc" && c.training.learningRate == 0.05 && c.resolved().hyperparameters["ewc", "lambda"]?.number == 10)
         #expect(c.benchmark == "permuted-mnist" && c.tasks == 5 && c.training.batchSize == 128)
     }
 }

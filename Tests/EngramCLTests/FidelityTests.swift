@@ -63,14 +63,14 @@ import Testing
 
     @Test("EWC, online EWC and mode-IMM default to the exact Fisher; empirical and sampled stay available")
     func defaultsToTheExactFisher() throws {
-        #expect((try StrategyFactory.make("ewc") as! EWC).fisherEstimator == .exact)
-        #expect((try StrategyFactory.make("online-ewc") as! OnlineEWC).fisherEstimator == .exact)
-        #expect((try StrategyFactory.make("imm-mode") as! IMM).fisherEstimator == .exact)
-        var h = StrategyHyperparameters()
-        h.fisher = .empirical
-        #expect((try StrategyFactory.make("ewc", h) as! EWC).fisherEstimator == .empirical)
-        h.fisher = .sampled
-        #expect((try StrategyFactory.make("imm-mode", h) as! IMM).fisherEstimator == .sampled)
+        #expect((try StrategyRegistry.make("ewc") as! EWC).fisherEstimator == .exact)
+        #expect((try StrategyRegistry.make("online-ewc") as! OnlineEWC).fisherEstimator == .exact)
+        #expect((try StrategyRegistry.make("imm-mode") as! IMM).fisherEstimator == .exact)
+        var h = HyperparameterSettings()
+        h["ewc", "fisher"] = "empirical"
+        #expect((try StrategyRegistry.make("ewc", h) as! EWC).fisherEstimator == .empirical)
+        h[shared: "fisher"] = "sampled"
+        #expect((try StrategyRegistry.make("imm-mode", h) as! IMM).fisherEstimator == .sampled)
     }
 
     @Test("the empirical Fisher uses the true labels: (δ_ky − p_k)² x_j²")
@@ -91,7 +91,7 @@ import Testing
 @Suite struct RegularizerDefaultsTests {
     @Test("SI's damping ξ defaults to 0.1 (van de Ven & Tolias's MNIST value), not Zenke's CIFAR 1e-3")
     func synapticIntelligenceDamping() throws {
-        let si = try StrategyFactory.make("si") as! SynapticIntelligence
+        let si = try StrategyRegistry.make("si") as! SynapticIntelligence
         #expect(si.xi == 0.1)
     }
 
@@ -103,7 +103,7 @@ import Testing
         let reconstruction = (0.25 + 1.0) / 2                                                               // mean over the batch of ‖r − f‖²
         let got = EBLL.autoencoderLoss(features: f, reconstruction: r, logits: logits, labels: [1, 1], allowedClasses: nil, alpha: 0.1)
         #expect(abs(Double(got.item) - (ce + 0.1 * 0.5 * reconstruction)) < 1e-6)
-        let ebll = try StrategyFactory.make("ebll") as! EBLL
+        let ebll = try StrategyRegistry.make("ebll") as! EBLL
         #expect(ebll.alpha == 1e-6 && ebll.lambdaCode == 0.1 && ebll.lwf.temperatureSquared == false)
     }
 }
@@ -126,7 +126,7 @@ import Testing
             for j in 0..<3 { expected += 0.5 * (p[j] * Foundation.log(p[j] / q[j]) + q[j] * Foundation.log(q[j] / p[j])) / 2 }
         }
         #expect(abs(Double(MIND.distillationLoss(student: a, teacher: b).item) - expected) < 1e-5)
-        #expect((try StrategyFactory.make("mind") as! MIND).distillation == .symmetricKL)
+        #expect((try StrategyRegistry.make("mind") as! MIND).distillation == .symmetricKL)
     }
 
     @Test("the Jensen–Shannon option equals ½KL(p‖m) + ½KL(q‖m) by hand, about a quarter of the symmetric KL")
@@ -212,9 +212,9 @@ import Testing
         config.scenario = "domain"
         config.hidden = [32]
         config.training.learningRate = 0.05
-        config.hyperparameters.lambda = 1e5
+        config.hyperparameters["mas", "lambda"] = 1e5
         #expect(throws: (any Error).self, "the gradient step overflows at this strength") { try runExperiment(config) }
-        config.hyperparameters.penaltyStep = .proximal
+        config.hyperparameters["mas", "penalty_step"] = "proximal"
         let proximal = try runExperiment(config)
         let finetune = try runExperiment(config) { $0.strategy = "finetune" }
         print("proximal MAS λ = 1e5: forgetting \(proximal.metrics.forgetting ?? -1), finetune \(finetune.metrics.forgetting ?? -1)")

@@ -56,7 +56,7 @@ import Glibc
     func retiredKeysAndRoundTrip() throws {
         _ = try decode("hyperparameters:\n  empirical_fisher: true\n")
         var config = smallSplitMNIST(strategy: "mas")
-        config.hyperparameters.lambda = 0.5
+        config.hyperparameters[shared: "lambda"] = 0.5
         #expect(try decode(config.yamlText()) == config)
     }
 
@@ -81,7 +81,7 @@ import Glibc
 
     @Test("a strategy list with an empty or repeated part is refused", arguments: ["mas+mas", "mas+", "+lwf", "ewc+mas+ewc"])
     func malformedStrategyListsAreRefused(name: String) throws {
-        #expect(throws: StrategyError.self) { try StrategyFactory.make(name) }
+        #expect(throws: StrategyError.self) { try StrategyRegistry.make(name) }
     }
 }
 

@@ -149,9 +149,9 @@ import Testing
         var config = smallPermutedMNIST(strategy: "mas", tasks: 2, fraction: 0.02)
         config.hidden = [32]
         let train = try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-mas-train")).run()
-        config.hyperparameters.importanceData = .test
-        config.hyperparameters.importanceChunk = 50
-        config.hyperparameters.accumulation = .average
+        config.hyperparameters["mas", "importance_data"] = "test"
+        config.hyperparameters["mas", "importance_chunk"] = 50
+        config.hyperparameters["mas", "accumulation"] = "average"
         let test = try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-mas-test")).run()
         #expect(test.strategyMemoryBytes == train.strategyMemoryBytes)
         #expect(test.matrix != train.matrix, "a different Ω must change the second task's training")

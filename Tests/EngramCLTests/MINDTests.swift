@@ -90,11 +90,11 @@ import Testing
 
     @Test("MIND is built by the factory from its name with the reference defaults")
     func factoryBuildsMIND() throws {
-        let mind = try #require(try StrategyFactory.make("mind") as? MIND)
+        let mind = try #require(try StrategyRegistry.make("mind") as? MIND)
         #expect(mind.distillBeta == 5 && mind.temperature == 6.5 && mind.teacherEpochs == nil)
         #expect(mind.variant == .freshTeacher && mind.teacherLearningRate == 0.005 && mind.teacherWeightDecay == 0)
         #expect(mind.milestones(epochs: 50) == [35] && mind.milestones(epochs: 1) == [])
-        let selfMIND = try #require(try StrategyFactory.make("mind-self") as? MIND)
+        let selfMIND = try #require(try StrategyRegistry.make("mind-self") as? MIND)
         #expect(selfMIND.variant == .selfDistillation && selfMIND.name == "mind-self")
         #expect(throws: StrategyError.self) { try MIND(temperature: 0) }
         #expect(throws: StrategyError.self) { try MIND(teacherLearningRate: -1) }
@@ -176,24 +176,12 @@ import Testing
         #expect(mind.masks!.owner("features.2.tasks.1.weight", 0) == 1, "task 1 owns its BatchNorm")
     }
 
-    @Test("a MIND run stopped mid-task or between tasks resumes to bit-identical results", arguments: ["mind", "mind-self"])
-    func resumedRunsMatch(strategy: String) throws {
-        var config = smallSplitMNIST(strategy: strategy, fraction: 0.01)
-        config.hidden = [32]
-        config.training.epochs = 2
-        config.hyperparameters.teacherEpochs = 1
-        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2)] {
-            let (straight, resumed) = try uninterruptedAndResumed(config, interruptAt: position)
-            #expect(straight == resumed, "\(strategy) interrupted at \(position)")
-        }
-    }
-
     @Test("in a class-incremental head MIND answers among each task's own classes, forgets nothing task-aware, and beats chance task-agnostic")
     func classIncrementalHeadUsesOwnClasses() throws {
         var config = smallSplitMNIST(strategy: "mind", fraction: 0.02)
         config.scenario = "class"
         config.hidden = [64]
-        config.hyperparameters.teacherEpochs = 1
+        config.hyperparameters[shared: "teacher_epochs"] = 1
         let results = try runExperiment(config)
         let aware = try #require(results.taskAwareMetrics, "class-IL MIND keeps its task-aware figures apart")
         #expect(aware.forgetting == 0)
@@ -208,7 +196,7 @@ import Testing
     func runResultsCarryTaskAgnosticNumbers() throws {
         var config = smallSplitMNIST(strategy: "mind", fraction: 0.01)
         config.hidden = [32]
-        config.hyperparameters.teacherEpochs = 1
+        config.hyperparameters["mind", "teacher_epochs"] = 1
         let mind = try runExperiment(config)
         #expect(mind.taskAgnostic?.map(\.rule) == ["top-two-lowest-entropy", "most-confident"])
         let summary = try #require(mind.taskAgnostic?.first)

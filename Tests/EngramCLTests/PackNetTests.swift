@@ -105,28 +105,16 @@ import Testing
         #expect(run.strategyMemoryBytes == Array(repeating: run.parameterCount, count: 5))
     }
 
-    @Test("a PackNet run interrupted mid-task or between tasks resumes to the same accuracy matrix")
-    func resumesIdentically() throws {
-        var config = smallSplitMNIST(strategy: "packnet", fraction: 0.01)
-        config.hidden = [32]
-        config.training.epochs = 2
-        config.training.batchSize = 16
-        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2, epoch: 0)] {
-            let (straight, resumed) = try uninterruptedAndResumed(config, interruptAt: position)
-            #expect(straight == resumed)
-        }
-    }
-
     @Test("prune ratio and re-training epochs are read from the configuration and validated")
     func hyperparameters() throws {
-        var h = StrategyHyperparameters()
-        h.pruneRatio = 0.5
-        h.retrainEpochs = 3
-        let s = try #require(try StrategyFactory.make("packnet", h) as? PackNet)
+        var h = HyperparameterSettings()
+        h["packnet", "prune_ratio"] = 0.5
+        h["packnet", "retrain_epochs"] = 3
+        let s = try #require(try StrategyRegistry.make("packnet", h) as? PackNet)
         #expect(s.pruneRatio == 0.5 && s.retrainEpochs == 3)
-        h.pruneRatio = 1
-        #expect(throws: StrategyError.self) { try StrategyFactory.make("packnet", h) }
-        let decoded = try JSONDecoder().decode(StrategyHyperparameters.self, from: Data(#"{"prune_ratio": 0.6, "retrain_epochs": 2}"#.utf8))
-        #expect(decoded.pruneRatio == 0.6 && decoded.retrainEpochs == 2)
+        h["packnet", "prune_ratio"] = 1
+        #expect(throws: ConfigurationError.self) { try StrategyRegistry.make("packnet", h) }
+        let decoded = try JSONDecoder().decode(HyperparameterSettings.self, from: Data(#"{"packnet": {"prune_ratio": 0.6, "retrain_epochs": 2}}"#.utf8))
+        #expect(decoded["packnet", "prune_ratio"] == 0.6 && decoded["packnet", "retrain_epochs"] == 2)
     }
 }

@@ -92,7 +92,7 @@ let bothFiguresKeys = ["accuracy_matrix_taw", "accuracy_matrix_tag", "average_ac
         var config = smallSplitMNIST(strategy: "mind", fraction: 0.01)
         config.scenario = "class"
         config.hidden = [32]
-        config.hyperparameters.teacherEpochs = 1
+        config.hyperparameters[config.strategy, "teacher_epochs"] = 1
         let (object, results, directory) = try runAndReadResultsFile(config)
         try checkCommonKeys(object, tasks: 5)
         for key in bothFiguresKeys { #expect(object.keys.contains(key), "missing \(key)") }
@@ -123,18 +123,23 @@ let bothFiguresKeys = ["accuracy_matrix_taw", "accuracy_matrix_tag", "average_ac
         #expect(results.configuration.perTaskBatchNorm == false)
     }
 
-    @Test("the resolved configuration sets per-task BatchNorm and the strategy's default λ")
+    @Test("the resolved configuration sets per-task BatchNorm and every option of each strategy of the run")
     func resolvedConfigurationFillsDefaults() {
         var c = ExperimentConfiguration()
         c.strategy = "ewc"
-        #expect(c.resolved().hyperparameters.lambda == 100 && c.resolved().perTaskBatchNorm == false)
+        #expect(c.resolved().hyperparameters.sections == ["ewc": ["lambda": 100.0, "fisher": "exact", "penalty_step": "gradient"]])
+        #expect(c.resolved().perTaskBatchNorm == false)
         c.strategy = "mind"
-        #expect(c.resolved().hyperparameters.lambda == nil && c.resolved().perTaskBatchNorm == true)
+        #expect(c.resolved().hyperparameters["mind", "lambda"] == nil && c.resolved().perTaskBatchNorm == true)
         c.strategy = "ewc+mas"
-        #expect(c.resolved().hyperparameters.lambda == nil, "parts with different default λ keep it unset")
-        c.strategy = "mas"
-        c.hyperparameters.lambda = 3
-        #expect(c.resolved().hyperparameters.lambda == 3)
+        #expect(c.resolved().hyperparameters["ewc", "lambda"]?.number == 100 && c.resolved().hyperparameters["mas", "lambda"]?.number == 1,
+                "each part keeps its own default λ")
+        c.hyperparameters[shared: "lambda"] = 3
+        #expect(c.resolved().hyperparameters["ewc", "lambda"]?.number == 3 && c.resolved().hyperparameters["mas", "lambda"]?.number == 3,
+                "a value outside sections reaches every part with the option")
+        #expect(c.resolved().hyperparameters.shared.isEmpty)
+        c.hyperparameters["lwf", "lambda"] = 5
+        #expect(c.resolved().hyperparameters.sections["lwf"] == nil, "sections of strategies the run does not use are dropped")
         #expect(c.resolved().resolved() == c.resolved())
     }
 
@@ -144,11 +149,12 @@ let bothFiguresKeys = ["accuracy_matrix_taw", "accuracy_matrix_tag", "average_ac
         c.training.learningRate = 0.01
         c.training.momentum = 0.9
         c.validationFraction = 0.1
-        c.hyperparameters.lambda = 0.3
-        c.hyperparameters.teacherMilestones = [3, 5]
+        c.strategy = "mas+mind"
+        c.hyperparameters["mas", "lambda"] = 0.3
+        c.hyperparameters["mind", "teacher_milestones"] = .list([3, 5])
         let text = try c.resolved().yamlText()
         for line in ["lr: 0.01", "momentum: 0.9", "lr_gamma: 0.1", "validation_fraction: 0.1", "lambda: 0.3",
-                     "fraction: 1.0", "weight_decay: 0.0", "per_task_batchnorm: false", "epochs: 1"] {
+                     "fraction: 1.0", "weight_decay: 0.0", "per_task_batchnorm: true", "epochs: 1", "distill_beta: 5.0"] {
             #expect(text.contains(line), "\(line) in:\n\(text)")
         }
         #expect(!text.contains("e-"), "no exponent forms:\n\(text)")

@@ -94,7 +94,7 @@ func syntheticSplitCIFAR100(strategy: String, dataDirectory: URL) -> ExperimentC
     c.strategy = strategy
     // MAS with the default λ = 1 diverges on this data (the penalty's curvature λΩ outgrows the step
     // size by task 1); 0.01 keeps the run finite. The test is about the data path, not tuning.
-    if strategy == "mas" { c.hyperparameters.lambda = 0.01 }
+    if strategy == "mas" { c.hyperparameters["mas", "lambda"] = 0.01 }
     c.model = "resnet18r"
     c.width = 4
     c.training.epochs = 1
@@ -175,8 +175,8 @@ let requiredAfterFirstTask = 0.25   // 2.5 × chance; seeded runs reach 0.40 (16
         c.training.epochs = 1
         c.training.milestones = []
         c.training.batchSize = 20
-        c.hyperparameters.teacherEpochs = 1
-        c.hyperparameters.teacherMilestones = []
+        c.hyperparameters["mind", "teacher_epochs"] = 1
+        c.hyperparameters["mind", "teacher_milestones"] = .list([])
         c.training.seed = 1
         c.dataDirectory = dir.path
         let out = try temporaryDirectory("engram-cifar-e2e-mind")

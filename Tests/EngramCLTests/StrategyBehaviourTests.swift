@@ -7,8 +7,8 @@ import Testing
     func run(_ strategy: String, lambda: Float? = nil, c: Float? = nil, tasks: Int = 3, fraction: Double = 0.05,
              configure: (inout ExperimentConfiguration) -> Void = { _ in }) throws -> RunResults {
         var config = smallPermutedMNIST(strategy: strategy, tasks: tasks, fraction: fraction)
-        config.hyperparameters.lambda = lambda
-        config.hyperparameters.c = c
+        config.hyperparameters[shared: "lambda"] = lambda.map { .double(Double($0)) }
+        config.hyperparameters[shared: "c"] = c.map { .double(Double($0)) }
         configure(&config)
         return try ExperimentRun(configuration: config, directory: try temporaryDirectory("engram-\(strategy)")).run()
     }

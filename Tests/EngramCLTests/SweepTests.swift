@@ -38,13 +38,13 @@ private func tinyConfiguration() -> ExperimentConfiguration {
             .setting("training.seed", to: .int(7))
             .setting("hidden", to: .list([.int(32), .int(8)]))
             .setting("strategy", to: .string("mas"))
-            .setting("hyperparameters.mas_mode", to: .string("batch"))
-        #expect(c.hyperparameters.lambda == 0.5)
+            .setting("hyperparameters.mas.mode", to: .string("batch"))
+        #expect(c.hyperparameters[shared: "lambda"] == 0.5 && c.scopingSharedHyperparameters().hyperparameters["mas", "lambda"] == 0.5)
         #expect(c.training.learningRate == 0.05)
         #expect(c.training.seed == 7)
         #expect(c.hidden == [32, 8])
         #expect(c.strategy == "mas")
-        #expect(c.hyperparameters.masMode == .batch)
+        #expect(c.hyperparameters["mas", "mode"] == "batch")
         #expect(c.tasks == base.tasks && c.fraction == base.fraction && c.training.batchSize == base.training.batchSize)
     }
 
@@ -74,25 +74,46 @@ private func tinyConfiguration() -> ExperimentConfiguration {
     func expandsCartesianProduct() throws {
         let spec = try specification("""
             {"base": {"tasks": 2, "fraction": 0.01},
-             "grid": {"training.seed": [0, 1, 2], "hyperparameters.lambda": [0.1, 1], "strategy": ["finetune", "mas"]}}
+             "grid": {"training.seed": [0, 1, 2], "hyperparameters.lambda": [0.1, 1], "strategy": ["ewc", "mas"]}}
             """)
         let points = try spec.expand()
         #expect(points.count == 12)
         #expect(Set(points.map(\.name)).count == 12)
-        #expect(points.map(\.name).prefix(4) == ["finetune__lambda=0.1__seed=0", "finetune__lambda=0.1__seed=1",
-                                                 "finetune__lambda=0.1__seed=2", "finetune__lambda=1__seed=0"])
+        #expect(points.map(\.name).prefix(4) == ["ewc__lambda=0.1__seed=0", "ewc__lambda=0.1__seed=1",
+                                                 "ewc__lambda=0.1__seed=2", "ewc__lambda=1__seed=0"])
         #expect(points.last?.name == "mas__lambda=1__seed=2")
         let point = try #require(points.first { $0.name == "mas__lambda=0.1__seed=2" })
         #expect(point.configuration.strategy == "mas")
-        #expect(point.configuration.hyperparameters.lambda == 0.1)
+        #expect(point.configuration.hyperparameters["mas", "lambda"]?.number == 0.1)
         #expect(point.configuration.training.seed == 2)
         #expect(point.configuration.tasks == 2 && point.configuration.fraction == 0.01)
         #expect(point.group == "mas__lambda=0.1")
         #expect(point.groupAssignments == [GridAssignment(key: "strategy", value: .string("mas")),
                                            GridAssignment(key: "hyperparameters.lambda", value: .double(0.1))])
         // Every combination occurs exactly once.
-        let combos = Set(points.map { "\($0.configuration.strategy) \($0.configuration.hyperparameters.lambda!) \($0.configuration.training.seed)" })
+        let combos = Set(points.map { "\($0.configuration.strategy) \($0.configuration.hyperparameters[$0.configuration.strategy, "lambda"]!) \($0.configuration.training.seed)" })
         #expect(combos.count == 12)
+    }
+
+    @Test("a grid value outside sections that a point's strategy does not read fails the expansion naming the point")
+    func unreadSharedValueIsNamed() throws {
+        let spec = try specification(#"{"grid": {"strategy": ["finetune", "mas"], "lambda": [1]}}"#)
+        #expect {
+            _ = try spec.expand()
+        } throws: { error in
+            let text = (error as? SweepError)?.description ?? ""
+            return text.contains("finetune__lambda=1") && text.contains("has no option 'lambda'")
+        }
+    }
+
+    @Test("a strategy's section in the grid reaches only that strategy")
+    func sectionKeysReachOneStrategy() throws {
+        let points = try specification(#"""
+            {"base": {"strategy": "ewc+mas"}, "grid": {"hyperparameters.mas.lambda": [0.5], "hyperparameters.ewc.lambda": [50]}}
+            """#).expand()
+        #expect(points.map(\.name) == ["ewc+mas__hyperparameters.ewc.lambda=50__hyperparameters.mas.lambda=0.5"])
+        let resolved = points[0].configuration.resolved().hyperparameters
+        #expect(resolved["mas", "lambda"]?.number == 0.5 && resolved["ewc", "lambda"]?.number == 50)
     }
 
     @Test("names do not depend on the order of the grid's keys, and the base strategy leads when the grid has none")
@@ -108,7 +129,7 @@ private func tinyConfiguration() -> ExperimentConfiguration {
     func aliasesResolve() throws {
         let points = try specification(#"{"base": {"strategy": "mas"}, "grid": {"lambda": [10], "seed": [3]}}"#).expand()
         #expect(points.map(\.name) == ["mas__lambda=10__seed=3"])
-        #expect(points[0].configuration.hyperparameters.lambda == 10 && points[0].configuration.training.seed == 3)
+        #expect(points[0].configuration.hyperparameters["mas", "lambda"]?.number == 10 && points[0].configuration.training.seed == 3)
     }
 
     @Test("an unknown grid key fails the expansion with an error that names the key")
@@ -140,7 +161,7 @@ private func tinyConfiguration() -> ExperimentConfiguration {
         #expect(points.map(\.name) == ["ewc__lambda=1__scenario=task__seed=0", "ewc__lambda=1__scenario=class__seed=0",
                                         "ewc__lambda=10__scenario=task__seed=0", "ewc__lambda=10__scenario=class__seed=0",
                                         "si__c=0.5__scenario=task__seed=0", "si__c=0.5__scenario=class__seed=0"])
-        #expect(points[5].configuration.hyperparameters.c == 0.5 && points[5].configuration.scenario == "class")
+        #expect(points[5].configuration.hyperparameters["si", "c"]?.number == 0.5 && points[5].configuration.scenario == "class")
         #expect(throws: SweepError.self) {
             try specification(#"{"grid": {"seed": [0]}, "grids": [{"training.seed": [1]}]}"#).expand()
         }

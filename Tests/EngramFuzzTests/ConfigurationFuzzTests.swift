@@ -15,7 +15,8 @@ private let exampleSeeds: [[UInt8]] = {
     let files = (FileManager.default.enumerator(atPath: examples.path)?.compactMap { $0 as? String } ?? [])
         .filter { $0.hasSuffix(".yaml") }.sorted()
     return files.compactMap { try? Array(Data(contentsOf: examples.appendingPathComponent($0))) }
-        + [Array("benchmark: split-mnist\nscenario: class\ntasks: 5\nhidden: [400, 400]\nwidth: 20\npadding: 2\ntraining: {epochs: 2, batch_size: 64, lr: 0.01}\nhyperparameters: {lambda: 1}\n".utf8)]
+        + [Array("benchmark: split-mnist\nscenario: class\ntasks: 5\nhidden: [400, 400]\nwidth: 20\npadding: 2\ntraining: {epochs: 2, batch_size: 64, lr: 0.01}\nhyperparameters: {lambda: 1}\n".utf8),
+           Array("strategy: mas+mind\nhyperparameters:\n  mas: {lambda: 1, importance_chunk: 64, output: logits}\n  mind: {teacher_milestones: [3, 5], teacher_epochs: 2, precise_batchnorm: true}\n".utf8)]
 }()
 
 /// Decodes `bytes` as a run configuration (then validates it), or else as a sweep file (then resolves its grids

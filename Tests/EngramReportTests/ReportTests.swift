@@ -28,7 +28,7 @@ import Testing
 
     @Test func theConfigurationTimeAndMemoryAppear() {
         let html = RunReport(results: results).html()
-        for text in ["hyperparameters.lambda", "training.lr", "permuted-mnist", "13.25", "3.65 MiB", "478,410"] {
+        for text in ["hyperparameters.mas.lambda", "training.lr", "permuted-mnist", "13.25", "3.65 MiB", "478,410"] {
             #expect(html.contains(text), "\(text)")
         }
     }

@@ -12,7 +12,7 @@ func makeResults(strategy: String = "mas", seed: UInt64 = 0, lambda: Float? = ni
     var configuration = ExperimentConfiguration()
     configuration.strategy = strategy
     configuration.training.seed = seed
-    configuration.hyperparameters.lambda = lambda
+    configuration.hyperparameters[shared: "lambda"] = lambda.map { .double(Double($0)) }
     configuration.tasks = rows.count
     configuration.benchmark = benchmark
     let configurationObject = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration))
