@@ -116,14 +116,16 @@ public final class EBLL: RegisteredStrategy {
 
     public func beforeTask(_ task: Int, context: TrainingContext) throws { try lwf.beforeTask(task, context: context) }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+    /// λ_o·L_LwF + Σ_k λ_c·½‖σ(W_enc,k f(x)) − σ(W_enc,k f*(x))‖².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         let wantCodes = lambdaCode > 0 && !autoencoders.isEmpty
         guard let d = lwf.distillation(output: output, inputs: batch.inputs, context: context, keepFeatures: wantCodes) else {
-            return taskLoss
+            return nil
         }
-        var total = lwf.lambda > 0 ? taskLoss + d.loss * lwf.lambda : taskLoss
+        var total: Tensor? = lwf.lambda > 0 ? d.loss * lwf.lambda : nil
         if wantCodes, let f = d.features, let fStar = d.oldFeatures {
-            total = total + Self.codeLoss(features: f, oldFeatures: fStar, autoencoders: autoencoders) * (lambdaCode / 2)
+            let code = Self.codeLoss(features: f, oldFeatures: fStar, autoencoders: autoencoders) * (lambdaCode / 2)
+            total = total.map { $0 + code } ?? code
         }
         return total
     }

@@ -32,14 +32,12 @@ public final class EWC: RegisteredStrategy {
 
     public var name: String { "ewc" }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        guard penaltyStep == .gradient else { return taskLoss }
-        var total = taskLoss
-        for (fisher, anchor) in penalties {
-            if let p = quadraticPenalty(parameters: context.penalizedParameters, importance: fisher, anchor: anchor,
-                                        strength: lambda / 2) { total = total + p }
-        }
-        return total
+    /// (λ/2) Σ_t Σ F_t (θ − θ*_t)².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        guard penaltyStep == .gradient else { return nil }
+        return penalties.compactMap { fisher, anchor in
+            quadraticPenalty(parameters: context.penalizedParameters, importance: fisher, anchor: anchor, strength: lambda / 2)
+        }.summed
     }
 
     public func afterStep(context: TrainingContext) {
@@ -113,8 +111,9 @@ public final class OnlineEWC: RegisteredStrategy {
 
     public var name: String { "online-ewc" }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        state.regularized(taskLoss, strength: lambda / 2, context: context)
+    /// (λ/2) Σ F̃ (θ − θ*)².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        state.penalty(strength: lambda / 2, context: context)
     }
 
     public func afterStep(context: TrainingContext) { state.afterStep(strength: lambda / 2, context: context) }

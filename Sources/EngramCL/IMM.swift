@@ -69,12 +69,11 @@ public final class IMM: RegisteredStrategy {
         for (name, p) in context.model.namedParameters() { if let v = previous[name] { p.scalars = v } }
     }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        guard l2Transfer > 0, let previous = solutions.last else { return taskLoss }
+    /// λ‖θ − θ_{t−1}‖² (L2-transfer).
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        guard l2Transfer > 0, let previous = solutions.last else { return nil }
         let ones = previous.mapValues { [Float](repeating: 1, count: $0.count) }
-        guard let p = quadraticPenalty(parameters: context.penalizedParameters, importance: ones, anchor: previous,
-                                       strength: l2Transfer) else { return taskLoss }
-        return taskLoss + p
+        return quadraticPenalty(parameters: context.penalizedParameters, importance: ones, anchor: previous, strength: l2Transfer)
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {

@@ -32,15 +32,12 @@ public final class L2: RegisteredStrategy {
 
     public var name: String { "l2" }
 
-    /// L + (λ/2) Σ (θ − θ*)² over the parameters the current task may change.
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        guard lambda > 0, !anchor.isEmpty else { return taskLoss }
-        var total = taskLoss
-        for (name, parameter) in context.penalizedParameters {
-            guard let star = anchor[name] else { continue }
-            total = total + (parameter - Tensor(shape: parameter.shape, scalars: star)).squared().sum() * (lambda / 2)
-        }
-        return total
+    /// (λ/2) Σ (θ − θ*)² over the parameters the current task may change (added to the task loss).
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        guard lambda > 0, !anchor.isEmpty else { return nil }
+        return context.penalizedParameters.compactMap { name, parameter in
+            anchor[name].map { (parameter - Tensor(shape: parameter.shape, scalars: $0)).squared().sum() * (lambda / 2) }
+        }.summed
     }
 
     /// θ* ← γ θ* + (1 − γ) θ (θ* ← θ after the first task).

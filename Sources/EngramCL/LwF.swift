@@ -75,11 +75,12 @@ public final class LwF: RegisteredStrategy {
         oldModel = task > 0 ? FrozenModel(copying: context.model) : FrozenModel()
     }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+    /// λ_o Σ_{old outputs} KL(softmax(y_o/T) ‖ softmax(ŷ_o/T)).
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         guard lambda > 0, let d = distillation(output: output, inputs: batch.inputs, context: context, keepFeatures: false) else {
-            return taskLoss
+            return nil
         }
-        return taskLoss + d.loss * lambda
+        return d.loss * lambda
     }
 
     /// KL(softmax(oldLogits/T) ‖ softmax(logits/T)), averaged over the batch (times T² with

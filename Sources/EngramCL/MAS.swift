@@ -52,8 +52,9 @@ public final class MAS: RegisteredStrategy {
 
     public func afterStep(context: TrainingContext) { state.afterStep(strength: lambda, context: context) }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        state.regularized(taskLoss, strength: lambda, context: context)
+    /// λ Σ Ω (θ − θ*)².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        state.penalty(strength: lambda, context: context)
     }
 
     /// Ω ← Ω ⊕ Ω_t with Ω_t measured on the task's unlabeled inputs. The inputs are read in chunks of `chunk`
@@ -109,8 +110,9 @@ public final class MASLocal: RegisteredStrategy {
 
     public var name: String { "mas-local" }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        state.regularized(taskLoss, strength: lambda, context: context)
+    /// λ Σ Ω (θ − θ*)².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        state.penalty(strength: lambda, context: context)
     }
 
     /// As global MAS: the chunks of one task form one estimate Ω_t, folded into Ω once per task.

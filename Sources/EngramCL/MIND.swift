@@ -90,7 +90,7 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
                 .boolean("precise_batchnorm", default: true,
                          help: "Re-estimate each task's BatchNorm statistics exactly after its teacher and its sub-network train."),
             ],
-            usesTaskIdentityAtTest: true, hasTaskAgnosticInference: true, perTaskBatchNorm: true,
+            usesTaskIdentityAtTest: true, hasTaskAgnosticInference: true, replacesCriterion: true, perTaskBatchNorm: true,
             make: { o in
                 try MIND(variant: variant, distillBeta: o.float("distill_beta"), distillation: o.choice("distill_loss"),
                          temperature: o.float("temperature"), teacherEpochs: o.optionalInteger("teacher_epochs"),
@@ -376,10 +376,12 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
         }
     }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+    /// CE over the task's own outputs + β·D(student ‖ teacher): replaces the task loss.
+    public func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         ensureMasks(context)
         let columns = ownColumns(context.task, outputs: output.shape[1])
-        let ce = taskCrossEntropy(output, batch, task: context.task) ?? taskLoss
+        let ce = taskCrossEntropy(output, batch, task: context.task)
+            ?? Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
         guard distillBeta > 0, !teacher.isEmpty else { return ce }
         let model = context.model
         let target = teacher.evaluate(model) { model(batch.inputs) }

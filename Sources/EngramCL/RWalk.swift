@@ -67,8 +67,9 @@ public final class RWalk: RegisteredStrategy {
         taskScore = .zeros(like: context.model.namedParameters())
     }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        state.regularized(taskLoss, strength: lambda, context: context)
+    /// λ Σ (F̂ + ŝ)(θ − θ*)².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        state.penalty(strength: lambda, context: context)
     }
 
     public func afterBackward(context: TrainingContext) {

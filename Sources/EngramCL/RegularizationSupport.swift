@@ -83,12 +83,11 @@ public struct AnchoredImportance: Sendable {
     /// θ* ← the model's current parameters.
     public mutating func setAnchor(_ parameters: [(String, Tensor)]) { anchor = .values(of: parameters) }
 
-    /// taskLoss + strength · Σ Ω (θ − θ*)² over the parameters the current task may change (the task loss alone
-    /// with the proximal step, which `afterStep` applies).
-    public func regularized(_ taskLoss: Tensor, strength: Float, context: TrainingContext) -> Tensor {
-        guard step == .gradient, strength > 0, let penalty = quadraticPenalty(parameters: context.penalizedParameters, importance: importance,
-                                                           anchor: anchor, strength: strength) else { return taskLoss }
-        return taskLoss + penalty
+    /// strength · Σ Ω (θ − θ*)² over the parameters the current task may change; nil before any task ended and with
+    /// the proximal step, which `afterStep` applies instead.
+    public func penalty(strength: Float, context: TrainingContext) -> Tensor? {
+        guard step == .gradient, strength > 0 else { return nil }
+        return quadraticPenalty(parameters: context.penalizedParameters, importance: importance, anchor: anchor, strength: strength)
     }
 
     public var memoryBytes: Int { importance.byteCount + anchor.byteCount }

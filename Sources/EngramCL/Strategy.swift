@@ -39,8 +39,8 @@ public final class TrainingContext {
 
 /// A continual-learning method: hooks at the points of a training step where methods act.
 ///
-/// The trainer calls, for each task t: `beforeTask` → for every batch: `loss` (task loss plus
-/// penalties/distillation) → backward → `afterBackward` → optimizer step → `afterStep`; then
+/// The trainer calls, for each task t: `beforeTask` → for every batch: `criterion` (what replaces the task
+/// loss, if anything) and `penalty` (what is added to it) → backward → `afterBackward` → optimizer step → `afterStep`; then
 /// `afterTask` (importance, anchors, pruning …) and evaluation, where every task j is evaluated between
 /// `beforeEvaluation(task: j)` and `afterEvaluation(task: j)` (e.g. to apply task j's weight mask). Every hook has a default that
 /// does nothing, so a method implements only what it needs; methods compose through `CompositeStrategy`.
@@ -48,8 +48,12 @@ public protocol Strategy: AnyObject {
     /// The name used on the command line (`mas`, `ewc`, …).
     var name: String { get }
     func beforeTask(_ task: Int, context: TrainingContext) throws
-    /// The loss to minimize for a batch, given the task loss: add penalties or distillation terms here.
-    func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor
+    /// The objective that replaces the task loss for this batch (MIND's distillation into its sub-network), or
+    /// nil to keep the trainer's task loss (cross-entropy over the active classes). In a composite at most one part
+    /// may replace it (``StrategyDescriptor/replacesCriterion``).
+    func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor?
+    /// A term added to the criterion (a quadratic penalty, LwF's distillation of the old outputs), or nil.
+    func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor?
     func afterBackward(context: TrainingContext)
     func afterStep(context: TrainingContext)
     func afterTask(_ task: Int, context: TrainingContext) throws
@@ -75,7 +79,14 @@ public protocol Strategy: AnyObject {
 
 extension Strategy {
     public func beforeTask(_ task: Int, context: TrainingContext) throws {}
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor { taskLoss }
+    public func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
+
+    /// The loss the trainer minimizes for a batch: the criterion (or `taskLoss`) plus the penalty.
+    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+        let objective = criterion(output: output, batch: batch, context: context) ?? taskLoss
+        return penalty(output: output, batch: batch, context: context).map { objective + $0 } ?? objective
+    }
     public func afterBackward(context: TrainingContext) {}
     public func afterStep(context: TrainingContext) {}
     public func afterTask(_ task: Int, context: TrainingContext) throws {}
@@ -90,20 +101,21 @@ extension Strategy {
     public func loadState(_ state: StrategyState, context: TrainingContext) throws {}
 }
 
-/// Several strategies applied together (e.g. a regularizer and replay): hooks run in order, losses add up,
-/// the first strategy that changes the training data decides it. State names are prefixed by position.
+/// Several strategies applied together (e.g. a regularizer and replay): hooks run in order, penalties add up; at
+/// most one part replaces the criterion and at most one changes the training data (the registry refuses others).
+/// State names are prefixed by position.
 public final class CompositeStrategy: Strategy {
     public let parts: [any Strategy]
     public init(_ parts: [any Strategy]) { self.parts = parts }
     public var name: String { parts.map(\.name).joined(separator: "+") }
     public func beforeTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.beforeTask(task, context: context) } }
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        var total = taskLoss
-        for p in parts {
-            let l = p.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
-            if l !== taskLoss { total = total + (l - taskLoss) }
-        }
-        return total
+    /// The one part's criterion that replaces the task loss (the registry refuses composites with two).
+    public func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        parts.lazy.compactMap { $0.criterion(output: output, batch: batch, context: context) }.first
+    }
+    /// The sum of the parts' penalties.
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        parts.compactMap { $0.penalty(output: output, batch: batch, context: context) }.summed
     }
     public func afterBackward(context: TrainingContext) { for p in parts { p.afterBackward(context: context) } }
     public func afterStep(context: TrainingContext) { for p in parts { p.afterStep(context: context) } }
@@ -131,4 +143,13 @@ public final class CompositeStrategy: Strategy {
 public struct StrategyError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension Array where Element == Tensor {
+    /// The sum of loss terms; nil when there are none.
+    var summed: Tensor? {
+        guard var total = first else { return nil }
+        for term in dropFirst() { total = total + term }
+        return total
+    }
 }

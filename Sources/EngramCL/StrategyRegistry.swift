@@ -19,6 +19,8 @@ public struct StrategyDescriptor: Sendable {
     public let hasTaskAgnosticInference: Bool
     /// Whether it trains on other data than the current task's (joint training, replay).
     public let changesTrainingData: Bool
+    /// Whether its `criterion` replaces the task loss (MIND) rather than adding a penalty to it.
+    public let replacesCriterion: Bool
     /// The `model` values it accepts (nil: every model).
     public let models: [String]?
     /// Whether its model is a progressive network (one column per task, built from `model`).
@@ -30,7 +32,8 @@ public struct StrategyDescriptor: Sendable {
 
     public init(name: String, summary: String, paper: String, hyperparameters: [HyperparameterSpec] = [],
                 scenarios: Set<Scenario> = Set(Scenario.allCases), usesTaskIdentityAtTest: Bool = false,
-                hasTaskAgnosticInference: Bool = false, changesTrainingData: Bool = false, models: [String]? = nil,
+                hasTaskAgnosticInference: Bool = false, changesTrainingData: Bool = false, replacesCriterion: Bool = false,
+                models: [String]? = nil,
                 buildsProgressiveNetwork: Bool = false, perTaskBatchNorm: Bool = false,
                 make: @escaping @Sendable (StrategyOptions) throws -> any Strategy) {
         self.name = name
@@ -41,6 +44,7 @@ public struct StrategyDescriptor: Sendable {
         self.usesTaskIdentityAtTest = usesTaskIdentityAtTest
         self.hasTaskAgnosticInference = hasTaskAgnosticInference
         self.changesTrainingData = changesTrainingData
+        self.replacesCriterion = replacesCriterion
         self.models = models
         self.buildsProgressiveNetwork = buildsProgressiveNetwork
         self.perTaskBatchNorm = perTaskBatchNorm
@@ -94,6 +98,16 @@ public enum StrategyRegistry {
         }
         if let unknown = parts.first(where: { descriptor(named: $0) == nil }) {
             throw StrategyError("unknown strategy '\(unknown)'" + suggestion(unknown, among: names, what: "available"))
+        }
+        let replacing = parts.filter { descriptor(named: $0)!.replacesCriterion }
+        if replacing.count > 1 {
+            throw StrategyError("--strategy '\(list)': \(replacing.joined(separator: " and ")) each replace the task loss with their own "
+                                + "objective; combine at most one of them with methods that add a penalty")
+        }
+        let changing = parts.filter { descriptor(named: $0)!.changesTrainingData }
+        if changing.count > 1 {
+            throw StrategyError("--strategy '\(list)': \(changing.joined(separator: " and ")) each choose the training data; "
+                                + "combine at most one of them with other methods")
         }
         return parts
     }

@@ -44,8 +44,9 @@ public final class SynapticIntelligence: RegisteredStrategy {
         pathIntegral = .zeros(like: parameters)
     }
 
-    public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        state.regularized(taskLoss, strength: c, context: context)
+    /// c Σ Ω (θ − θ*)².
+    public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        state.penalty(strength: c, context: context)
     }
 
     public func afterBackward(context: TrainingContext) {

@@ -39,6 +39,7 @@ struct Strategies: ParsableCommand {
             if d.usesTaskIdentityAtTest { facts.append("uses the task id at test time") }
             if d.hasTaskAgnosticInference { facts.append("task-agnostic inference") }
             if d.changesTrainingData { facts.append("changes the training data") }
+            if d.replacesCriterion { facts.append("replaces the task loss") }
             if let models = d.models { facts.append("models: \(models.joined(separator: ", "))") }
             if d.perTaskBatchNorm { facts.append("per-task BatchNorm by default") }
             print("  " + facts.joined(separator: "; "))
@@ -55,7 +56,7 @@ struct Strategies: ParsableCommand {
             "name": d.name, "summary": d.summary, "paper": d.paper,
             "scenarios": Scenario.allCases.filter(d.scenarios.contains).map(\.rawValue),
             "uses_task_id_at_test": d.usesTaskIdentityAtTest, "task_agnostic_inference": d.hasTaskAgnosticInference,
-            "changes_training_data": d.changesTrainingData, "models": d.models ?? NSNull(),
+            "changes_training_data": d.changesTrainingData, "replaces_criterion": d.replacesCriterion, "models": d.models ?? NSNull(),
             "progressive_network": d.buildsProgressiveNetwork, "per_task_batchnorm": d.perTaskBatchNorm,
             "hyperparameters": d.hyperparameters.map { h -> [String: Any] in
                 var o: [String: Any] = ["key": h.key, "symbol": h.symbol, "type": h.kind.typeName, "flag": "--\(h.flag)",

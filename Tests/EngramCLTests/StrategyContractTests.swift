@@ -71,6 +71,35 @@ import Testing
         #expect(copy.memoryBytes == original.memoryBytes)
     }
 
+    @Test("a composite of two methods that both replace the task loss is refused, naming both")
+    func twoCriteriaAreRefused() {
+        #expect {
+            _ = try StrategyRegistry.make("mind+mind-self")
+        } throws: { error in
+            "\(error)".contains("mind and mind-self") && "\(error)".contains("replace the task loss")
+        }
+        #expect(throws: Never.self) { _ = try StrategyRegistry.make("mind+ewc") }
+    }
+
+    @Test("a composite's loss is the one criterion plus the sum of the parts' penalties")
+    func compositeLossAddsPenalties() throws {
+        let config = smallPermutedMNIST(strategy: "l2", tasks: 2, fraction: 0.01)
+        let (a, b) = (L2(lambda: 1), L2(lambda: 3))
+        let composite = CompositeStrategy([a, b])
+        let trainer = try makeTrainer(config, strategy: composite)
+        try trainer.train(from: TrainingPosition(task: 0))
+        for p in trainer.context.model.namedParameters().map(\.1) { p.assign(p + 0.01) }   // move away from θ*
+        let batch = try #require(trainer.context.stream.trainingBatches(task: 1, epoch: 0, batchSize: 8).first { _ in true })
+        let output = trainer.context.model(batch.inputs)
+        let task = Losses.crossEntropy(output, targets: batch.labels)
+        let pa = try #require(a.penalty(output: output, batch: batch, context: trainer.context)).item
+        let pb = try #require(b.penalty(output: output, batch: batch, context: trainer.context)).item
+        #expect(abs(pb - 3 * pa) <= 1e-4 * pb)
+        let total = composite.loss(taskLoss: task, output: output, batch: batch, context: trainer.context).item
+        #expect(abs(total - (task.item + pa + pb)) <= 1e-5 * total)
+        #expect(composite.criterion(output: output, batch: batch, context: trainer.context) == nil)
+    }
+
     @Test("a strategy refuses the scenarios its declaration excludes, naming itself and the scenarios it runs",
           arguments: StrategyRegistry.all.filter { $0.scenarios.count < 3 }.map(\.name))
     func refusesUndeclaredScenarios(strategy: String) throws {

@@ -95,12 +95,15 @@ final class FirstBatchProbe: Strategy {
 
     var name: String { inner.name }
     func beforeTask(_ task: Int, context: TrainingContext) throws { try inner.beforeTask(task, context: context) }
-    func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
+    func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         if context.task == task && !done {
             done = true
-            probe(taskLoss, output, batch, context)
+            probe(Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses), output, batch, context)
         }
-        return inner.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
+        return inner.criterion(output: output, batch: batch, context: context)
+    }
+    func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        inner.penalty(output: output, batch: batch, context: context)
     }
     func afterBackward(context: TrainingContext) { inner.afterBackward(context: context) }
     func afterStep(context: TrainingContext) { inner.afterStep(context: context) }
