@@ -144,11 +144,11 @@ public final class EBLL: RegisteredStrategy {
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
-        autoencoders.append(trainAutoencoder(task: task, context: context))
+        autoencoders.append(try trainAutoencoder(task: task, context: context))
     }
 
     /// Trains the task's autoencoder on the current model's features of the task's training data.
-    func trainAutoencoder(task: Int, context: TrainingContext) -> TaskAutoencoder {
+    func trainAutoencoder(task: Int, context: TrainingContext) throws -> TaskAutoencoder {
         let model = context.model
         let wasTraining = model.isTraining
         model.eval()
@@ -180,9 +180,9 @@ public final class EBLL: RegisteredStrategy {
                 let loss = Self.autoencoderLoss(features: f, reconstruction: reconstruction,
                                                 logits: model.head(reconstruction), labels: batch.labels,
                                                 allowedClasses: classes, alpha: alpha)
-                optimizer!.zeroGrad()
-                loss.backward()
-                optimizer!.step()
+                try TrainingStep.take(loss, optimizer: optimizer!) { value in
+                    "EBLL's autoencoder loss became \(value) on task \(task + 1), epoch \(epoch + 1); lower --alpha"
+                }
             }
         }
         return TaskAutoencoder(featureSize: encW.shape.last ?? 0, codeSize: codeSize, encoderWeight: encW.scalars,

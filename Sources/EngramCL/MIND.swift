@@ -268,16 +268,9 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
                 model.setActiveTask(batch.taskID ?? task)
                 let output = model(batch.inputs)
                 let loss = taskCrossEntropy(output, batch, task: task) ?? Losses.crossEntropy(output, targets: batch.labels)
-                guard loss.item.isFinite else {
-                    throw TrainingError(description: "the teacher's loss became \(loss.item) on task \(task + 1), epoch \(e + 1); lower --teacher-lr")
+                try TrainingStep.take(loss, optimizer: optimizer, gate: trainable.isEmpty ? nil : trainable, parameters: parameters) { value in
+                    "the teacher's loss became \(value) on task \(task + 1), epoch \(e + 1); lower --teacher-lr"
                 }
-                optimizer.zeroGrad()
-                loss.backward()
-                for (name, p) in parameters {
-                    guard let g = p.grad, let m = trainable[name] else { continue }
-                    g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
-                }
-                optimizer.step()
             }
         }
         // The fresh teacher trains every BatchNorm it uses; the copy of MIND its task's own (and the shared ones on task 0).

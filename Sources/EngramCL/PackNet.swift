@@ -110,16 +110,9 @@ public final class PackNet: RegisteredStrategy {
             for batch in context.stream.trainingBatches(task: task, epoch: config.epochs + e, batchSize: config.batchSize) {
                 model.setActiveTask(batch.taskID ?? task)
                 let loss = Losses.crossEntropy(model(batch.inputs), targets: batch.labels)
-                guard loss.item.isFinite else {
-                    throw TrainingError(description: "the loss became \(loss.item) while re-training task \(task + 1) after pruning")
+                try TrainingStep.take(loss, optimizer: optimizer, gate: owned, parameters: parameters) { value in
+                    "the loss became \(value) while re-training task \(task + 1) after pruning"
                 }
-                optimizer.zeroGrad()
-                loss.backward()
-                for (name, p) in parameters {
-                    guard let g = p.grad, let m = owned[name] else { continue }
-                    g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
-                }
-                optimizer.step()
             }
         }
         model.setActiveTask(task)

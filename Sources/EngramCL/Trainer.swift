@@ -263,15 +263,10 @@ public final class Trainer {
                 let output = model(batch.inputs)
                 let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
                 let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
-                let value = loss.item
-                guard value.isFinite else {
-                    throw TrainingError(description: "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
-                                        + "(task loss \(taskLoss.item))" + Self.divergenceHint(taskLoss: taskLoss.item, context: context))
+                let value = try TrainingStep.take(loss, optimizer: optimizer, afterBackward: { strategy.afterBackward(context: context) }) { value in
+                    "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
+                        + "(task loss \(taskLoss.item))" + Self.divergenceHint(taskLoss: taskLoss.item, context: context)
                 }
-                optimizer.zeroGrad()
-                loss.backward()
-                strategy.afterBackward(context: context)
-                optimizer.step()
                 strategy.afterStep(context: context)
                 context.stepInTask += 1
                 samplesInLastTask += batch.labels.count
@@ -325,6 +320,32 @@ public final class Trainer {
         return Evaluator.accuracy(model: context.model,
                                   batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
                                   task: task, allowedClasses: allowed)
+    }
+}
+
+/// The inner step every training phase takes — a task in the trainer, PackNet's re-training, MIND's teacher,
+/// EBLL's autoencoders: the loss checked finite, gradients zeroed, backward, the gradient entries `gate` freezes
+/// (0 in its mask) zeroed, `afterBackward`, the optimizer's step.
+public enum TrainingStep {
+    /// Takes one step on `loss`; returns its value. A non-finite loss throws a `TrainingError` with `failure`'s
+    /// message before anything changes.
+    @discardableResult
+    public static func take(_ loss: Tensor, optimizer: any Optimizer, gate: [String: [Float]]? = nil,
+                            parameters: @autoclosure () -> [(String, Tensor)] = [],
+                            afterBackward: () -> Void = {}, failure: (Float) -> String) throws -> Float {
+        let value = loss.item
+        guard value.isFinite else { throw TrainingError(description: failure(value)) }
+        optimizer.zeroGrad()
+        loss.backward()
+        if let gate {
+            for (name, p) in parameters() {
+                guard let g = p.grad, let m = gate[name] else { continue }
+                g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
+            }
+        }
+        afterBackward()
+        optimizer.step()
+        return value
     }
 }
 
