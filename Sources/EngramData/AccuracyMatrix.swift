@@ -191,50 +191,5 @@ public struct ContinualMetrics: Sendable, Equatable, Codable {
     }
 }
 
-/// What a run writes to `results.json`: what was run, the matrix, and its metrics.
-public struct ContinualResults: Sendable, Equatable, Codable {
-    /// Benchmark name, e.g. `"split-mnist"`.
-    public var benchmark: String
-    /// The scenario.
-    public var scenario: Scenario
-    /// The seed.
-    public var seed: UInt64
-    /// The strategy or method name.
-    public var strategy: String
-    /// The accuracy matrix.
-    public var matrix: AccuracyMatrix
-    /// Metrics computed from `matrix`.
-    public var metrics: ContinualMetrics
-
-    /// Creates results; the metrics are computed from `matrix`.
-    public init(benchmark: String, scenario: Scenario, seed: UInt64, strategy: String, matrix: AccuracyMatrix) {
-        self.benchmark = benchmark
-        self.scenario = scenario
-        self.seed = seed
-        self.strategy = strategy
-        self.matrix = matrix
-        self.metrics = matrix.metrics
-    }
-
-    /// Pretty-printed JSON with sorted keys (stable for diffs).
-    public func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
-
-    /// Writes `jsonData()` to `path` atomically.
-    public func write(toPath path: String) throws {
-        do { try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw DataError.writeFailed(path: path, reason: "\(error)")
-        }
-    }
-
-    /// Reads results written by `write(toPath:)`.
-    public static func read(fromPath path: String) throws -> ContinualResults {
-        try JSONDecoder().decode(ContinualResults.self, from: Data(FileIO.readAll(path)))
-    }
-}
-
 /// Shortest round-tripping decimal form.
 private func formatNumber(_ x: Double) -> String { "\(x)" }
