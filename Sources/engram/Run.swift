@@ -151,6 +151,13 @@ extension ExperimentOptions {
                     d.hyperparameters.contains { $0.sharedNames.contains(key) }
                 }
             }
+            if let dot = key.firstIndex(of: ".") {
+                let owner = String(key[..<dot])
+                let parts = Set(strategies.flatMap { $0.split(separator: "+").map(String.init) })
+                if StrategyRegistry.descriptor(named: owner) != nil, !parts.contains(owner) {
+                    throw ValidationError("\(source): \(owner) is not a strategy of this run (\(strategies.joined(separator: ", ")))")
+                }
+            }
             let readers = strategies.filter(reads)
             for strategy in readers.isEmpty ? Array(strategies.prefix(1)) : readers {
                 var trial = c

@@ -81,6 +81,21 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
         #expect(try matrix(dir) == expected)
     }
 
+    @Test("engram strategies --json lists every registered strategy with its options and defaults")
+    func strategiesAreListed() throws {
+        let dir = try temporaryDirectory("engram-cli-strategies")
+        let log = dir.appendingPathComponent("out.json")
+        #expect(try engram(["strategies", "--json"], log: log) == 0)
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: log)) as? [[String: Any]])
+        #expect(list.compactMap { $0["name"] as? String } == StrategyRegistry.names)
+        let l2 = try #require(list.first { $0["name"] as? String == "l2" })
+        let options = try #require(l2["hyperparameters"] as? [[String: Any]])
+        #expect(options.compactMap { $0["key"] as? String } == ["lambda", "decay"])
+        #expect(options.first?["default"] as? Double == 1 && options.first?["flag"] as? String == "--lambda")
+        let packnet = try #require(list.first { $0["name"] as? String == "packnet" })
+        #expect(packnet["scenarios"] as? [String] == ["task-il"] && packnet["uses_task_id_at_test"] as? Bool == true)
+    }
+
     @Test("invalid flags give one clear message naming the flag and value, and exit with an error")
     func invalidFlags() throws {
         let dir = try temporaryDirectory("engram-cli-bad")
@@ -91,7 +106,13 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
                                 (["--strategy", "packnet", "--prune-ratio", "1.5"], "--prune-ratio"),
                                 (["--model", "resnet50"], "resnet50"), (["--milestones", "0,3"], "--milestones"),
                                 (["--milestones", "35,x"], "--milestones"), (["--lr-gamma", "1.5"], "--lr-gamma"),
-                                (["--per-task-batchnorm", "maybe"], "--per-task-batchnorm")] {
+                                (["--per-task-batchnorm", "maybe"], "--per-task-batchnorm"),
+                                (["--strategy", "si", "--lambda", "3"], "si has no option 'lambda'"),
+                                (["--strategy", "si", "--set", "mas.lambda=1"], "mas is not a strategy of this run"),
+                                (["--strategy", "mas", "--set", "mas.lamda=1"], "did you mean 'lambda'"),
+                                (["--strategy", "mas", "--mas-output", "foo"], "one of logits, softmax"),
+                                (["--strategy", "mas", "--lambda"], "--lambda needs a value"),
+                                (["--strategy", "mind+mind-self"], "replace the task loss")] {
             try Data().write(to: log)
             let status = try engram(["run", "--out", dir.path] + flags, log: log)
             let text = try String(contentsOf: log, encoding: .utf8)
