@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// Engram's layers, one target each; dependencies only point down:
-/// engram (CLI) → EngramCL → EngramData → EngramNN → EngramTensor → COpenBLAS.
+/// engram (CLI) → EngramReport → EngramCL → EngramNN and EngramData (siblings) → EngramTensor → COpenBLAS.
 /// Release builds keep Swift's overflow, bounds and precondition checks (`-O`, not `-Ounchecked`): Engram reads
 /// downloaded archives and other people's checkpoints, so a malformed value must stop cleanly, never corrupt
 /// memory. Hot kernels skip checks locally through unsafe buffer pointers over extents validated once.
