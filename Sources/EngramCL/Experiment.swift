@@ -232,7 +232,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
             return
         }
         let parts = try StrategyRegistry.descriptors(of: strategy)
-        let reached = parts.flatMap { d in d.hyperparameters.filter { $0.sharedNames.contains(name) }.map { (d.name, $0) } }
+        let reached = StrategyRegistry.options(reachedBy: name, in: parts)
         guard !reached.isEmpty else {
             let options = Set(parts.flatMap { $0.hyperparameters.map(\.flag) }).sorted().map { "--\($0)" }
             throw ConfigurationError("\(source): strategy \(strategy) has no option '\(name)'"
@@ -252,9 +252,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         guard let descriptors = try? StrategyRegistry.descriptors(of: strategy) else { return self }
         var c = self
         for (name, value) in hyperparameters.shared {
-            let reached = descriptors.flatMap { d in d.hyperparameters.filter { $0.sharedNames.contains(name) }.map { (d.name, $0.key) } }
+            let reached = StrategyRegistry.options(reachedBy: name, in: descriptors)
             guard !reached.isEmpty else { continue }
-            for (strategy, key) in reached { c.hyperparameters[strategy, key] = value }
+            for (strategy, spec) in reached { c.hyperparameters[strategy, spec.key] = value }
             c.hyperparameters.shared[name] = nil
         }
         return c

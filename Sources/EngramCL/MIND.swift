@@ -370,11 +370,10 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
     }
 
     /// CE over the task's own outputs + β·D(student ‖ teacher): replaces the task loss.
-    public func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+    public func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         ensureMasks(context)
         let columns = ownColumns(context.task, outputs: output.shape[1])
-        let ce = taskCrossEntropy(output, batch, task: context.task)
-            ?? Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
+        let ce = taskCrossEntropy(output, batch, task: context.task) ?? taskLoss
         guard distillBeta > 0, !teacher.isEmpty else { return ce }
         let model = context.model
         let target = teacher.evaluate(model) { model(batch.inputs) }

@@ -48,10 +48,10 @@ public protocol Strategy: AnyObject {
     /// The name used on the command line (`mas`, `ewc`, …).
     var name: String { get }
     func beforeTask(_ task: Int, context: TrainingContext) throws
-    /// The objective that replaces the task loss for this batch (MIND's distillation into its sub-network), or
-    /// nil to keep the trainer's task loss (cross-entropy over the active classes). In a composite at most one part
-    /// may replace it (``StrategyDescriptor/replacesCriterion``).
-    func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor?
+    /// The objective that replaces `taskLoss` (the trainer's cross-entropy over the active classes) for this batch
+    /// (MIND's distillation into its sub-network), or nil to keep it. In a composite at most one part may replace it
+    /// (``StrategyDescriptor/replacesCriterion``).
+    func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor?
     /// A term added to the criterion (a quadratic penalty, LwF's distillation of the old outputs), or nil.
     func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor?
     func afterBackward(context: TrainingContext)
@@ -79,12 +79,12 @@ public protocol Strategy: AnyObject {
 
 extension Strategy {
     public func beforeTask(_ task: Int, context: TrainingContext) throws {}
-    public func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
+    public func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
     public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
 
     /// The loss the trainer minimizes for a batch: the criterion (or `taskLoss`) plus the penalty.
     public func loss(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor {
-        let objective = criterion(output: output, batch: batch, context: context) ?? taskLoss
+        let objective = criterion(taskLoss: taskLoss, output: output, batch: batch, context: context) ?? taskLoss
         return penalty(output: output, batch: batch, context: context).map { objective + $0 } ?? objective
     }
     public func afterBackward(context: TrainingContext) {}
@@ -110,8 +110,8 @@ public final class CompositeStrategy: Strategy {
     public var name: String { parts.map(\.name).joined(separator: "+") }
     public func beforeTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.beforeTask(task, context: context) } }
     /// The one part's criterion that replaces the task loss (the registry refuses composites with two).
-    public func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
-        parts.lazy.compactMap { $0.criterion(output: output, batch: batch, context: context) }.first
+    public func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+        parts.lazy.compactMap { $0.criterion(taskLoss: taskLoss, output: output, batch: batch, context: context) }.first
     }
     /// The sum of the parts' penalties.
     public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {

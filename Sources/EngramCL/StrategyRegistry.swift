@@ -86,6 +86,12 @@ public enum StrategyRegistry {
     /// The strategy called `name`.
     public static func descriptor(named name: String) -> StrategyDescriptor? { all.first { $0.name == name } }
 
+    /// The options of `descriptors` that a value given outside any section under `name` reaches (`lambda` reaches
+    /// MAS's and EWC's λ, `xi` RWalk's ε through its alias), with the strategy that owns each.
+    public static func options(reachedBy name: String, in descriptors: [StrategyDescriptor]) -> [(strategy: String, spec: HyperparameterSpec)] {
+        descriptors.flatMap { d in d.hyperparameters.filter { $0.sharedNames.contains(name) }.map { (d.name, $0) } }
+    }
+
     /// The parts of a strategy list (`mas+lwf` → `mas`, `lwf`), checked: no empty part, no repeated part,
     /// every part registered.
     public static func parts(of list: String) throws -> [String] {

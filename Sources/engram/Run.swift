@@ -147,9 +147,7 @@ extension ExperimentOptions {
         do {
             // Each strategy that has the option gets it; when none has it, the first names the options it has.
             func reads(_ strategy: String) -> Bool {
-                key.contains(".") || ((try? StrategyRegistry.descriptors(of: strategy)) ?? []).contains { d in
-                    d.hyperparameters.contains { $0.sharedNames.contains(key) }
-                }
+                key.contains(".") || !StrategyRegistry.options(reachedBy: key, in: (try? StrategyRegistry.descriptors(of: strategy)) ?? []).isEmpty
             }
             if let dot = key.firstIndex(of: ".") {
                 let owner = String(key[..<dot])

@@ -97,7 +97,7 @@ import Testing
         #expect(abs(pb - 3 * pa) <= 1e-4 * pb)
         let total = composite.loss(taskLoss: task, output: output, batch: batch, context: trainer.context).item
         #expect(abs(total - (task.item + pa + pb)) <= 1e-5 * total)
-        #expect(composite.criterion(output: output, batch: batch, context: trainer.context) == nil)
+        #expect(composite.criterion(taskLoss: task, output: output, batch: batch, context: trainer.context) == nil)
     }
 
     @Test("a strategy refuses the scenarios its declaration excludes, naming itself and the scenarios it runs",

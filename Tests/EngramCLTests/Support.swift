@@ -95,12 +95,12 @@ final class FirstBatchProbe: Strategy {
 
     var name: String { inner.name }
     func beforeTask(_ task: Int, context: TrainingContext) throws { try inner.beforeTask(task, context: context) }
-    func criterion(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
+    func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         if context.task == task && !done {
             done = true
-            probe(Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses), output, batch, context)
+            probe(taskLoss, output, batch, context)
         }
-        return inner.criterion(output: output, batch: batch, context: context)
+        return inner.criterion(taskLoss: taskLoss, output: output, batch: batch, context: context)
     }
     func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         inner.penalty(output: output, batch: batch, context: context)
