@@ -39,7 +39,8 @@ public final class TrainingContext {
 
 /// A continual-learning method: hooks at the points of a training step where methods act.
 ///
-/// The trainer calls, for each task t: `beforeTask` → for every batch: `criterion` (what replaces the task
+/// The trainer calls, for each task t: `beforeTask` → for every batch: `beforeForward` (what the model trains on:
+/// replay mixes memory samples in) → forward → `criterion` (what replaces the task
 /// loss, if anything) and `penalty` (what is added to it) → backward → `afterBackward` → optimizer step → `afterStep`; then
 /// `afterTask` (importance, anchors, pruning …) and evaluation, where every task j is evaluated between
 /// `beforeEvaluation(task: j)` and `afterEvaluation(task: j)` (e.g. to apply task j's weight mask). Every hook has a default that
@@ -48,6 +49,10 @@ public protocol Strategy: AnyObject {
     /// The name used on the command line (`mas`, `ewc`, …).
     var name: String { get }
     func beforeTask(_ task: Int, context: TrainingContext) throws
+    /// The batch the model is trained on for the stream's `batch` (default: `batch` itself). Replay returns it
+    /// with memory samples appended — samples of several tasks, each routed to its own head in task-incremental
+    /// models (``EngramNN/Module/setSampleTasks(_:)``); a method that stores samples sees the stream's batch here.
+    func beforeForward(_ batch: Batch, context: TrainingContext) throws -> Batch
     /// The objective that replaces `taskLoss` (the trainer's cross-entropy over the active classes) for this batch
     /// (MIND's distillation into its sub-network), or nil to keep it. In a composite at most one part may replace it
     /// (``StrategyDescriptor/replacesCriterion``).
@@ -79,6 +84,7 @@ public protocol Strategy: AnyObject {
 
 extension Strategy {
     public func beforeTask(_ task: Int, context: TrainingContext) throws {}
+    public func beforeForward(_ batch: Batch, context: TrainingContext) throws -> Batch { batch }
     public func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
     public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? { nil }
 
@@ -109,6 +115,10 @@ public final class CompositeStrategy: Strategy {
     public init(_ parts: [any Strategy]) { self.parts = parts }
     public var name: String { parts.map(\.name).joined(separator: "+") }
     public func beforeTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.beforeTask(task, context: context) } }
+    /// Each part's `beforeForward` in order, on what the one before returned.
+    public func beforeForward(_ batch: Batch, context: TrainingContext) throws -> Batch {
+        try parts.reduce(batch) { try $1.beforeForward($0, context: context) }
+    }
     /// The one part's criterion that replaces the task loss (the registry refuses composites with two).
     public func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
         parts.lazy.compactMap { $0.criterion(taskLoss: taskLoss, output: output, batch: batch, context: context) }.first

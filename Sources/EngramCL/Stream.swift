@@ -22,6 +22,14 @@ public protocol TaskStream {
     func testBatches(task: Int, batchSize: Int) -> Batches
     /// Number of training samples of `task`.
     func trainingCount(task: Int) -> Int
+    /// Bytes one stored sample's input takes in a replay memory (its pixels as the dataset stores them).
+    var storedSampleBytes: Int { get }
+    /// The stored form of a training batch's inputs: each sample's pixels as the dataset stores them (before its
+    /// task's transform), `storedSampleBytes` per sample, in the batch's order.
+    func storedPixels(of batch: Batch) -> [UInt8]
+    /// A training batch rebuilt from stored samples: each sample's pixels through its task's transform, the
+    /// normalisation and the training augmentation (drawing from `random`); `labels` are scenario targets.
+    func replayBatch(pixels: [UInt8], tasks: [Int], labels: [Int], random: inout RandomGenerator) -> Batch
 }
 
 /// An epoch of batches, produced one at a time (a whole epoch is never held in memory), with its length.
@@ -53,6 +61,9 @@ public struct BenchmarkStream: TaskStream {
     /// The split `testBatches` serves: `.test`, or `.validation` for hyper-parameter selection.
     public let evaluationSplit: TaskSplit
 
+    /// Builds replay batches (nil when the options cannot build batches at all; every loader then fails the same way).
+    private let replayAssembler: BatchAssembler?
+
     public init(benchmark: ContinualBenchmark, layout: InputLayout, normalization: Normalization? = nil,
                 augmentation: Augmentation? = nil, evaluationSplit: TaskSplit = .test) {
         self.benchmark = benchmark
@@ -60,6 +71,9 @@ public struct BenchmarkStream: TaskStream {
         self.normalization = normalization ?? .unitRange
         self.augmentation = augmentation
         self.evaluationSplit = evaluationSplit
+        replayAssembler = try? BatchAssembler(benchmark: benchmark, split: .train,
+                                              options: LoaderOptions(layout: layout, normalization: self.normalization,
+                                                                     augmentation: augmentation))
     }
 
     public var taskCount: Int { benchmark.taskCount }
@@ -81,6 +95,21 @@ public struct BenchmarkStream: TaskStream {
     }
 
     public func trainingCount(task: Int) -> Int { benchmark.tasks[task].train.count }
+
+    public var storedSampleBytes: Int { benchmark.train.sampleSize }
+
+    public func storedPixels(of batch: Batch) -> [UInt8] {
+        precondition(batch.indices.count == batch.count, "only batches of the dataset (with sample indices) can be stored")
+        let d = storedSampleBytes, train = benchmark.train
+        var bytes = [UInt8](); bytes.reserveCapacity(batch.count * d)
+        for index in batch.indices { bytes += train.pixels[Int(index) * d ..< (Int(index) + 1) * d] }
+        return bytes
+    }
+
+    public func replayBatch(pixels: [UInt8], tasks: [Int], labels: [Int], random: inout RandomGenerator) -> Batch {
+        guard let replayAssembler else { preconditionFailure("replay batches for \(benchmark.name): the loader options are invalid") }
+        return replayAssembler.assemble(storedPixels: pixels, tasks: tasks, labels: labels, augmentationRandom: &random)
+    }
 
     public func trainingBatches(task: Int, epoch: Int, batchSize: Int) -> Batches {
         batches(task: task, split: .train, epoch: epoch, batchSize: batchSize, shuffle: true)

@@ -234,6 +234,15 @@ public final class Trainer {
         return "; the parameters are finite but the outputs overflowed: lower the learning rate"
     }
 
+    /// Points the model's task-conditioned modules at `batch`: its one task, or in a task-incremental stream each
+    /// sample's own task (a mixed batch: replay, joint training); in the other scenarios the task being trained
+    /// (their models have no per-task parts the task id may select). Throws for a mixed batch the model cannot route.
+    static func route(_ batch: Batch, in model: Classifier, scenario: Scenario, task: Int) throws {
+        if let only = batch.taskID { return model.setActiveTask(only) }
+        guard scenario == .taskIncremental else { return model.setActiveTask(task) }
+        do { try model.setSampleTasks(batch.taskIDs) } catch { throw TrainingError(description: "\(error)") }
+    }
+
     /// Trains one task (from `position.epoch`) with the strategy's hooks; returns the seconds spent.
     @discardableResult
     public func train(from position: TrainingPosition, results: StreamResult = StreamResult()) throws -> Double {
@@ -258,8 +267,9 @@ public final class Trainer {
             let batches = strategy.trainingBatches(task: task, epoch: epoch, context: context)
             guard !batches.isEmpty else { throw TrainingError(description: "task \(task) has no training data") }
             var lossSum: Double = 0
-            for (b, batch) in batches.enumerated() {
-                model.setActiveTask(batch.taskID ?? task)
+            for (b, streamBatch) in batches.enumerated() {
+                let batch = try strategy.beforeForward(streamBatch, context: context)
+                try Self.route(batch, in: model, scenario: context.stream.scenario, task: task)
                 let output = model(batch.inputs)
                 let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
                 let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)

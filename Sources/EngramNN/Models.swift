@@ -77,11 +77,17 @@ public final class BasicBlock: Module {
     }
 }
 
-/// One linear head per task; the active task picks which one runs (task-incremental learning).
-public final class MultiHead: TaskConditioned {
+/// One linear head per task; the active task picks which one runs (task-incremental learning). With
+/// `sampleTasks` set (a batch mixing tasks) each sample runs through its own task's head; heads narrower than
+/// the widest are padded with `paddingLogit` (a logit no softmax gives weight), so the output is
+/// `[batch, widest head]`.
+public final class MultiHead: SampleRouted {
     public let heads: [Linear]
     public var activeTask = 0
+    public var sampleTasks: [Int]?
     public var isTraining = true
+    /// The logit of the units a narrower head lacks in a mixed batch: exp(−1e30 − max) is 0 in Float.
+    public static let paddingLogit: Float = -1e30
 
     /// - Parameter classesPerTask: output size of each task's head.
     public init(inFeatures: Int, classesPerTask: [Int], using rng: inout RandomGenerator) {
@@ -92,8 +98,27 @@ public final class MultiHead: TaskConditioned {
     public var children: [(String, any Module)] { [("heads", Sequential(heads))] }
 
     public func forward(_ x: Tensor) -> Tensor {
-        precondition(activeTask >= 0 && activeTask < heads.count, "task \(activeTask) has no head (\(heads.count) heads)")
-        return heads[activeTask](x)
+        guard let sampleTasks else {
+            precondition(activeTask >= 0 && activeTask < heads.count, "task \(activeTask) has no head (\(heads.count) heads)")
+            return heads[activeTask](x)
+        }
+        precondition(sampleTasks.count == x.shape[0], "\(sampleTasks.count) sample tasks for a batch of \(x.shape[0])")
+        precondition(sampleTasks.allSatisfy { heads.indices.contains($0) }, "a sample's task has no head (\(heads.count) heads)")
+        // Rows grouped by task (ascending), each group through its head, then put back in the batch's order.
+        let width = heads.map(\.outFeatures).max()!
+        var groups: [Tensor] = [], order: [Int] = []
+        for task in Set(sampleTasks).sorted() {
+            let rows = sampleTasks.indices.filter { sampleTasks[$0] == task }
+            var out = heads[task](x.indexSelect(rows))
+            if out.shape[1] < width {
+                out = Tensor.concatenate([out, Tensor.full([rows.count, width - out.shape[1]], Self.paddingLogit)], axis: 1)
+            }
+            groups.append(out)
+            order += rows
+        }
+        var position = [Int](repeating: 0, count: order.count)
+        for (k, row) in order.enumerated() { position[row] = k }
+        return Tensor.concatenate(groups, axis: 0).indexSelect(position)
     }
 
     /// Every head's output side by side (for task-agnostic inference).
@@ -101,10 +126,11 @@ public final class MultiHead: TaskConditioned {
 }
 
 /// A classifier = feature extractor + head; parameters are named `features.…` and `head.…`.
-public final class Classifier: TaskConditioned {
+public final class Classifier: SampleRouted {
     public let features: any Module
     public let head: any Module
     public var activeTask = 0
+    public var sampleTasks: [Int]?
     public var isTraining = true
 
     public init(features: any Module, head: any Module) {

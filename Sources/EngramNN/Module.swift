@@ -75,7 +75,24 @@ extension Module {
     /// Tells every task-conditioned module in the tree (multi-head classifiers, per-task BatchNorm…)
     /// which task the next batches belong to.
     public func setActiveTask(_ task: Int) {
-        for (_, m) in namedModules() { (m as? any TaskConditioned)?.activeTask = task }
+        for (_, m) in namedModules() {
+            (m as? any TaskConditioned)?.activeTask = task
+            (m as? any SampleRouted)?.sampleTasks = nil
+        }
+    }
+
+    /// Tells every task-conditioned module the task of each sample of the next batches — a batch mixing tasks
+    /// (replay, joint training) in a task-incremental model runs each sample through its own head. A batch of
+    /// one task is the same as `setActiveTask`. Throws, naming the module, when the tasks differ and a
+    /// task-conditioned module can only serve one task per batch (per-task BatchNorm, progressive columns).
+    public func setSampleTasks(_ tasks: [Int]) throws {
+        guard let first = tasks.first else { return }
+        guard tasks.contains(where: { $0 != first }) else { return setActiveTask(first) }
+        let modules = namedModules()
+        if let (path, module) = modules.first(where: { $0.1 is any TaskConditioned && !($0.1 is any SampleRouted) }) {
+            throw ModuleError.singleTaskPerBatch(path.isEmpty ? "\(type(of: module))" : "\(path) (\(type(of: module)))")
+        }
+        for (_, m) in modules { (m as? any SampleRouted)?.sampleTasks = tasks }
     }
 
     /// Loads values by name; every parameter and buffer of the module must be present with its shape.
@@ -96,15 +113,24 @@ public protocol TaskConditioned: Module {
     var activeTask: Int { get set }
 }
 
+/// A task-conditioned module that can also serve a batch mixing tasks, each sample as its own task would.
+public protocol SampleRouted: TaskConditioned {
+    /// The task of each sample of the next batches, or nil when all belong to `activeTask`.
+    var sampleTasks: [Int]? { get set }
+}
+
 /// Errors when loading a state into a module.
 public enum ModuleError: Error, CustomStringConvertible, Equatable {
     case missingTensor(String)
     case shapeMismatch(name: String, expected: [Int], found: [Int])
+    case singleTaskPerBatch(String)
 
     public var description: String {
         switch self {
         case .missingTensor(let name): "the state has no tensor named '\(name)'"
         case let .shapeMismatch(name, expected, found): "tensor '\(name)' has shape \(found), the model expects \(expected)"
+        case .singleTaskPerBatch(let module):
+            "a batch mixes tasks, but \(module) serves one task per batch (use shared BatchNorm and a multi-head model)"
         }
     }
 }

@@ -189,6 +189,23 @@ struct DataLoaderTests {
         #expect(batch.labels == [data.train.label(at: Int(j)), data.train.label(at: Int(i))])
     }
 
+    @Test("a batch rebuilt from stored pixel bytes equals the loader's batch of the same samples, augmentation included")
+    func assemblesStoredPixels() throws {
+        let train = try syntheticDataset(count: 200, classes: 100, channels: 3, side: 32)
+        let bench = try ContinualBenchmark.splitCIFAR100(DatasetPair(train: train, test: train), tasks: 10, options: BenchmarkOptions(seed: 2))
+        let assembler = try BatchAssembler(benchmark: bench, split: .train,
+                                           options: LoaderOptions(normalization: .dataset(.cifar100), augmentation: .cifar))
+        let samples = [TaskSample(task: 3, index: bench.tasks[3].train[1]), TaskSample(task: 0, index: bench.tasks[0].train[4])]
+        var a = RandomGenerator(seed: 9, label: "replay"), b = a
+        let loaded = assembler.assemble(samples, augmentationRandom: &a)
+        let d = train.sampleSize
+        let bytes = samples.flatMap { train.pixels[Int($0.index) * d ..< (Int($0.index) + 1) * d] }
+        let rebuilt = assembler.assemble(storedPixels: bytes, tasks: loaded.taskIDs, labels: loaded.labels, augmentationRandom: &b)
+        #expect(rebuilt.inputs.scalars == loaded.inputs.scalars && rebuilt.inputs.shape == [2, 3, 32, 32])
+        #expect(rebuilt.labels == loaded.labels && rebuilt.taskIDs == [3, 0] && rebuilt.indices.isEmpty)
+        #expect(a == b, "the same augmentation draws")
+    }
+
     @Test("rejects a task or batch size that does not exist")
     func rejectsBadConfiguration() throws {
         let bench = try splitMNIST()

@@ -1,0 +1,176 @@
+import EngramNN
+
+/// How a replay memory chooses what to keep once it is full.
+public enum ReplayPolicy: String, Sendable, Codable, CaseIterable {
+    /// Reservoir sampling (Vitter 1985, algorithm R), the memory of experience replay (Chaudhry et al. 2019) and
+    /// Mammoth's `Buffer`: the n-th sample offered is kept with probability capacity / n, in a uniformly chosen
+    /// slot — every sample offered so far is in memory with the same probability.
+    case reservoir
+    /// Greedy class balancing (GDumb, Prabhu et al. 2020): while there is room every sample is kept; once full, a
+    /// sample whose class has fewer samples than the largest class replaces a random sample of a largest class
+    /// (a seeded choice among ties). A class is a (task, target) pair, so task-incremental classes that share a
+    /// target stay apart and a domain-incremental memory is balanced over tasks too.
+    case classBalanced = "class-balanced"
+}
+
+/// A seeded, checkpointable replay memory: each stored sample is its input as the dataset stores it (pixel bytes,
+/// before its task's transform — 1 byte per pixel, as a paper's "memory of M images" counts), its target, its task
+/// and optionally the model's logits when it was stored (DER's dark knowledge). ``batch(_:stream:random:)`` turns
+/// stored samples back into a training batch through the stream (task transform, normalisation, augmentation).
+///
+/// Every choice draws from the memory's own generator, kept in its state, so a run resumed from a checkpoint
+/// stores exactly what the uninterrupted run stores.
+public final class ReplayBuffer {
+    /// Samples the memory holds at most.
+    public let capacity: Int
+    public let policy: ReplayPolicy
+    /// Bytes of one stored input (`TaskStream.storedSampleBytes`).
+    public let sampleBytes: Int
+    /// Logits stored per sample (0: none).
+    public let logitWidth: Int
+    /// Stored inputs, `sampleBytes` per sample.
+    public private(set) var pixels: [UInt8] = []
+    /// Stored targets (scenario label space) and tasks.
+    public private(set) var labels: [Int32] = []
+    public private(set) var tasks: [Int32] = []
+    /// Stored logits, `logitWidth` per sample.
+    public private(set) var logits: [Float] = []
+    /// Samples offered so far (reservoir's n).
+    public private(set) var seen = 0
+    private var random: RandomGenerator
+
+    /// An empty memory whose choices draw from `random` (derive it from the run's seed).
+    public init(capacity: Int, policy: ReplayPolicy, sampleBytes: Int, logitWidth: Int = 0, random: RandomGenerator) {
+        precondition(capacity >= 1 && sampleBytes >= 1 && logitWidth >= 0,
+                     "ReplayBuffer: capacity \(capacity), sample bytes \(sampleBytes), logit width \(logitWidth)")
+        self.capacity = capacity; self.policy = policy; self.sampleBytes = sampleBytes; self.logitWidth = logitWidth
+        self.random = random
+    }
+
+    /// Samples stored.
+    public var count: Int { labels.count }
+    public var isEmpty: Bool { labels.isEmpty }
+    /// Bytes held: a byte per pixel, four per target, task and logit.
+    public var bytes: Int { pixels.count + 4 * (labels.count + tasks.count + logits.count) }
+
+    /// Offers every sample of `batch` (a batch of the stream's own data) in order; `logits` (`[batch, logitWidth]`)
+    /// are stored with them when the memory keeps logits.
+    public func offer(_ batch: Batch, stream: any TaskStream, logits batchLogits: Tensor? = nil) {
+        precondition(stream.storedSampleBytes == sampleBytes, "ReplayBuffer of \(sampleBytes)-byte samples offered \(stream.storedSampleBytes)-byte ones")
+        precondition((batchLogits == nil) == (logitWidth == 0) && (batchLogits.map { $0.shape == [batch.count, logitWidth] } ?? true),
+                     "ReplayBuffer keeping \(logitWidth) logits offered logits of shape \(batchLogits?.shape ?? [])")
+        let bytes = stream.storedPixels(of: batch)
+        let values = batchLogits?.scalars ?? []
+        for s in 0..<batch.count {
+            offer(pixels: bytes[s * sampleBytes ..< (s + 1) * sampleBytes], label: batch.labels[s], task: batch.taskIDs[s],
+                  logits: values.isEmpty ? [] : values[s * logitWidth ..< (s + 1) * logitWidth])
+        }
+    }
+
+    /// Offers one sample; returns the slot it was stored in, or nil when the policy passed it over.
+    @discardableResult
+    public func offer(pixels sample: ArraySlice<UInt8>, label: Int, task: Int, logits sampleLogits: ArraySlice<Float> = []) -> Int? {
+        precondition(sample.count == sampleBytes && sampleLogits.count == logitWidth, "sample of \(sample.count) bytes, \(sampleLogits.count) logits")
+        seen += 1
+        let slot: Int?
+        if count < capacity {
+            slot = count
+            pixels += sample; labels.append(Int32(label)); tasks.append(Int32(task)); logits += sampleLogits
+            return slot
+        }
+        switch policy {
+        case .reservoir:
+            let j = random.nextInt(below: seen)
+            slot = j < capacity ? j : nil
+        case .classBalanced:
+            slot = classBalancedSlot(label: Int32(label), task: Int32(task))
+        }
+        guard let slot else { return nil }
+        pixels.replaceSubrange(slot * sampleBytes ..< (slot + 1) * sampleBytes, with: sample)
+        labels[slot] = Int32(label); tasks[slot] = Int32(task)
+        logits.replaceSubrange(slot * logitWidth ..< (slot + 1) * logitWidth, with: sampleLogits)
+        return slot
+    }
+
+    /// The slot a sample of class (task, label) takes in a full class-balanced memory: a random sample of a
+    /// largest class, when the sample's class is smaller than it; nil otherwise.
+    private func classBalancedSlot(label: Int32, task: Int32) -> Int? {
+        var slotsOfClass: [Int64: [Int]] = [:]
+        for i in 0..<count { slotsOfClass[Int64(tasks[i]) << 32 | Int64(labels[i]), default: []].append(i) }
+        let largest = slotsOfClass.values.map(\.count).max() ?? 0
+        guard (slotsOfClass[Int64(task) << 32 | Int64(label)]?.count ?? 0) < largest else { return nil }
+        let candidates = slotsOfClass.filter { $0.value.count == largest }.keys.sorted()
+        let victims = slotsOfClass[candidates[random.nextInt(below: candidates.count)]]!
+        return victims[random.nextInt(below: victims.count)]
+    }
+
+    /// `size` distinct stored slots drawn uniformly (all of them, shuffled, when fewer are stored) — as Mammoth's
+    /// `get_data` draws without replacement.
+    public func sampleSlots(_ size: Int, random: inout RandomGenerator) -> [Int] {
+        var slots = Array(0..<count)
+        let k = min(size, count)
+        for i in 0..<k { slots.swapAt(i, i + random.nextInt(below: count - i)) }
+        return Array(slots.prefix(k))
+    }
+
+    /// A training batch of the samples in `slots`, rebuilt through `stream` (augmentation draws from `random`).
+    public func batch(_ slots: [Int], stream: any TaskStream, random: inout RandomGenerator) -> Batch {
+        var bytes = [UInt8](); bytes.reserveCapacity(slots.count * sampleBytes)
+        for slot in slots { bytes += pixels[slot * sampleBytes ..< (slot + 1) * sampleBytes] }
+        return stream.replayBatch(pixels: bytes, tasks: slots.map { Int(tasks[$0]) }, labels: slots.map { Int(labels[$0]) },
+                                  random: &random)
+    }
+
+    /// The stored logits of `slots` as `[slots, logitWidth]`.
+    public func logits(_ slots: [Int]) -> Tensor {
+        var values = [Float](); values.reserveCapacity(slots.count * logitWidth)
+        for slot in slots { values += logits[slot * logitWidth ..< (slot + 1) * logitWidth] }
+        return Tensor(shape: [slots.count, logitWidth], scalars: values)
+    }
+
+    /// What the memory holds, for a strategy's ``StrategyState`` (prefix it with the strategy's own name for it).
+    public func saveState() throws -> StrategyState {
+        var state = StrategyState(tensors: [("pixels", Tensor(shape: [count, sampleBytes], scalars: pixels.map(Float.init))),
+                                            ("labels", Tensor(shape: [count], scalars: labels.map(Float.init))),
+                                            ("tasks", Tensor(shape: [count], scalars: tasks.map(Float.init)))])
+        if logitWidth > 0 { state.add([("logits", Tensor(shape: [count, logitWidth], scalars: logits))]) }
+        try state.record(Header(capacity: capacity, policy: policy, sampleBytes: sampleBytes, logitWidth: logitWidth,
+                                seen: seen, random: random), as: "memory")
+        return state
+    }
+
+    /// Restores what ``saveState()`` wrote; throws, naming the record or tensor, for a state of another memory or a
+    /// damaged one. The memory's own configuration (capacity, policy, sample size, logits) must match.
+    public func loadState(_ state: StrategyState, taskCount: Int) throws {
+        let header = try state.record(Header.self, "memory")
+        guard header.capacity == capacity, header.policy == policy, header.sampleBytes == sampleBytes, header.logitWidth == logitWidth else {
+            throw StrategyError("record 'memory' describes a memory of \(header.capacity) \(header.policy.rawValue) samples of \(header.sampleBytes) bytes "
+                + "and \(header.logitWidth) logits, this run's holds \(capacity) \(policy.rawValue) samples of \(sampleBytes) bytes and \(logitWidth) logits")
+        }
+        func values(_ name: String, count expected: Int, _ valid: (Float) -> Bool) throws -> [Float] {
+            guard let tensor = state.tensors[name] else { throw StrategyError("tensor '\(name)' is missing") }
+            guard tensor.count == expected else { throw StrategyError("tensor '\(name)' has \(tensor.count) values, expected \(expected)") }
+            if let bad = tensor.scalars.first(where: { !valid($0) }) { throw StrategyError("tensor '\(name)' holds \(bad)") }
+            return tensor.scalars
+        }
+        let n = state.tensors["labels"]?.count ?? 0
+        guard n <= capacity, header.seen >= n else {
+            throw StrategyError("tensor 'labels' holds \(n) samples, more than the capacity \(capacity) or the \(header.seen) offered")
+        }
+        let integral = { (x: Float) in x.rounded() == x }
+        let restoredPixels = try values("pixels", count: n * sampleBytes) { integral($0) && $0 >= 0 && $0 <= 255 }
+        let restoredLabels = try values("labels", count: n) { integral($0) && $0 >= 0 && $0 < 1e6 }
+        let restoredTasks = try values("tasks", count: n) { integral($0) && $0 >= 0 && Int($0) < taskCount }
+        let restoredLogits = logitWidth == 0 ? [] : try values("logits", count: n * logitWidth) { $0.isFinite }
+        pixels = restoredPixels.map { UInt8($0) }
+        labels = restoredLabels.map { Int32($0) }
+        tasks = restoredTasks.map { Int32($0) }
+        logits = restoredLogits
+        seen = header.seen
+        random = header.random
+    }
+
+    struct Header: Codable {
+        var capacity: Int, policy: ReplayPolicy, sampleBytes: Int, logitWidth: Int, seen: Int, random: RandomGenerator
+    }
+}
