@@ -2,7 +2,9 @@
 import PackageDescription
 
 /// Engram's layers, one target each; dependencies only point down:
-/// engram (CLI) → EngramReport → EngramCL → EngramNN and EngramData (siblings) → EngramTensor → COpenBLAS.
+/// engram (CLI) → Engram (umbrella: re-exports the layers below, nothing else re-exports) → EngramReport →
+/// EngramCL → EngramNN and EngramData (siblings) → EngramTensor → COpenBLAS. Each target lists every layer its
+/// files import.
 /// Release builds keep Swift's overflow, bounds and precondition checks (`-O`, not `-Ounchecked`): Engram reads
 /// downloaded archives and other people's checkpoints, so a malformed value must stop cleanly, never corrupt
 /// memory. Hot kernels skip checks locally through unsafe buffer pointers over extents validated once.
@@ -13,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "engram", targets: ["engram"]),
+        .library(name: "Engram", targets: ["Engram"]),
         .library(name: "EngramTensor", targets: ["EngramTensor"]),
         .library(name: "EngramNN", targets: ["EngramNN"]),
         .library(name: "EngramData", targets: ["EngramData"]),
@@ -54,15 +57,17 @@ let package = Package(
         ),
         .target(
             name: "EngramCL",
-            dependencies: ["EngramNN", "EngramData", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["EngramTensor", "EngramNN", "EngramData", .product(name: "Logging", package: "swift-log"),
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: optimized
         ),
-        .target(name: "EngramReport", dependencies: ["EngramCL", .product(name: "Plot", package: "Plot")]),
+        .target(name: "EngramReport", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL",
+                                                     .product(name: "Plot", package: "Plot")]),
+        .target(name: "Engram", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
         .executableTarget(
             name: "engram",
             dependencies: [
-                "EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport",
+                "Engram",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -70,12 +75,12 @@ let package = Package(
             swiftSettings: optimized
         ),
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
-        .testTarget(name: "EngramNNTests", dependencies: ["EngramNN"]),
-        .testTarget(name: "EngramDataTests", dependencies: ["EngramData"]),
+        .testTarget(name: "EngramNNTests", dependencies: ["EngramTensor", "EngramNN"]),
+        .testTarget(name: "EngramDataTests", dependencies: ["EngramTensor", "EngramData"]),
         .testTarget(name: "EngramFuzzTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL",
                                                           .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "EngramCLTests", dependencies: ["EngramCL", .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "EngramReportTests", dependencies: ["EngramReport", "EngramCL"]),
+        .testTarget(name: "EngramCLTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "EngramReportTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
     ],
     swiftLanguageModes: [.v6]
 )

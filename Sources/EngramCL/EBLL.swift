@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// One task's under-complete autoencoder on the feature extractor's output f(x) ∈ ℝᵈ:
@@ -181,7 +183,7 @@ public final class EBLL: RegisteredStrategy {
                                                 logits: model.head(reconstruction), labels: batch.labels,
                                                 allowedClasses: classes, alpha: alpha)
                 try TrainingStep.take(loss, optimizer: optimizer!) { value in
-                    "EBLL's autoencoder loss became \(value) on task \(task + 1), epoch \(epoch + 1); lower --alpha"
+                    "EBLL's autoencoder loss became \(value) on task \(task + 1), epoch \(epoch + 1); lower ebll.alpha"
                 }
             }
         }

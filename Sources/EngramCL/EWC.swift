@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017).
@@ -103,7 +105,7 @@ public final class OnlineEWC: RegisteredStrategy {
 
     public init(lambda: Float, gamma: Float = 1, fisher: FisherEstimator = .exact, penaltyStep: PenaltyStep = .gradient) throws {
         self.lambda = try validatedStrength(lambda, flag: "--lambda")
-        guard gamma >= 0, gamma <= 1 else { throw StrategyError("--gamma must be in [0, 1], got \(gamma)") }
+        guard gamma >= 0, gamma <= 1 else { throw StrategyError(key: "gamma", "must be in [0, 1], got \(gamma)") }
         self.gamma = gamma
         self.fisherEstimator = fisher
         state.step = penaltyStep

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 import Foundation
 
@@ -112,7 +114,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         let needed = try estimatedMinimumBytes()
         guard needed <= Double(available) else {
             let gib = { (x: Double) in String(format: "%.1f GiB", x / 1_073_741_824) }
-            throw StrategyError("--hidden \(hidden.map(String.init).joined(separator: ",")) (model \(model)): the network needs at least \(gib(needed)) "
+            throw StrategyError(key: "hidden", "\(hidden.map(String.init).joined(separator: ",")) (model \(model)): the network needs at least \(gib(needed)) "
                                 + "(\(String(format: "%.3g", needed)) bytes for parameters, gradients, optimizer state and activations) "
                                 + "but this machine has \(gib(Double(available)))")
         }
@@ -128,7 +130,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var benchmarkKind: BenchmarkKind {
         get throws {
             guard let kind = BenchmarkKind(rawValue: benchmark) else {
-                throw StrategyError("--benchmark must be one of \(Self.benchmarks.joined(separator: ", ")), got '\(benchmark)'")
+                throw StrategyError(key: "benchmark", "must be one of \(Self.benchmarks.joined(separator: ", ")), got '\(benchmark)'")
             }
             return kind
         }
@@ -140,7 +142,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         case "task", "task-il": return .taskIncremental
         case "domain", "domain-il": return .domainIncremental
         case "class", "class-il": return .classIncremental
-        default: throw StrategyError("--scenario must be task, domain or class, got '\(scenario)'")
+        default: throw StrategyError(key: "scenario", "must be task, domain or class, got '\(scenario)'")
         }
     }
 
@@ -148,35 +150,35 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public func validate() throws {
         _ = try benchmarkKind
         _ = try resolvedScenario()
-        guard tasks >= 1 else { throw StrategyError("--tasks must be at least 1, got \(tasks)") }
+        guard tasks >= 1 else { throw StrategyError(key: "tasks", "must be at least 1, got \(tasks)") }
         guard hidden.allSatisfy({ $0 >= 1 }), width >= 1 else {
-            throw StrategyError("hidden sizes and width must be at least 1, got hidden \(hidden), width \(width)")
+            throw StrategyError(key: "hidden", "sizes and width must be at least 1, got hidden \(hidden), width \(width)")
         }
         try checkMemory(available: ProcessInfo.processInfo.physicalMemory)
         if benchmark == "split-mnist" || benchmark == "split-fmnist", tasks != 5 {
-            throw StrategyError("--tasks must be 5 for \(benchmark) (ten classes, two per task), got \(tasks)")
+            throw StrategyError(key: "tasks", "must be 5 for \(benchmark) (ten classes, two per task), got \(tasks)")
         }
         if benchmark == "split-cifar100", ![2, 4, 5, 10, 20, 25, 50].contains(tasks) {
-            throw StrategyError("--tasks must divide 100 for split-cifar100 (10 or 20 are standard), got \(tasks)")
+            throw StrategyError(key: "tasks", "must divide 100 for split-cifar100 (10 or 20 are standard), got \(tasks)")
         }
         guard Self.models.contains(model) else {
-            throw StrategyError("--model must be \(Self.models.joined(separator: ", ")), got '\(model)'")
+            throw StrategyError(key: "model", "must be \(Self.models.joined(separator: ", ")), got '\(model)'")
         }
-        guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError("--hidden sizes must be positive, got \(hidden)") }
-        guard width > 0 else { throw StrategyError("--width must be positive, got \(width)") }
-        guard fraction > 0, fraction <= 1 else { throw StrategyError("--fraction must be in (0, 1], got \(fraction)") }
+        guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError(key: "hidden", "sizes must be positive, got \(hidden)") }
+        guard width > 0 else { throw StrategyError(key: "width", "must be positive, got \(width)") }
+        guard fraction > 0, fraction <= 1 else { throw StrategyError(key: "fraction", "must be in (0, 1], got \(fraction)") }
         if let testFraction, !(testFraction > 0 && testFraction <= 1) {
-            throw StrategyError("--test-fraction must be in (0, 1], got \(testFraction)")
+            throw StrategyError(key: "test_fraction", "must be in (0, 1], got \(testFraction)")
         }
-        guard (0...64).contains(padding) else { throw StrategyError("--padding must be 0…64 pixels, got \(padding)") }
+        guard (0...64).contains(padding) else { throw StrategyError(key: "padding", "must be 0…64 pixels, got \(padding)") }
         guard validationFraction >= 0, validationFraction < 1 else {
-            throw StrategyError("--validation-fraction must be in [0, 1), got \(validationFraction)")
+            throw StrategyError(key: "validation_fraction", "must be in [0, 1), got \(validationFraction)")
         }
         if evaluateOnValidation && validationFraction == 0 {
-            throw StrategyError("--evaluate-on-validation needs a --validation-fraction above 0")
+            throw StrategyError(key: "evaluate_on_validation", "needs a validation_fraction above 0")
         }
         guard ["natural", "seeded", "icarl"].contains(classOrder) else {
-            throw StrategyError("--class-order must be natural, seeded or icarl, got '\(classOrder)'")
+            throw StrategyError(key: "class_order", "must be natural, seeded or icarl, got '\(classOrder)'")
         }
         try training.validate()
         let descriptors = try StrategyRegistry.descriptors(of: strategy)
@@ -190,7 +192,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         }
         for d in descriptors {
             if let models = d.models, !models.contains(model) {
-                throw StrategyError("\(d.name) runs on \(models.joined(separator: " or ")) models: --model must be \(models.joined(separator: " or ")), got '\(model)'")
+                throw StrategyError("\(d.name) runs on \(models.joined(separator: " or ")) models: model must be \(models.joined(separator: " or ")), got '\(model)'")
             }
         }
         _ = try StrategyRegistry.make(strategy, hyperparameters)

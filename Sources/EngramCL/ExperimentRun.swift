@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 import Foundation
 #if canImport(Glibc)
@@ -539,7 +541,7 @@ public final class RunDirectoryLock {
             close(descriptor)
             descriptor = -1
             throw RunError("\(directory.path) is being written by another engram process (a run or resume of it is still going); "
-                           + "wait for it to finish or use another --out")
+                           + "wait for it to finish or use another output directory")
         }
     }
 

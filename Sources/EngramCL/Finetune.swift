@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Fine-tuning: train each task with its own loss only — the lower bound of continual learning.

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import Foundation
 
 /// A hyper-parameter's value as written in YAML, JSON or on the command line (the sweep grid's value type).

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// How EWC's diagonal Fisher treats the label y in (∂ log p(y|x)/∂θ)².

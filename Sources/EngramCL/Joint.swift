@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Joint training: each task is trained on the data of every task seen so far — the upper bound.

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// L2 regularization toward the previous task's parameters — the uniform-importance baseline of the

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// A frozen copy of a model's parameters and buffers (θ*), evaluated by loading it into the live model

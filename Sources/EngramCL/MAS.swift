@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Memory Aware Synapses (Aljundi et al., ECCV 2018), global version.

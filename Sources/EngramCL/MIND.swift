@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 import Foundation
 
@@ -121,12 +123,12 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
     /// Tasks finished.
     public private(set) var completedTasks = 0
     /// The current task's teacher (empty outside a task).
-    public private(set) var teacher = FrozenModel()
+    public internal(set) var teacher = FrozenModel()
     /// Values of the entries not usable by the current task, put back after it.
     private var hidden: ParameterMap = [:]
     private var installed: (ObjectIdentifier, Int)?
     private var evaluationValues: MaskedValues?
-    private weak var model: Classifier?
+    weak var model: Classifier?
     /// Each task's output units (its classes in a class-incremental head; all units otherwise).
     private var taskClasses: [[Int]] = []
 
@@ -138,7 +140,7 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
         guard temperature > 0, temperature.isFinite else { throw StrategyError("mind.temperature must be positive, got \(temperature)") }
         if let teacherEpochs, teacherEpochs < 1 { throw StrategyError("mind.teacher_epochs must be ≥ 1, got \(teacherEpochs)") }
         guard teacherLearningRate > 0, teacherLearningRate.isFinite else {
-            throw StrategyError("mind.teacher_lr must be positive, got \(teacherLearningRate)")
+            throw StrategyError(key: "mind.teacher_lr", "must be positive, got \(teacherLearningRate)")
         }
         guard teacherWeightDecay >= 0, teacherWeightDecay.isFinite else {
             throw StrategyError("mind.teacher_weight_decay must be ≥ 0, got \(teacherWeightDecay)")
@@ -171,7 +173,7 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
     }
 
     /// Shared BatchNorm layers keep task 0's statistics after task 0 (evaluation mode).
-    private func freezeSharedBatchNorm(_ context: TrainingContext) {
+    func freezeSharedBatchNorm(_ context: TrainingContext) {
         guard context.task > 0 else { return }
         for norm in context.model.sharedBatchNorms() { norm.isTraining = false }
     }
@@ -231,115 +233,6 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
         teacherMilestones ?? (epochs >= 2 ? [Int((0.7 * Double(epochs)).rounded())] : [])
     }
 
-    /// Trains the task's teacher in place of the live model (cross-entropy only, its own AdamW), keeps it
-    /// as `teacher`, puts the live values back and returns the teacher's parameter values.
-    private func trainTeacher(_ task: Int, context: TrainingContext) throws -> ParameterMap {
-        let model = context.model, config = context.configuration
-        let live = model.stateDictionary().map { $0.1.scalars }
-        defer {
-            for ((_, t), v) in zip(model.stateDictionary(), live) { t.scalars = v }
-            for (_, p) in model.namedParameters() { p.grad = nil }
-            model.train()
-            model.setActiveTask(task)
-        }
-        let parameters = model.namedParameters()
-        var trainable: [String: [Float]] = [:]
-        switch variant {
-        case .freshTeacher:
-            var rng = context.generator("mind teacher \(task)")
-            let fresh: any Module = context.makeFreshModel.map { $0(&rng) } ?? Self.reinitialized(model, using: &rng)
-            let values = Dictionary(fresh.stateDictionary().map { ($0.0, $0.1.scalars) }, uniquingKeysWith: { a, _ in a })
-            for (name, t) in model.stateDictionary() { if let v = values[name], v.count == t.count { t.scalars = v } }
-        case .selfDistillation:
-            // Earlier tasks' entries (and the shared ones after task 0) stay as they are; the rest trains.
-            for name in masks!.names { trainable[name] = masks!.trainableMask(name, task: task) }
-        }
-        let optimizer = Adam.adamW(parameters, learningRate: teacherLearningRate, weightDecay: teacherWeightDecay)
-        if !trainable.isEmpty { optimizer.updateMasks = trainable }
-        let epochs = teacherEpochs ?? config.epochs
-        let schedule = MultiStepSchedule(milestones: milestones(epochs: epochs), gamma: 0.5)
-        model.train()
-        model.setActiveTask(task)
-        // A fresh teacher normalizes with its own batch statistics; a copy of MIND keeps shared BatchNorm frozen.
-        if variant == .selfDistillation { freezeSharedBatchNorm(context) }
-        for e in 0..<epochs {
-            optimizer.learningRate = schedule.learningRate(epoch: e, base: teacherLearningRate)
-            for batch in context.stream.trainingBatches(task: task, epoch: e, batchSize: config.batchSize) {
-                model.setActiveTask(batch.taskID ?? task)
-                let output = model(batch.inputs)
-                let loss = taskCrossEntropy(output, batch, task: task) ?? Losses.crossEntropy(output, targets: batch.labels)
-                try TrainingStep.take(loss, optimizer: optimizer, gate: trainable.isEmpty ? nil : trainable, parameters: parameters) { value in
-                    "the teacher's loss became \(value) on task \(task + 1), epoch \(e + 1); lower --teacher-lr"
-                }
-            }
-        }
-        // The fresh teacher trains every BatchNorm it uses; the copy of MIND its task's own (and the shared ones on task 0).
-        try recalibrateBatchNorm(task, context: context, includeShared: variant == .freshTeacher || task == 0)
-        teacher = FrozenModel(copying: model)
-        return .values(of: parameters)
-    }
-
-    /// Precise BatchNorm: the exact average of the batch statistics of task `task`'s BatchNorm layers (its
-    /// per-task ones, and the shared ones if `includeShared`) over one pass of its training data, with the
-    /// model as it is (in training, W ⊙ M_t).
-    private func recalibrateBatchNorm(_ task: Int, context: TrainingContext, includeShared: Bool) throws {
-        guard preciseBatchNorm else { return }
-        let model = context.model, config = context.configuration
-        let norms = model.taskBatchNorms(task: task) + (includeShared ? model.sharedBatchNorms() : [])
-        let wasTraining = model.isTraining
-        model.train()
-        defer { if !wasTraining { model.eval() } }
-        try BatchNorm.recalibrate(norms, in: model) {
-            // A batch order of its own (the epoch after the last), so training's shuffles are untouched.
-            for batch in context.stream.trainingBatches(task: task, epoch: config.epochs + 1_000, batchSize: config.batchSize)
-            where batch.labels.count > 1 {
-                model.setActiveTask(batch.taskID ?? task)
-                let output = model(batch.inputs)
-                guard output.scalars.allSatisfy(\.isFinite) else {
-                    throw TrainingError(description: "MIND's BatchNorm re-estimation met a non-finite output on task \(task + 1)")
-                }
-            }
-        }
-        model.setActiveTask(task)
-    }
-
-    /// In a class-incremental (shared) head, the rows of the head's weight (and entries of its bias) that task
-    /// `task` owns wholly: those of its own classes, keyed by the parameter's name (empty for multi-head and
-    /// domain-incremental heads).
-    func classIncrementalHeadRows(_ task: Int, parameters: [(String, Tensor)]) -> [String: Range<Int>] {
-        var rows: [String: Range<Int>] = [:]
-        for (name, p) in parameters where name.hasPrefix("head.") {
-            if case .task = ParameterRole.of(name, p) { continue }
-            if let r = ownColumns(task, outputs: p.shape[0]) { rows[name] = r }
-        }
-        return rows
-    }
-
-    /// A copy of `model`'s structure with every Linear/Conv layer drawn afresh (PyTorch's default
-    /// initialization) and BatchNorm reset (γ = 1, β = 0, statistics 0 and 1): the teacher when no
-    /// model factory is given.
-    static func reinitialized(_ model: Classifier, using rng: inout RandomGenerator) -> any Module {
-        for (_, m) in model.namedModules() {
-            if let linear = m as? Linear {
-                let fresh = Linear(linear.inFeatures, linear.outFeatures, bias: linear.bias != nil, using: &rng)
-                linear.weight.scalars = fresh.weight.scalars
-                if let b = linear.bias, let fb = fresh.bias { b.scalars = fb.scalars }
-            } else if let conv = m as? Conv2d {
-                let s = conv.weight.shape
-                let fresh = Conv2d(s[1], s[0], kernelSize: s[2], stride: conv.stride, padding: conv.padding,
-                                   bias: conv.bias != nil, using: &rng)
-                conv.weight.scalars = fresh.weight.scalars
-                if let b = conv.bias, let fb = fresh.bias { b.scalars = fb.scalars }
-            } else if let norm = m as? BatchNorm {
-                norm.gamma?.scalars = [Float](repeating: 1, count: norm.channels)
-                norm.beta?.scalars = [Float](repeating: 0, count: norm.channels)
-                norm.runningMean.scalars = [Float](repeating: 0, count: norm.channels)
-                norm.runningVariance.scalars = [Float](repeating: 1, count: norm.channels)
-                norm.batchesTracked.scalars = [0]
-            }
-        }
-        return model
-    }
 
     /// The columns of `task`'s own classes when they are a part of the outputs (a class-incremental head):
     /// there each sub-network is trained and queried over its own classes only, as the reference's output mask.
@@ -423,81 +316,6 @@ public final class MIND: RegisteredStrategy, TaskAgnosticPredictor, TaskAwareCla
         evaluationValues = nil
     }
 
-    /// Task-agnostic prediction with the model MIND last trained.
-    public func predictTaskAgnostic(inputs: Tensor, rule: MINDTaskRule = .topTwoLowestEntropy) -> (labels: [Int], tasks: [Int]) {
-        guard let model else { preconditionFailure("MIND has not trained a model yet") }
-        return predictTaskAgnostic(inputs: inputs, model: model, rule: rule)
-    }
-
-    public var taskAgnosticRules: [String] { MINDTaskRule.allCases.map(\.rawValue) }
-
-    public func predictTaskAgnostic(inputs: Tensor, model: Classifier, seenTasks: Int, rule: String) -> (labels: [Int], tasks: [Int]) {
-        predictTaskAgnostic(inputs: inputs, model: model, rule: MINDTaskRule(rawValue: rule) ?? .topTwoLowestEntropy,
-                            seenTasks: seenTasks)
-    }
-
-    /// Task-agnostic prediction: every finished sub-network j (of the first `seenTasks`, default all)
-    /// computes p_j = softmax(z_j/τ) over head j with BatchNorm j; the task is chosen by `rule`, the label
-    /// is the arg-max of that task's output.
-    public func predictTaskAgnostic(inputs: Tensor, model: Classifier, rule: MINDTaskRule = .topTwoLowestEntropy,
-                                    seenTasks: Int? = nil) -> (labels: [Int], tasks: [Int]) {
-        guard let masks, completedTasks > 0 else { preconditionFailure("MIND has no finished task") }
-        let candidates = min(completedTasks, seenTasks ?? completedTasks)
-        let n = inputs.shape[0]
-        let wasTraining = model.isTraining, active = model.activeTask
-        model.eval()
-        defer { if wasTraining { model.train() }; model.setActiveTask(active) }
-        // Per task: (max probability, entropy, arg-max) of every sample.
-        var scores: [[(Float, Float, Int)]] = []
-        GradMode.withoutGrad {
-            for j in 0..<candidates {
-                let out = masks.withUsableMask(model.namedParameters(), task: j) { () -> Tensor in
-                    model.setActiveTask(j)
-                    return model(inputs)
-                }
-                let c = out.shape[1], v = out.scalars
-                let own = ownColumns(j, outputs: c) ?? 0..<c
-                scores.append((0..<n).map { r in
-                    let (p, h, k) = Self.confidence(Array(v[(r * c + own.lowerBound)..<(r * c + own.upperBound)]), temperature: temperature)
-                    return (p, h, own.lowerBound + k)
-                })
-            }
-        }
-        var labels: [Int] = [], tasks: [Int] = []
-        for r in 0..<n {
-            let ranked = (0..<candidates).sorted { a, b in
-                let (x, y) = (scores[a][r].0, scores[b][r].0)
-                return x != y ? x > y : a < b
-            }
-            var chosen = ranked[0]
-            if rule == .topTwoLowestEntropy, ranked.count > 1, scores[ranked[1]][r].1 < scores[ranked[0]][r].1 { chosen = ranked[1] }
-            tasks.append(chosen)
-            labels.append(scores[chosen][r].2)
-        }
-        return (labels, tasks)
-    }
-
-    /// (max p, entropy of p, arg-max) of p = softmax(logits/τ).
-    static func confidence(_ logits: [Float], temperature: Float) -> (Float, Float, Int) {
-        let z = logits.map { $0 / temperature }
-        let m = z.max() ?? 0
-        let e = z.map { exp($0 - m) }
-        let s = e.reduce(0, +)
-        let p = e.map { $0 / s }
-        var best = 0
-        for i in p.indices where p[i] > p[best] { best = i }
-        let entropy = -p.reduce(Float(0)) { $0 + ($1 > 0 ? $1 * log($1) : 0) }
-        return (p[best], entropy, best)
-    }
-
-    /// Task-agnostic accuracy (right task and right label) and task-prediction accuracy, each the mean
-    /// over the finished tasks of `trainer`'s stream (test sets).
-    public func taskAgnosticAccuracy(_ trainer: Trainer, rule: MINDTaskRule = .topTwoLowestEntropy) -> (accuracy: Float, taskAccuracy: Float) {
-        guard completedTasks > 0 else { return (0, 0) }
-        let (accuracy, prediction) = TaskAgnosticEvaluation.evaluate(strategy: self, context: trainer.context,
-                                                                     seenTasks: completedTasks, rule: rule.rawValue)
-        return (accuracy.reduce(0, +) / Float(accuracy.count), prediction.reduce(0, +) / Float(prediction.count))
-    }
 
     // MARK: State
 

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// PackNet (Mallya & Lazebnik, CVPR 2018): several tasks packed into one network by iterative pruning.

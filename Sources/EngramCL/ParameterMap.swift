@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// One array of values per named parameter (importance Ω, anchors θ*, path integrals ω …).

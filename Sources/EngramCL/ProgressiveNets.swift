@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Progressive Neural Networks (Rusu et al. 2016): one column per task, with lateral connections
@@ -43,7 +45,7 @@ public final class ProgressiveNets: RegisteredStrategy {
         for (path, module) in model.namedModules() {
             if let p = module as? any ProgressiveNetwork { return (path.isEmpty ? "" : path + ".", p) }
         }
-        throw StrategyError("pnn needs a progressive network (the pnn strategy builds one from --model mlp or --model cnn)")
+        throw StrategyError("pnn needs a progressive network (the pnn strategy builds one from model mlp or cnn)")
     }
 
     public func beforeTask(_ task: Int, context: TrainingContext) throws {

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Riemannian Walk (Chaudhry, Dokania, Ajanthan & Torr, ECCV 2018), without its exemplar replay.

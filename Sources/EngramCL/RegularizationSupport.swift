@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 extension TrainingContext {
@@ -139,7 +141,7 @@ func validatedStrength(_ value: Float, flag: String) throws -> Float {
 
 /// Checks an importance chunk size given on the command line.
 func validatedChunk(_ chunk: Int?) throws -> Int? {
-    if let chunk, chunk < 1 { throw StrategyError("--importance-chunk must be at least 1, got \(chunk)") }
+    if let chunk, chunk < 1 { throw StrategyError(key: "importance_chunk", "must be at least 1, got \(chunk)") }
     return chunk
 }
 

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// How a replay memory chooses what to keep once it is full.
@@ -172,5 +174,80 @@ public final class ReplayBuffer {
 
     struct Header: Codable {
         var capacity: Int, policy: ReplayPolicy, sampleBytes: Int, logitWidth: Int, seen: Int, random: RandomGenerator
+    }
+}
+
+extension HyperparameterSpec {
+    /// The memory's capacity in samples (`--buffer-size`).
+    static func bufferSize(default value: Int) -> HyperparameterSpec {
+        .integer("buffer_size", symbol: "M", default: value, range: .atLeastOne,
+                 help: "M, the memory's capacity in samples (stored as the dataset's bytes: 784 per MNIST image).")
+    }
+    /// Samples drawn from the memory per training step (`--replay-batch-size`).
+    static func replayBatchSize(default value: Int) -> HyperparameterSpec {
+        .integer("replay_batch_size", default: value, range: .atLeastOne,
+                 help: "Samples drawn from the memory (without replacement) for every training step.")
+    }
+    /// How the memory chooses what to keep (`--buffer-policy`).
+    static let bufferPolicy = HyperparameterSpec.choice(
+        "buffer_policy", ReplayPolicy.self, default: .reservoir,
+        help: "What the memory keeps once full: reservoir (every sample seen equally likely) or class-balanced (GDumb's greedy balancing).")
+}
+
+/// The replay memory of one strategy, created for the run's stream when first needed, with the draws and forward
+/// passes every replay method makes.
+final class ReplayMemory {
+    let capacity: Int, policy: ReplayPolicy, logitWidth: Int
+    /// The strategy's name: the label of every random draw.
+    let owner: String
+    private(set) var buffer: ReplayBuffer?
+
+    init(capacity: Int, policy: ReplayPolicy, logitWidth: Int = 0, owner: String) {
+        self.capacity = capacity; self.policy = policy; self.logitWidth = logitWidth; self.owner = owner
+    }
+
+    /// The buffer for `context`'s stream (created empty the first time, its choices seeded by the run's seed).
+    func buffer(_ context: TrainingContext) -> ReplayBuffer {
+        if let buffer { return buffer }
+        let made = ReplayBuffer(capacity: capacity, policy: policy, sampleBytes: context.stream.storedSampleBytes,
+                                logitWidth: logitWidth, random: context.generator("\(owner)/memory"))
+        buffer = made
+        return made
+    }
+
+    var bytes: Int { buffer?.bytes ?? 0 }
+
+    /// `size` samples drawn without replacement from the memory and rebuilt as a training batch, with their slots;
+    /// nil when the memory is empty. `purpose` tells apart several draws of one step (DER++'s two).
+    func draw(_ size: Int, context: TrainingContext, purpose: String = "replay") -> (slots: [Int], batch: Batch)? {
+        guard let buffer, !buffer.isEmpty else { return nil }
+        var random = context.generator("\(owner)/\(purpose)/task \(context.task)/step \(context.stepInTask)")
+        let slots = buffer.sampleSlots(size, random: &random)
+        return (slots, buffer.batch(slots, stream: context.stream, random: &random))
+    }
+
+    /// Refuses, before training starts, a task-incremental model that cannot run a batch mixing tasks (per-task
+    /// BatchNorm, progressive columns), naming the module.
+    static func checkRoutable(_ context: TrainingContext) throws {
+        guard context.stream.scenario == .taskIncremental, context.stream.taskCount > 1 else { return }
+        defer { context.model.setActiveTask(context.task) }
+        do { try context.model.setSampleTasks([0, 1]) } catch { throw TrainingError(description: "\(error)") }
+    }
+
+    /// The model's outputs on a replayed batch, each sample through its own task's head in task-incremental models
+    /// (checked by ``checkRoutable(_:)``); the model is pointed back at the task being trained afterwards.
+    static func forward(_ batch: Batch, context: TrainingContext) -> Tensor {
+        defer { context.model.setActiveTask(context.task) }
+        if context.stream.scenario == .taskIncremental {
+            try? context.model.setSampleTasks(batch.taskIDs)
+        }
+        return context.model(batch.inputs)
+    }
+
+    func saveState() throws -> StrategyState { try buffer?.saveState() ?? StrategyState() }
+
+    func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        guard !state.isEmpty else { return }
+        try buffer(context).loadState(state, taskCount: context.stream.taskCount)
     }
 }

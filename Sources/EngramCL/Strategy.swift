@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// What a strategy sees while a stream is trained.
@@ -149,10 +151,21 @@ public final class CompositeStrategy: Strategy {
     }
 }
 
-/// Errors a user can cause through a strategy's configuration.
-public struct StrategyError: Error, CustomStringConvertible {
+/// Errors a user can cause through a run's configuration or a strategy's state. When the error is about one
+/// configuration value, `key` names it as the YAML file spells it (`training.lr`, `scenario`, `mind.teacher_lr`), and
+/// the description starts with that key; front ends name their own spelling of it (the CLI its flag).
+public struct StrategyError: Error, CustomStringConvertible, Equatable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The configuration key the error is about, if it is about one.
+    public let key: String?
+    public init(_ description: String) { self.description = description; key = nil }
+    /// An error about the value of `key`: "`key` `problem`".
+    public init(key: String, _ problem: String) { self.description = "\(key) \(problem)"; self.key = key }
+    /// The description with its key replaced by `spelling` (e.g. the command line's flag for it).
+    public func naming(_ spelling: (String) -> String?) -> String {
+        guard let key, let name = spelling(key) else { return description }
+        return name + description.dropFirst(key.count)
+    }
 }
 
 extension Array where Element == Tensor {

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramNN
 import EngramData
 
 /// Everything Engram needs to know about a strategy, declared in the strategy's own file: the command line,
@@ -72,6 +74,7 @@ public enum StrategyRegistry {
     static let types: [any RegisteredStrategy.Type] = [
         Finetune.self, Joint.self, MAS.self, MASLocal.self, EWC.self, OnlineEWC.self, SynapticIntelligence.self, RWalk.self,
         LwF.self, EBLL.self, IMM.self, L2.self, ProgressiveNets.self, PackNet.self, MIND.self,
+        ExperienceReplay.self, ERACE.self, AGEM.self, DarkExperienceReplay.self,
     ]
 
     /// Every descriptor, in order.
@@ -97,22 +100,22 @@ public enum StrategyRegistry {
     public static func parts(of list: String) throws -> [String] {
         let parts = list.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
         if let empty = parts.firstIndex(of: ""), parts.count > 1 {
-            throw StrategyError("--strategy '\(list)' has an empty part (position \(empty + 1)); combine names as mas+lwf")
+            throw StrategyError(key: "strategy", "'\(list)' has an empty part (position \(empty + 1)); combine names as mas+lwf")
         }
         if let repeated = parts.first(where: { p in parts.filter { $0 == p }.count > 1 }) {
-            throw StrategyError("--strategy '\(list)' names '\(repeated)' twice; each method can appear once")
+            throw StrategyError(key: "strategy", "'\(list)' names '\(repeated)' twice; each method can appear once")
         }
         if let unknown = parts.first(where: { descriptor(named: $0) == nil }) {
             throw StrategyError("unknown strategy '\(unknown)'" + suggestion(unknown, among: names, what: "available"))
         }
         let replacing = parts.filter { descriptor(named: $0)!.replacesCriterion }
         if replacing.count > 1 {
-            throw StrategyError("--strategy '\(list)': \(replacing.joined(separator: " and ")) each replace the task loss with their own "
+            throw StrategyError(key: "strategy", "'\(list)': \(replacing.joined(separator: " and ")) each replace the task loss with their own "
                                 + "objective; combine at most one of them with methods that add a penalty")
         }
         let changing = parts.filter { descriptor(named: $0)!.changesTrainingData }
         if changing.count > 1 {
-            throw StrategyError("--strategy '\(list)': \(changing.joined(separator: " and ")) each choose the training data; "
+            throw StrategyError(key: "strategy", "'\(list)': \(changing.joined(separator: " and ")) each choose the training data; "
                                 + "combine at most one of them with other methods")
         }
         return parts

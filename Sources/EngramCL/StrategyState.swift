@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 import Foundation
 

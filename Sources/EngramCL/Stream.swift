@@ -1,5 +1,6 @@
-@_exported import EngramNN
-@_exported import EngramData
+import EngramTensor
+import EngramNN
+import EngramData
 
 /// A stream of tasks, as the trainer and the strategies see it.
 public protocol TaskStream {

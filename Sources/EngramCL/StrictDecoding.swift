@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import Foundation
 
 /// A mistake in a configuration file (`config.yaml`, a sweep file): one line naming the key and the problem.

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import Foundation
 
 /// One value of a sweep grid as written in YAML or JSON: a boolean, an integer, a real number,

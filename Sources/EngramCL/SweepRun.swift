@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import Foundation
 
 /// Where a sweep point stands in its directory.
@@ -11,7 +14,8 @@ public enum SweepPointState: Sendable, Equatable {
 }
 
 /// A sweep (or comparison) laid out in a directory, one sub-directory per point named after it.
-/// Finished points (with `results.json`) are skipped, interrupted ones resume from their checkpoint.
+/// Finished points (with `results.json`) are skipped, interrupted ones resume from their checkpoint. The one
+/// executor is `engram sweep`/`engram compare` (points in parallel worker processes, each calling ``run(_:onEvent:)``).
 public struct SweepDirectory: Sendable {
     public let points: [SweepPoint]
     public let directory: URL
@@ -59,23 +63,6 @@ public struct SweepDirectory: Sendable {
         let run = try ExperimentRun(configuration: point.configuration, directory: directory(for: point))
         run.onEvent = onEvent
         return try run.run(resume: true)
-    }
-
-    /// Runs every point that is not finished, in order, in this process; `report` is told of each point's
-    /// state before it runs (finished points are skipped). Returns the results of all points.
-    @discardableResult
-    public func runAll(report: ((SweepPoint, SweepPointState) -> Void)? = nil) throws -> [(point: SweepPoint, results: RunResults)] {
-        var all: [(point: SweepPoint, results: RunResults)] = []
-        for point in points {
-            let state = try state(of: point)
-            report?(point, state)
-            if case let .finished(results) = state {
-                all.append((point, results))
-            } else {
-                all.append((point, try run(point)))
-            }
-        }
-        return all
     }
 
     /// The results of every finished point, in grid order (unfinished points are left out).

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import Foundation
 
 /// Mean and sample standard deviation (n − 1 in the denominator) of a set of values.

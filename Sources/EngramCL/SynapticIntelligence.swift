@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// Synaptic Intelligence (Zenke, Poole & Ganguli, ICML 2017).

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 
 /// A strategy with its own inference when the task of a test sample is not given (task-agnostic, TAg).

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramNN
 import Foundation
 
@@ -59,22 +61,22 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
 
     /// Checks the values, naming the offending one.
     public func validate() throws {
-        guard epochs >= 1 else { throw StrategyError("epochs must be at least 1, got \(epochs)") }
-        if let iterations, iterations < 1 { throw StrategyError("iterations must be at least 1, got \(iterations)") }
-        guard batchSize >= 1 else { throw StrategyError("batch size must be at least 1, got \(batchSize)") }
+        guard epochs >= 1 else { throw StrategyError(key: "training.epochs", "must be at least 1, got \(epochs)") }
+        if let iterations, iterations < 1 { throw StrategyError(key: "training.iterations", "must be at least 1, got \(iterations)") }
+        guard batchSize >= 1 else { throw StrategyError(key: "training.batch_size", "must be at least 1, got \(batchSize)") }
         guard evaluationBatchSize >= 1 else {
-            throw StrategyError("training.evaluation_batch_size must be at least 1, got \(evaluationBatchSize)")
+            throw StrategyError(key: "training.evaluation_batch_size", "must be at least 1, got \(evaluationBatchSize)")
         }
         guard weightDecay.isFinite, momentum.isFinite, lrGamma.isFinite else {
-            throw StrategyError("momentum, weight decay and lr_gamma must be finite, got \(momentum), \(weightDecay), \(lrGamma)")
+            throw StrategyError("training.momentum, weight_decay and lr_gamma must be finite, got \(momentum), \(weightDecay), \(lrGamma)")
         }
-        guard learningRate > 0, learningRate.isFinite else { throw StrategyError("learning rate must be positive, got \(learningRate)") }
-        guard momentum >= 0, momentum < 1 else { throw StrategyError("momentum must be in [0, 1), got \(momentum)") }
-        guard weightDecay >= 0 else { throw StrategyError("weight decay must be ≥ 0, got \(weightDecay)") }
+        guard learningRate > 0, learningRate.isFinite else { throw StrategyError(key: "training.lr", "must be positive, got \(learningRate)") }
+        guard momentum >= 0, momentum < 1 else { throw StrategyError(key: "training.momentum", "must be in [0, 1), got \(momentum)") }
+        guard weightDecay >= 0 else { throw StrategyError(key: "training.weight_decay", "must be ≥ 0, got \(weightDecay)") }
         if let bad = milestones.first(where: { $0 < 1 }) {
-            throw StrategyError("--milestones must be epochs ≥ 1, got \(bad)")
+            throw StrategyError(key: "training.milestones", "must be epochs ≥ 1, got \(bad)")
         }
-        guard lrGamma > 0, lrGamma <= 1 else { throw StrategyError("--lr-gamma must be in (0, 1], got \(lrGamma)") }
+        guard lrGamma > 0, lrGamma <= 1 else { throw StrategyError(key: "training.lr_gamma", "must be in (0, 1], got \(lrGamma)") }
     }
 
     /// The learning rate at `epoch` (0-based) of a task: lr·γ^(number of milestones ≤ epoch), PyTorch's
@@ -228,8 +230,8 @@ public final class Trainer {
                 + "an earlier step overflowed or the checkpoint resumed from is damaged"
         }
         if taskLoss.isFinite {
-            return "; the task loss is finite, so the strategy's term overflowed: lower its strength (--lambda, --c, …) "
-                + "or use --penalty-step proximal for quadratic penalties"
+            return "; the task loss is finite, so the strategy's term overflowed: lower its strength (λ, c, …) "
+                + "or use penalty_step: proximal for quadratic penalties"
         }
         return "; the parameters are finite but the outputs overflowed: lower the learning rate"
     }

@@ -53,3 +53,15 @@ public struct Batch: @unchecked Sendable {
         self.indices = indices
     }
 }
+
+extension Batch {
+    /// This batch followed by `other` (a replayed batch appended to the stream's): inputs, targets and task ids
+    /// concatenated; sample indices kept only when both batches have them.
+    public func appending(_ other: Batch) -> Batch {
+        precondition(other.scenario == scenario && Array(other.inputs.shape.dropFirst()) == Array(inputs.shape.dropFirst()),
+                     "appending a batch of inputs \(other.inputs.shape) to one of \(inputs.shape)")
+        let keepIndices = indices.count == count && other.indices.count == other.count
+        return Batch(inputs: Tensor.concatenate([inputs, other.inputs]), labels: labels + other.labels,
+                     taskIDs: taskIDs + other.taskIDs, scenario: scenario, indices: keepIndices ? indices + other.indices : [])
+    }
+}

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// The named benchmarks, as a command line refers to them, with their conventional defaults.
 public enum BenchmarkKind: String, CaseIterable, Codable, Sendable {
     /// Permuted MNIST (`ContinualBenchmark.permutedMNIST`).

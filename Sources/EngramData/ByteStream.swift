@@ -1,3 +1,4 @@
+import EngramTensor
 import CZlib
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Reads the binary versions of CIFAR-10 and CIFAR-100 (Krizhevsky 2009), either straight from the
 /// distributed `.tar.gz` (gunzipped with zlib, then parsed as tar in memory) or from an extracted
 /// directory.

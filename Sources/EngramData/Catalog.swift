@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// One distribution file of a dataset, as published: name, size, MD5 and canonical URL.
 public struct KnownFile: Sendable, Equatable, Codable {
     /// The file name (also its name inside the dataset's directory).

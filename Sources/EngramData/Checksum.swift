@@ -1,3 +1,4 @@
+import EngramTensor
 import Crypto
 #if canImport(Glibc)
 import Glibc

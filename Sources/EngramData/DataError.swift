@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Every failure of the data layer: a missing, truncated or malformed file, a checksum that does not
 /// match, a failed download, or an impossible configuration. Each case names the file (or URL) and
 /// the defect, so the message alone says what to fix.

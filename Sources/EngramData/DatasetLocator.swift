@@ -1,3 +1,4 @@
+import EngramTensor
 import Foundation
 import Logging
 #if canImport(Glibc)
@@ -219,7 +220,7 @@ public struct DatasetLocator: Sendable {
                 return .found(LocatedDataset(dataset: dataset, directory: directory, files: files, rejected: [], downloaded: false))
             }
             let rejected = candidates.map { RejectedCandidate(path: $0, reason: "missing \(dataset.files[0].name)") }
-            throw Self.notFound(dataset, rejected + [RejectedCandidate(path: "download", reason: "not tried: --data-dir names the only place to look")])
+            throw Self.notFound(dataset, rejected + [RejectedCandidate(path: "download", reason: "not tried: data_dir names the only place to look")])
         }
         var rejected: [RejectedCandidate] = []
         for directory in candidates {

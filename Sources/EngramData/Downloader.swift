@@ -1,3 +1,4 @@
+import EngramTensor
 import Crypto
 import Foundation
 #if canImport(FoundationNetworking)

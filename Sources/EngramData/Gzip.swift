@@ -1,3 +1,4 @@
+import EngramTensor
 import CZlib
 
 /// gzip decompression through zlib (`inflateInit2_` with windowBits 16 + 15, so zlib parses the gzip

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// The IDX format of MNIST and Fashion-MNIST: big-endian 32-bit header integers (magic, then one
 /// extent per dimension) followed by raw `uint8` data. Reads gzip-compressed or plain files.
 ///

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Zero padding of images (e.g. MNIST's 28×28 to 32×32, as van de Ven & Tolias's Permuted MNIST protocol).
 extension ImageDataset {
     /// The dataset with `border` rows and columns of zeros added on every side of every image

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Which half of a dataset's official split.
 public enum DataSplit: String, Codable, Sendable, CaseIterable {
     /// The training half.

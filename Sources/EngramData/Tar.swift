@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// A minimal reader for tar archives held in memory: POSIX ustar, GNU (`ustar  ` magic, `L` long
 /// names) and pax (`x` extended headers with `path=`). Each header's checksum is verified and member
 /// data must lie inside the archive.

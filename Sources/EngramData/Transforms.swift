@@ -1,3 +1,4 @@
+import EngramTensor
 import Foundation
 
 /// A per-task change to the input, applied when batches are assembled (the stored pixels never

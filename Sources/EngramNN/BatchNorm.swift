@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Batch normalization over the channel axis of [N, C] (BatchNorm1d) or [N, C, H, W] (BatchNorm2d)
 /// input: y = γ·(x − μ)/√(σ² + ε) + β. In training it normalizes with the batch statistics and
 /// updates the running ones, r ← (1 − m)·r + m·batch (unbiased variance), as PyTorch does; with

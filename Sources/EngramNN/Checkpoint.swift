@@ -1,3 +1,4 @@
+import EngramTensor
 import Foundation
 
 /// A training checkpoint in one safetensors file: the model's parameters and buffers

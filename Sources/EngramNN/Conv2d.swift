@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// 2-D convolution over NCHW input, weight [out, in, k, k], optional bias [out]
 /// (PyTorch's `Conv2d` semantics and initialization).
 public final class Conv2d: Module {

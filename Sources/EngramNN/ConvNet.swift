@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// One convolutional block of `Models.cnn` and of the progressive conv columns:
 /// 3×3 convolution (padding 1, no bias: BatchNorm's β serves) → BatchNorm → ReLU → 2×2 max-pool.
 /// Parameters are named `conv.weight`, `bn.weight`, `bn.bias`; buffers `bn.running_mean`, ….

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// PyTorch's default initialization, so networks start where published results started.
 public enum Initialization {
     /// Kaiming-uniform with a = √5 (PyTorch's default for Linear and Conv weights):

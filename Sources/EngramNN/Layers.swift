@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// max(x, 0).
 public final class ReLU: Module {
     public var isTraining = true

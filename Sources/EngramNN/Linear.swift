@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Fully connected layer y = x·Wᵀ + b, W: [out, in], b: [out].
 ///
 /// With `recordsActivations` on, the layer keeps its last input and output (whose gradient is

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// How a per-sample loss is reduced over the batch.
 public enum Reduction: Sendable { case mean, sum, none }
 

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// How a residual block's shortcut matches shapes when the stride or the channel count changes
 /// (He et al. 2016, §3.3); with equal shapes the shortcut is the identity either way.
 public enum ResidualShortcut: Sendable {

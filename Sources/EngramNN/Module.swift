@@ -1,4 +1,4 @@
-@_exported import EngramTensor
+import EngramTensor
 
 /// A building block of a network: it maps a batch to a batch and owns named parameters,
 /// named buffers (state that is saved but not trained, e.g. BatchNorm running statistics)

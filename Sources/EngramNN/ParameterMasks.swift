@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Which task owns each entry of each parameter — the shared bookkeeping of parameter-isolation
 /// methods (PackNet, MIND, …).
 ///

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Per-sample gradient statistics by brute force: each sample is run through `model` alone, its
 /// loss is differentiated, and |g| and g² are summed over the samples.
 ///

@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// Named children without parameters of its own (a container that gives sub-modules fixed names).
 final class ModuleGroup: Module {
     let named: [(String, any Module)]

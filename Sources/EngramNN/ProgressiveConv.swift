@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// A progressive network (Rusu et al. 2016): one column per task, the active task picking the column,
 /// earlier columns frozen. The `pnn` strategy works through this protocol, whatever the columns are.
 public protocol ProgressiveNetwork: TaskConditioned {

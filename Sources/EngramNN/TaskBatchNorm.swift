@@ -1,3 +1,5 @@
+import EngramTensor
+
 /// BatchNorm with one set of statistics and affine parameters per task, chosen by the active task:
 /// y = γ_t·(x − μ_t)/√(σ²_t + ε) + β_t. Parameter isolation methods use it so that learning a new
 /// task cannot move an earlier task's normalization. Names are stable: `tasks.<t>.weight`,

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import Foundation
 
 /// How a chart maps a value to a position along an axis.

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import Foundation
 
 /// Vertical bars, grouped by category, with optional ± error bars (e.g. mean ± std over seeds),

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import Foundation
 
 /// A matrix of values drawn as coloured cells with the value printed in each, row and column

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import Foundation
 
 /// Lines through points (optionally with ± error bars) on linear or logarithmic axes, with

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import Foundation
 
 /// XML escaping for text content and attribute values of inline SVG and HTML.

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 
 /// A text chart of ACC and forgetting against each numeric grid parameter (`engram sweep`'s sensitivity plot).

@@ -1,6 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramData
-import EngramNN
 import Foundation
 
 /// `engram bench`: training throughput of the standard workloads (forward, backward, SGD-momentum update).

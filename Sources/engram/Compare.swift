@@ -1,5 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramCL
 import Foundation
 
 /// `engram compare`: several strategies on the same stream and seeds, one summary table.

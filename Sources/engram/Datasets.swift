@@ -1,5 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramData
 import Foundation
 
 /// `engram datasets`: what is found where, with checksums verified; optionally downloads what is missing.

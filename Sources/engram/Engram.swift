@@ -1,3 +1,4 @@
+import Engram
 import ArgumentParser
 
 @main

@@ -1,5 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramNN
 import Foundation
 
 /// `engram inspect FILE.safetensors`: names, shapes, dtypes and statistics of a checkpoint.

@@ -1,4 +1,4 @@
-import EngramCL
+import Engram
 import Foundation
 import Logging
 

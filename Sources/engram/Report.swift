@@ -1,5 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramReport
 import Foundation
 
 /// `engram report DIR…`: (re)generates a self-contained HTML report.

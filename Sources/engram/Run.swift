@@ -1,6 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramCL
-import EngramReport
 import Foundation
 import Logging
 import Yams
@@ -124,7 +123,7 @@ struct ExperimentOptions: ParsableArguments {
         if evaluateOnValidation { c.evaluateOnValidation = true }
         if let classOrder { c.classOrder = classOrder }
         if let dataDir { c.dataDirectory = dataDir }
-        do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.description) } catch let error as ConfigurationError {
+        do { try c.validate() } catch let error as StrategyError { throw ValidationError(error.naming(Self.flag(for:))) } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
         return c
@@ -132,6 +131,26 @@ struct ExperimentOptions: ParsableArguments {
 }
 
 extension ExperimentOptions {
+    /// The flag that sets configuration `key`: `training.lr_gamma` → `--lr-gamma`, `test_fraction` →
+    /// `--test-fraction`, a strategy option (`mind.teacher_lr`, `gamma`) → its registry flag; nil for keys no flag sets.
+    static func flag(for key: String) -> String? {
+        let name = key.hasPrefix("training.") ? String(key.dropFirst("training.".count)) : key
+        let option = name.split(separator: ".").last.map(String.init) ?? name
+        if name.contains(".") || !topLevelKeys.contains(name) {
+            let owner = name.contains(".") ? name.split(separator: ".").first.map(String.init) : nil
+            let specs = StrategyRegistry.all.filter { owner == nil || $0.name == owner }.flatMap(\.hyperparameters)
+            return specs.first { $0.key == option }.map { "--\($0.flag)" }
+        }
+        return "--" + name.replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// Configuration keys (with `training.` dropped) that a flag of the same name, dashed, sets.
+    private static let topLevelKeys: Set<String> = [
+        "benchmark", "scenario", "tasks", "strategy", "model", "hidden", "width", "fraction", "test_fraction",
+        "validation_fraction", "evaluate_on_validation", "class_order", "padding", "data_dir", "per_task_batchnorm",
+        "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed",
+    ]
+
     /// Applies one `--set` value: `mas.lambda=1`, `lambda=1`, or `--lambda=1` (a paper-named flag, which
     /// `StrategyFlags.rewrite` turns into this form), to every strategy of `strategies` it reaches.
     func apply(_ setting: String, to c: inout ExperimentConfiguration, strategies: [String]) throws {
@@ -167,7 +186,7 @@ extension ExperimentOptions {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         } catch let error as StrategyError {
-            throw ValidationError(error.description)
+            throw ValidationError(error.naming(Self.flag(for:)))
         }
     }
 }

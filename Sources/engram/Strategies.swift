@@ -1,5 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramCL
 import Foundation
 
 /// `engram strategies`: every registered strategy with its paper, scenarios and hyper-parameters.

@@ -1,6 +1,5 @@
+import Engram
 import ArgumentParser
-import EngramCL
-import EngramReport
 import Foundation
 import Yams
 #if canImport(Glibc)

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing
@@ -101,8 +104,8 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
         let dir = try temporaryDirectory("engram-cli-bad")
         let log = dir.appendingPathComponent("out.txt")
         for (flags, needle) in [(["--benchmark", "cifar-7"], "cifar-7"),
-                                (["--hidden", "400,x"], "--hidden"), (["--fraction", "2"], "--fraction"),
-                                (["--strategy", "nope"], "nope"), (["--lr", "0"], "learning rate"), (["--lambda=-1"], "--lambda"),
+                                (["--hidden", "400,x"], "--hidden"), (["--fraction", "2"], "--fraction must be in (0, 1]"),
+                                (["--strategy", "nope"], "nope"), (["--lr", "0"], "--lr must be positive"), (["--lambda=-1"], "--lambda"),
                                 (["--strategy", "packnet", "--prune-ratio", "1.5"], "--prune-ratio"),
                                 (["--model", "resnet50"], "resnet50"), (["--milestones", "0,3"], "--milestones"),
                                 (["--milestones", "35,x"], "--milestones"), (["--lr-gamma", "1.5"], "--lr-gamma"),

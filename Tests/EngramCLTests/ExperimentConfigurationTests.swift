@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing
@@ -24,7 +27,7 @@ import Testing
         config.validationFraction = 0
         config.evaluateOnValidation = true
         do { try config.validate(); Issue.record("must be refused") } catch {
-            #expect("\(error)".contains("--validation-fraction"))
+            #expect("\(error)".contains("validation_fraction"))
         }
     }
 

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import EngramCL
 import EngramNN
 import Foundation

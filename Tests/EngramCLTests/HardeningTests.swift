@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing
@@ -87,7 +90,7 @@ import Glibc
 
 @Suite(.serialized) struct CommandLineValidationTests {
     @Test("negative numbers reach the range check, and malformed lists and an empty --out are refused in one line",
-          arguments: [(["--lr", "-1"], "learning rate must be positive"), (["--lambda", "-2"], "--lambda"),
+          arguments: [(["--lr", "-1"], "--lr must be positive"), (["--lambda", "-2"], "--lambda"),
                       (["--hidden", "400,,400"], "--hidden"), (["--out", ""], "--out"), (["--strategy", "mas+mas"], "twice")])
     func badValuesAreRefused(arguments: [String], message: String) throws {
         let dir = try temporaryDirectory("engram-bad-flags")
@@ -140,7 +143,7 @@ import Glibc
         #expect {
             try config.validate()
         } throws: { error in
-            "\(error)".contains("--hidden 100000000") && "\(error)".contains("GiB") && "\(error)".contains("bytes")
+            "\(error)".contains("hidden 100000000") && "\(error)".contains("GiB") && "\(error)".contains("bytes")
         }
         config.hidden = [400, 400]
         #expect(try config.estimatedMinimumBytes() < 50_000_000)

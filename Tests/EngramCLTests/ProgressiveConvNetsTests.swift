@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing
@@ -87,7 +90,7 @@ import Testing
         let refused = try engram(["run", "--out", bad.path, "--model", "resnet18r"] + common, log: badLog)
         let message = try String(contentsOf: badLog, encoding: .utf8)
         #expect(refused != 0)
-        #expect(message.contains("--model") && message.contains("resnet18r") && message.contains("cnn"), "\(message)")
+        #expect(message.contains("model must") && message.contains("resnet18r") && message.contains("cnn"), "\(message)")
         #expect(!message.contains("Fatal error"), "\(message)")
     }
 
@@ -97,7 +100,7 @@ import Testing
         try c.validate()
         c.model = "resnet18r"
         #expect(throws: StrategyError.self) { try c.validate() }
-        do { try c.validate() } catch { #expect("\(error)".contains("--model")) }
+        do { try c.validate() } catch { #expect("\(error)".contains("model must")) }
         c.model = "mlp"
         try c.validate()
         var f = config("ewc")

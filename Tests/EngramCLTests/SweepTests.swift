@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing
@@ -250,7 +253,13 @@ private func tinyConfiguration() -> ExperimentConfiguration {
         #expect(try sweep.summary().rows.first?.seeds == [0])
 
         var seen: [String: SweepPointState] = [:]
-        let all = try sweep.runAll { point, state in seen[point.name] = state }
+        // What the executor does for each point: finished points are kept, the others run (or resume).
+        let all = try sweep.points.map { point in
+            let state = try sweep.state(of: point)
+            seen[point.name] = state
+            if case let .finished(results) = state { return (point: point, results: results) }
+            return (point: point, results: try sweep.run(point))
+        }
         #expect(seen["finetune__seed=0"] == .finished(first))
         #expect(seen["finetune__seed=1"] == .interrupted)
         #expect(seen["finetune__seed=2"] == .pending)

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing
@@ -61,14 +64,14 @@ final class LearningRateProbe: Strategy {
         #expect(probe.perEpoch.allSatisfy { $0.1 == 0.1 })
     }
 
-    @Test("milestones below 1 and γ outside (0, 1] are refused with the flag's name")
+    @Test("milestones below 1 and γ outside (0, 1] are refused with the configuration key's name")
     func invalidSchedule() {
-        for (milestones, gamma, flag) in [([0, 3], Float(0.1), "--milestones"), ([-1], 0.1, "--milestones"),
-                                          ([2], 0, "--lr-gamma"), ([2], 1.5, "--lr-gamma"), ([2], -0.5, "--lr-gamma")] {
+        for (milestones, gamma, flag) in [([0, 3], Float(0.1), "training.milestones"), ([-1], 0.1, "training.milestones"),
+                                          ([2], 0, "training.lr_gamma"), ([2], 1.5, "training.lr_gamma"), ([2], -0.5, "training.lr_gamma")] {
             var c = TrainingConfiguration()
             c.milestones = milestones
             c.lrGamma = gamma
-            #expect { try c.validate() } throws: { "\($0)".contains(flag) }
+            #expect { try c.validate() } throws: { "\($0)".hasPrefix(flag + " must") && ($0 as? StrategyError)?.key == flag }
         }
         var c = TrainingConfiguration()
         c.milestones = [35, 40]
@@ -87,7 +90,7 @@ final class LearningRateProbe: Strategy {
             #expect(throws: Never.self) { try c.validate() }
         }
         c.model = "resnet50"
-        #expect { try c.validate() } throws: { "\($0)".contains("--model") && "\($0)".contains("resnet20") && "\($0)".contains("resnet50") }
+        #expect { try c.validate() } throws: { "\($0)".contains("model must") && "\($0)".contains("resnet20") && "\($0)".contains("resnet50") }
     }
 
     @Test("per-task BatchNorm is on by default exactly when the strategy list contains mind, mind-self or packnet")

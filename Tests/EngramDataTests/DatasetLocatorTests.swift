@@ -1,3 +1,4 @@
+import EngramTensor
 import EngramData
 import Foundation
 import Testing
@@ -92,7 +93,7 @@ struct DatasetLocatorTests {
                                      repositoryRoot: base, cacheDirectory: datasetsRoot)
         let error = #expect(throws: DataError.self) { try locator.locateOrDownloadBlocking(.mnist, progress: nil) }
         #expect(error?.description == "dataset mnist not found; searched: \(base)/mnist (missing train-images-idx3-ubyte.gz); "
-            + "\(base) (missing train-images-idx3-ubyte.gz); download (not tried: --data-dir names the only place to look)")
+            + "\(base) (missing train-images-idx3-ubyte.gz); download (not tried: data_dir names the only place to look)")
     }
 
     @Test("without --data-dir, returns each file's MD5 and why each earlier place was rejected")

@@ -1,3 +1,5 @@
+import EngramTensor
+import EngramData
 import Foundation
 #if canImport(Glibc)
 import Glibc

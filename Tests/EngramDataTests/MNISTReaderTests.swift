@@ -1,3 +1,4 @@
+import EngramTensor
 import EngramData
 import Foundation
 import Testing

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import EngramCL
 import Foundation
 import Testing

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import Foundation
 import Testing
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import EngramCL
 import EngramData
 import EngramNN
 import EngramTensor

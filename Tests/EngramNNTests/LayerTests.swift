@@ -1,3 +1,4 @@
+import EngramTensor
 import Testing
 import EngramNN
 

@@ -1,3 +1,4 @@
+import EngramTensor
 import Foundation
 import Testing
 import EngramNN

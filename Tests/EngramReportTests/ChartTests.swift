@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramCL
 import EngramReport
 import Foundation
 import Testing

@@ -1,3 +1,7 @@
+import EngramTensor
+import EngramNN
+import EngramData
+import EngramReport
 import EngramCL
 import Foundation
 #if canImport(FoundationXML)

@@ -1,3 +1,6 @@
+import EngramTensor
+import EngramNN
+import EngramData
 import Foundation
 
 /// The accuracy matrix R of a continual-learning run: `R[i][j]` is the test accuracy on task `j`

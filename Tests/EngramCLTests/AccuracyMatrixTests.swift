@@ -1,4 +1,7 @@
+import EngramTensor
+import EngramNN
 import EngramData
+import EngramCL
 import Foundation
 import Testing
 
