@@ -49,13 +49,4 @@ import Testing
             #expect(abs(numeric - analytic[i]) <= 2e-3 + 2e-2 * abs(numeric), "∂/∂f[\(i)]: \(analytic[i]) vs \(numeric)")
         }
     }
-
-    @Test("EBLL with λ_o = 1, λ_c = 0.01 forgets at least 3 points less than fine-tuning on task-incremental Split MNIST")
-    func ebllForgetsLessThanFinetune() throws {
-        let finetune = try runExperiment(smallSplitMNIST(strategy: "finetune"))
-        let ebll = try runExperiment(smallSplitMNIST(strategy: "ebll"))
-        print("forgetting (split MNIST, task-IL): finetune \(finetune.metrics.forgetting!), ebll \(ebll.metrics.forgetting!); "
-              + "ACC finetune \(finetune.metrics.averageAccuracy!), ebll \(ebll.metrics.averageAccuracy!); memory \(ebll.strategyMemoryBytes)")
-        #expect(ebll.metrics.forgetting! + 0.03 <= finetune.metrics.forgetting!)
-    }
 }

