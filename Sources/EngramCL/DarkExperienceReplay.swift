@@ -33,7 +33,7 @@ public final class DarkExperienceReplay: RegisteredStrategy {
             summary: variant == .der ? "Dark experience replay: match the logits stored with replayed samples"
                                      : "DER++: logit matching plus cross-entropy on replayed labels",
             paper: "Buzzega et al., NeurIPS 2020 (Dark Experience for General Continual Learning)",
-            hyperparameters: options, changesTrainingData: true,
+            hyperparameters: options,
             make: { o in DarkExperienceReplay(variant, bufferSize: o.integer("buffer_size"), replayBatchSize: o.integer("replay_batch_size"),
                                               alpha: o.float("alpha"), beta: variant == .derpp ? o.float("beta") : 0) })
     }

@@ -20,7 +20,7 @@ public final class ERACE: RegisteredStrategy {
         name: "er-ace", summary: "ER with asymmetric cross-entropy: incoming samples compete only with their batch's classes",
         paper: "Caccia et al., ICLR 2022 (New Insights on Reducing Abrupt Representation Change in Online Continual Learning)",
         hyperparameters: [.bufferSize(default: 500), .replayBatchSize(default: 10)],
-        scenarios: [.taskIncremental, .classIncremental], changesTrainingData: true, replacesCriterion: true,
+        scenarios: [.taskIncremental, .classIncremental], replacesCriterion: true,
         make: { o in ERACE(bufferSize: o.integer("buffer_size"), replayBatchSize: o.integer("replay_batch_size")) })]
 
     public let replayBatchSize: Int
