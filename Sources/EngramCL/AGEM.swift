@@ -66,12 +66,7 @@ public final class AGEM: RegisteredStrategy {
 
     /// Stores ⌊buffer_size / T⌋ random training samples of the task that ended.
     public func afterTask(_ task: Int, context: TrainingContext) throws {
-        let quota = bufferSize / context.stream.taskCount
-        guard quota > 0 else { return }
-        // A shuffle of the task's data of its own (an epoch index no training pass uses), its first `quota` samples.
-        let shuffled = context.stream.trainingBatches(task: task, epoch: 1_000_000, batchSize: quota)
-        guard let first = shuffled.first(where: { _ in true }) else { return }
-        memory.buffer(context).offer(first, stream: context.stream)
+        memory.storeRandomSamples(bufferSize / context.stream.taskCount, ofTask: task, context: context)
     }
 
     public var memoryBytes: Int { memory.bytes }

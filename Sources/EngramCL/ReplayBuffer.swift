@@ -226,6 +226,15 @@ final class ReplayMemory {
         return (slots, buffer.batch(slots, stream: context.stream, random: &random))
     }
 
+    /// Stores `count` samples of `task`'s training data drawn at random: the first `count` of a shuffle of its own
+    /// (an epoch index no training pass uses). For memories filled when a task ends (A-GEM, GEM).
+    func storeRandomSamples(_ count: Int, ofTask task: Int, context: TrainingContext) {
+        guard count > 0 else { return }
+        let shuffled = context.stream.trainingBatches(task: task, epoch: 1_000_000, batchSize: count)
+        guard let first = shuffled.first(where: { _ in true }) else { return }
+        buffer(context).offer(first, stream: context.stream)
+    }
+
     /// Refuses, before training starts, a task-incremental model that cannot run a batch mixing tasks (per-task
     /// BatchNorm, progressive columns), naming the module.
     static func checkRoutable(_ context: TrainingContext) throws {

@@ -70,6 +70,7 @@ struct ForgettingCase: Sendable, CustomTestStringConvertible {
         // A-GEM barely helps class-incremental learning on 5 % of the data (its gradient constraint does not stop the
         // new classes' logits from dominating); task-incremental is where its projection shows.
         ForgettingCase("agem", on: .splitMNISTTask, margin: 0.05),
+        ForgettingCase("gem", on: .splitMNISTTask, margin: 0.05),
         ForgettingCase("der", on: .splitMNISTClassOnline, margin: 0.10),
         ForgettingCase("derpp", on: .splitMNISTClassOnline, margin: 0.10),
     ]

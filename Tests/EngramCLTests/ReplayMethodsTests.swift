@@ -96,3 +96,52 @@ private final class OutputRecorder: Strategy {
         #expect(abs(loss.item - expected.item) < 1e-6)
     }
 }
+
+@Suite struct GEMTests {
+    @Test("a hand-computed projection: g = (1, −1) against g₁ = (0, 1) with γ = 0 becomes (1, 0)")
+    func handComputedProjection() throws {
+        // Dual: min_{v ≥ 0} ½·1·v² + (g₁ᵀg)·v = ½v² − v → v = 1; g̃ = g + v·g₁ = (1, 0).
+        let projected = try #require(GEM.project([1, -1], onto: [[0, 1]], margin: 0, regularization: 0))
+        #expect(zip(projected, [1, 0] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(GEM.project([1, 1], onto: [[0, 1]], margin: 0.5, regularization: 0) == nil, "no violated constraint: g stays")
+    }
+
+    @Test("the dual solution satisfies every constraint and the optimality conditions on random instances")
+    func dualSolutionIsFeasibleAndOptimal() {
+        var rng = RandomGenerator(seed: 11)
+        for instance in 0..<200 {
+            let t = 1 + instance % 6, n = 20
+            let rows = (0..<t).map { _ in (0..<n).map { _ in rng.nextNormal() } }
+            let g = (0..<n).map { _ in rng.nextNormal() }
+            let margin = instance % 2 == 0 ? 0.0 : 0.5
+            guard let projected = GEM.project(g, onto: rows, margin: margin, regularization: 0) else {
+                #expect(rows.allSatisfy { zip($0, g).reduce(0) { $0 + $1.0 * $1.1 } >= 0 })
+                continue
+            }
+            // Primal feasibility: no past task's loss increases to first order, ⟨g̃, g_k⟩ ≥ 0.
+            for row in rows {
+                let dot = zip(row, projected).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                #expect(dot >= -1e-5 * Double(n), "instance \(instance): ⟨g̃, g_k⟩ = \(dot)")
+            }
+            // Dual: v ≥ γ, and the gradient Pv + Gg vanishes where v is above its bound (it is ≥ 0 everywhere).
+            var p = [[Double]](repeating: [Double](repeating: 0, count: t), count: t)
+            for i in 0..<t { for j in 0..<t { p[i][j] = zip(rows[i], rows[j]).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } } }
+            let b = rows.map { row in zip(row, g).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+            let v = GEM.solveDual(p, b, margin: margin)
+            for k in 0..<t {
+                let gradient = b[k] + (0..<t).reduce(0.0) { $0 + p[k][$1] * v[$1] }
+                #expect(v[k] >= margin - 1e-12)
+                #expect(gradient >= -1e-5 && (v[k] <= margin + 1e-9 || abs(gradient) < 1e-5), "instance \(instance), k \(k): ∇ = \(gradient)")
+            }
+        }
+    }
+
+    @Test("GEM keeps ⌊M / T⌋ samples per finished task and projects while later tasks train")
+    func memoryAndProjection() throws {
+        let gem = GEM(bufferSize: 50, margin: 0.5)
+        _ = try makeTrainer(smallSplitMNIST(strategy: "gem", fraction: 0.02), strategy: gem).run()
+        let tasks = gem.buffer.map { $0.tasks.map(Int.init) } ?? []
+        #expect(tasks.count == 50 && (0..<5).allSatisfy { t in tasks.filter { $0 == t }.count == 10 })
+        #expect(gem.projectedSteps > 0)
+    }
+}
