@@ -36,7 +36,7 @@ public final class AGEM: RegisteredStrategy {
     /// The memory (nil before the first task ends).
     public var buffer: ReplayBuffer? { memory.buffer }
 
-    public func beforeTask(_ task: Int, context: TrainingContext) throws { try ReplayMemory.checkRoutable(context) }
+    public func beforeTask(_ task: Int, context: TrainingContext) throws { try memory.check(context) }
 
     /// g ← the projection of g when it conflicts with the memory's gradient.
     public func afterBackward(context: TrainingContext) {

@@ -35,7 +35,7 @@ public final class ERACE: RegisteredStrategy {
     /// The memory (nil before the first batch).
     public var buffer: ReplayBuffer? { memory.buffer }
 
-    public func beforeTask(_ task: Int, context: TrainingContext) throws { try ReplayMemory.checkRoutable(context) }
+    public func beforeTask(_ task: Int, context: TrainingContext) throws { try memory.check(context) }
 
     /// From the second task on: the cross-entropy over the classes present in the batch.
     public func criterion(taskLoss: Tensor, output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {

@@ -30,7 +30,7 @@ public final class ExperienceReplay: RegisteredStrategy {
     /// The memory (nil before the first batch).
     public var buffer: ReplayBuffer? { memory.buffer }
 
-    public func beforeTask(_ task: Int, context: TrainingContext) throws { try ReplayMemory.checkRoutable(context) }
+    public func beforeTask(_ task: Int, context: TrainingContext) throws { try memory.check(context) }
 
     /// B ∪ M, then B offered to the memory.
     public func beforeForward(_ batch: Batch, context: TrainingContext) throws -> Batch {

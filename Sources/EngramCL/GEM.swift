@@ -44,7 +44,7 @@ public final class GEM: RegisteredStrategy {
     /// The memory (nil before the first task ends).
     public var buffer: ReplayBuffer? { memory.buffer }
 
-    public func beforeTask(_ task: Int, context: TrainingContext) throws { try ReplayMemory.checkRoutable(context) }
+    public func beforeTask(_ task: Int, context: TrainingContext) throws { try memory.check(context) }
 
     /// g ← Gᵀv + g when g conflicts with some past task's memory gradient.
     public func afterBackward(context: TrainingContext) {

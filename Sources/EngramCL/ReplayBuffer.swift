@@ -8,11 +8,14 @@ public enum ReplayPolicy: String, Sendable, Codable, CaseIterable {
     /// Mammoth's `Buffer`: the n-th sample offered is kept with probability capacity / n, in a uniformly chosen
     /// slot — every sample offered so far is in memory with the same probability.
     case reservoir
+    /// A ring buffer per class (Chaudhry et al. 2019, "tiny episodic memories"): each of the stream's C classes owns
+    /// ⌊capacity / C⌋ slots, filled in order and then overwritten oldest first, so the memory never holds more than
+    /// ⌊capacity / C⌋ samples of a class and keeps each class's most recent ones.
+    case classBalanced = "class-balanced"
     /// Greedy class balancing (GDumb, Prabhu et al. 2020): while there is room every sample is kept; once full, a
     /// sample whose class has fewer samples than the largest class replaces a random sample of a largest class
-    /// (a seeded choice among ties). A class is a (task, target) pair, so task-incremental classes that share a
-    /// target stay apart and a domain-incremental memory is balanced over tasks too.
-    case classBalanced = "class-balanced"
+    /// (a seeded choice among ties); the number of classes need not be known.
+    case greedyBalanced = "greedy-balanced"
 }
 
 /// A seeded, checkpointable replay memory: each stored sample is its input as the dataset stores it (pixel bytes,
@@ -20,8 +23,9 @@ public enum ReplayPolicy: String, Sendable, Codable, CaseIterable {
 /// and optionally the model's logits when it was stored (DER's dark knowledge). ``batch(_:stream:random:)`` turns
 /// stored samples back into a training batch through the stream (task transform, normalisation, augmentation).
 ///
-/// Every choice draws from the memory's own generator, kept in its state, so a run resumed from a checkpoint
-/// stores exactly what the uninterrupted run stores.
+/// A class is a (task, target) pair, so task-incremental classes that share a target stay apart and a
+/// domain-incremental memory is balanced over tasks too. Every choice draws from the memory's own generator, kept in
+/// its state, so a run resumed from a checkpoint stores exactly what the uninterrupted run stores.
 public final class ReplayBuffer {
     /// Samples the memory holds at most.
     public let capacity: Int
@@ -39,15 +43,31 @@ public final class ReplayBuffer {
     public private(set) var logits: [Float] = []
     /// Samples offered so far (reservoir's n).
     public private(set) var seen = 0
+    /// The stream's number of classes (the class-balanced ring's C; nil for the other policies).
+    public let classCount: Int?
     private var random: RandomGenerator
+    /// The class-balanced ring: each class's slots in the order they were filled, and how many of its samples
+    /// overwrote an older one.
+    private var classSlots: [Int64: [Int]] = [:]
+    private var overwrites: [Int64: Int] = [:]
 
-    /// An empty memory whose choices draw from `random` (derive it from the run's seed).
-    public init(capacity: Int, policy: ReplayPolicy, sampleBytes: Int, logitWidth: Int = 0, random: RandomGenerator) {
+    /// An empty memory whose choices draw from `random` (derive it from the run's seed). The class-balanced policy
+    /// needs `classCount`, the stream's number of classes, at most `capacity`.
+    public init(capacity: Int, policy: ReplayPolicy, sampleBytes: Int, logitWidth: Int = 0, classCount: Int? = nil,
+                random: RandomGenerator) {
         precondition(capacity >= 1 && sampleBytes >= 1 && logitWidth >= 0,
                      "ReplayBuffer: capacity \(capacity), sample bytes \(sampleBytes), logit width \(logitWidth)")
+        precondition(policy != .classBalanced || (classCount.map { $0 >= 1 && $0 <= capacity } ?? false),
+                     "ReplayBuffer: the class-balanced ring needs between 1 and \(capacity) classes, got \(classCount.map(String.init) ?? "none")")
         self.capacity = capacity; self.policy = policy; self.sampleBytes = sampleBytes; self.logitWidth = logitWidth
+        self.classCount = policy == .classBalanced ? classCount : nil
         self.random = random
     }
+
+    /// Slots each class owns in the class-balanced ring, ⌊capacity / C⌋.
+    public var classQuota: Int? { classCount.map { capacity / $0 } }
+
+    static func classKey(task: Int32, label: Int32) -> Int64 { Int64(task) << 32 | Int64(UInt32(bitPattern: label)) }
 
     /// Samples stored.
     public var count: Int { labels.count }
@@ -74,6 +94,7 @@ public final class ReplayBuffer {
     public func offer(pixels sample: ArraySlice<UInt8>, label: Int, task: Int, logits sampleLogits: ArraySlice<Float> = []) -> Int? {
         precondition(sample.count == sampleBytes && sampleLogits.count == logitWidth, "sample of \(sample.count) bytes, \(sampleLogits.count) logits")
         seen += 1
+        if policy == .classBalanced { return ringSlot(sample, label: label, task: task, logits: sampleLogits) }
         let slot: Int?
         if count < capacity {
             slot = count
@@ -84,8 +105,10 @@ public final class ReplayBuffer {
         case .reservoir:
             let j = random.nextInt(below: seen)
             slot = j < capacity ? j : nil
+        case .greedyBalanced:
+            slot = greedyBalancedSlot(label: Int32(label), task: Int32(task))
         case .classBalanced:
-            slot = classBalancedSlot(label: Int32(label), task: Int32(task))
+            preconditionFailure("the ring is handled above")
         }
         guard let slot else { return nil }
         pixels.replaceSubrange(slot * sampleBytes ..< (slot + 1) * sampleBytes, with: sample)
@@ -94,13 +117,32 @@ public final class ReplayBuffer {
         return slot
     }
 
-    /// The slot a sample of class (task, label) takes in a full class-balanced memory: a random sample of a
+    /// Stores a sample in its class's ring: a new slot while the class has fewer than its quota, else over the
+    /// class's oldest sample.
+    private func ringSlot(_ sample: ArraySlice<UInt8>, label: Int, task: Int, logits sampleLogits: ArraySlice<Float>) -> Int {
+        let key = Self.classKey(task: Int32(task), label: Int32(label))
+        let own = classSlots[key, default: []]
+        if own.count < classQuota! {
+            let slot = count
+            precondition(slot < capacity, "the class-balanced ring holds more classes than \(classCount!)")
+            pixels += sample; labels.append(Int32(label)); tasks.append(Int32(task)); logits += sampleLogits
+            classSlots[key, default: []].append(slot)
+            return slot
+        }
+        let slot = own[overwrites[key, default: 0] % own.count]
+        overwrites[key, default: 0] += 1
+        pixels.replaceSubrange(slot * sampleBytes ..< (slot + 1) * sampleBytes, with: sample)
+        logits.replaceSubrange(slot * logitWidth ..< (slot + 1) * logitWidth, with: sampleLogits)
+        return slot
+    }
+
+    /// The slot a sample of class (task, label) takes in a full greedily balanced memory: a random sample of a
     /// largest class, when the sample's class is smaller than it; nil otherwise.
-    private func classBalancedSlot(label: Int32, task: Int32) -> Int? {
+    private func greedyBalancedSlot(label: Int32, task: Int32) -> Int? {
         var slotsOfClass: [Int64: [Int]] = [:]
-        for i in 0..<count { slotsOfClass[Int64(tasks[i]) << 32 | Int64(labels[i]), default: []].append(i) }
+        for i in 0..<count { slotsOfClass[Self.classKey(task: tasks[i], label: labels[i]), default: []].append(i) }
         let largest = slotsOfClass.values.map(\.count).max() ?? 0
-        guard (slotsOfClass[Int64(task) << 32 | Int64(label)]?.count ?? 0) < largest else { return nil }
+        guard (slotsOfClass[Self.classKey(task: task, label: label)]?.count ?? 0) < largest else { return nil }
         let candidates = slotsOfClass.filter { $0.value.count == largest }.keys.sorted()
         let victims = slotsOfClass[candidates[random.nextInt(below: candidates.count)]]!
         return victims[random.nextInt(below: victims.count)]
@@ -136,8 +178,10 @@ public final class ReplayBuffer {
                                             ("labels", Tensor(shape: [count], scalars: labels.map(Float.init))),
                                             ("tasks", Tensor(shape: [count], scalars: tasks.map(Float.init)))])
         if logitWidth > 0 { state.add([("logits", Tensor(shape: [count, logitWidth], scalars: logits))]) }
+        let ring = overwrites.isEmpty ? nil : Dictionary(uniqueKeysWithValues: overwrites.map { key, n in
+            ("\(key >> 32)/\(Int32(truncatingIfNeeded: key))", n) })
         try state.record(Header(capacity: capacity, policy: policy, sampleBytes: sampleBytes, logitWidth: logitWidth,
-                                seen: seen, random: random), as: "memory")
+                                seen: seen, random: random, classCount: classCount, overwrites: ring), as: "memory")
         return state
     }
 
@@ -145,7 +189,8 @@ public final class ReplayBuffer {
     /// damaged one. The memory's own configuration (capacity, policy, sample size, logits) must match.
     public func loadState(_ state: StrategyState, taskCount: Int) throws {
         let header = try state.record(Header.self, "memory")
-        guard header.capacity == capacity, header.policy == policy, header.sampleBytes == sampleBytes, header.logitWidth == logitWidth else {
+        guard header.capacity == capacity, header.policy == policy, header.sampleBytes == sampleBytes, header.logitWidth == logitWidth,
+              header.classCount == classCount else {
             throw StrategyError("record 'memory' describes a memory of \(header.capacity) \(header.policy.rawValue) samples of \(header.sampleBytes) bytes "
                 + "and \(header.logitWidth) logits, this run's holds \(capacity) \(policy.rawValue) samples of \(sampleBytes) bytes and \(logitWidth) logits")
         }
@@ -164,16 +209,34 @@ public final class ReplayBuffer {
         let restoredLabels = try values("labels", count: n) { integral($0) && $0 >= 0 && $0 < 1e6 }
         let restoredTasks = try values("tasks", count: n) { integral($0) && $0 >= 0 && Int($0) < taskCount }
         let restoredLogits = logitWidth == 0 ? [] : try values("logits", count: n * logitWidth) { $0.isFinite }
+        var slots: [Int64: [Int]] = [:], ring: [Int64: Int] = [:]
+        if policy == .classBalanced {
+            for i in 0..<n { slots[Self.classKey(task: Int32(restoredTasks[i]), label: Int32(restoredLabels[i])), default: []].append(i) }
+            if let over = slots.first(where: { $0.value.count > classQuota! }) {
+                throw StrategyError("tensor 'labels' holds \(over.value.count) samples of one class, above the ring's \(classQuota!)")
+            }
+            for (name, n) in header.overwrites ?? [:] {
+                let parts = name.split(separator: "/").compactMap { Int32($0) }
+                guard parts.count == 2, n >= 0, slots[Self.classKey(task: parts[0], label: parts[1])] != nil else {
+                    throw StrategyError("record 'memory' has a ring position '\(name)' = \(n) for no stored class")
+                }
+                ring[Self.classKey(task: parts[0], label: parts[1])] = n
+            }
+        }
         pixels = restoredPixels.map { UInt8($0) }
         labels = restoredLabels.map { Int32($0) }
         tasks = restoredTasks.map { Int32($0) }
         logits = restoredLogits
         seen = header.seen
         random = header.random
+        classSlots = slots
+        overwrites = ring
     }
 
     struct Header: Codable {
         var capacity: Int, policy: ReplayPolicy, sampleBytes: Int, logitWidth: Int, seen: Int, random: RandomGenerator
+        /// The class-balanced ring's class count and per-class overwrite counts (`"task/target"`).
+        var classCount: Int?, overwrites: [String: Int]?
     }
 }
 
@@ -191,7 +254,7 @@ extension HyperparameterSpec {
     /// How the memory chooses what to keep (`--buffer-policy`).
     static let bufferPolicy = HyperparameterSpec.choice(
         "buffer_policy", ReplayPolicy.self, default: .reservoir,
-        help: "What the memory keeps once full: reservoir (every sample seen equally likely) or class-balanced (GDumb's greedy balancing).")
+        help: "What the memory keeps: reservoir (every sample seen equally likely), class-balanced (a ring of ⌊M / classes⌋ per class, newest kept) or greedy-balanced (GDumb's).")
 }
 
 /// The replay memory of one strategy, created for the run's stream when first needed, with the draws and forward
@@ -209,8 +272,10 @@ final class ReplayMemory {
     /// The buffer for `context`'s stream (created empty the first time, its choices seeded by the run's seed).
     func buffer(_ context: TrainingContext) -> ReplayBuffer {
         if let buffer { return buffer }
+        let classes = (0..<context.stream.taskCount).reduce(0) { $0 + context.stream.outputClasses(task: $1).count }
         let made = ReplayBuffer(capacity: capacity, policy: policy, sampleBytes: context.stream.storedSampleBytes,
-                                logitWidth: logitWidth, random: context.generator("\(owner)/memory"))
+                                logitWidth: logitWidth, classCount: policy == .classBalanced ? classes : nil,
+                                random: context.generator("\(owner)/memory"))
         buffer = made
         return made
     }
@@ -235,8 +300,17 @@ final class ReplayMemory {
         buffer(context).offer(first, stream: context.stream)
     }
 
-    /// Refuses, before training starts, a task-incremental model that cannot run a batch mixing tasks (per-task
-    /// BatchNorm, progressive columns), naming the module.
+    /// Refuses, before training starts, a class-balanced memory smaller than the stream's number of classes, and a
+    /// task-incremental model that cannot run a batch mixing tasks (per-task BatchNorm, progressive columns),
+    /// naming the module.
+    func check(_ context: TrainingContext) throws {
+        let classes = (0..<context.stream.taskCount).reduce(0) { $0 + context.stream.outputClasses(task: $1).count }
+        if policy == .classBalanced, classes > capacity {
+            throw StrategyError(key: "buffer_size", "\(capacity) is below the stream's \(classes) classes: a class-balanced memory keeps at least one sample of each")
+        }
+        try Self.checkRoutable(context)
+    }
+
     static func checkRoutable(_ context: TrainingContext) throws {
         guard context.stream.scenario == .taskIncremental, context.stream.taskCount > 1 else { return }
         defer { context.model.setActiveTask(context.task) }

@@ -34,9 +34,28 @@ private func offerSequence(_ buffer: ReplayBuffer, count: Int, from start: Int =
         #expect(first.pixels == [0, 1, 2, 3, 4])
     }
 
-    @Test("class balancing evens out an imbalanced stream: largest and smallest class differ by at most one")
-    func classBalancedEvensOut() {
-        let buffer = ReplayBuffer(capacity: 12, policy: .classBalanced, sampleBytes: 1, random: RandomGenerator(seed: 2))
+    @Test("the class-balanced ring never holds more than ⌊capacity / classes⌋ of a class and keeps each class's newest")
+    func classBalancedRing() {
+        // 3 classes, capacity 10: a ring of 3 slots per class (one slot stays free).
+        let buffer = ReplayBuffer(capacity: 10, policy: .classBalanced, sampleBytes: 1, classCount: 3, random: RandomGenerator(seed: 0))
+        #expect(buffer.classQuota == 3)
+        var rng = RandomGenerator(seed: 4)
+        for i in 0..<300 {
+            let label = rng.nextInt(below: 100) < 80 ? 0 : 1 + rng.nextInt(below: 2)  // imbalanced: 80 % class 0
+            buffer.offer(pixels: [UInt8(i % 256)], label: label, task: 0)
+            for c in 0..<3 { #expect(buffer.labels.filter { $0 == Int32(c) }.count <= 3) }
+        }
+        // Class 0's ring holds its three most recent samples.
+        let zeros = (0..<buffer.count).filter { buffer.labels[$0] == 0 }.map { Int(buffer.pixels[$0]) }
+        var recent: [Int] = []
+        var replay = RandomGenerator(seed: 4)
+        for i in 0..<300 where (replay.nextInt(below: 100) < 80 ? 0 : 1 + replay.nextInt(below: 2)) == 0 { recent.append(i % 256) }
+        #expect(Set(zeros) == Set(recent.suffix(3)))
+    }
+
+    @Test("greedy balancing evens out an imbalanced stream: largest and smallest class differ by at most one")
+    func greedyBalancedEvensOut() {
+        let buffer = ReplayBuffer(capacity: 12, policy: .greedyBalanced, sampleBytes: 1, random: RandomGenerator(seed: 2))
         // 30 samples of class 0, then 10 of class 1, then 6 of class 2 (task 1).
         offerSequence(buffer, count: 30, label: { _ in 0 })
         #expect(buffer.labels.allSatisfy { $0 == 0 } && buffer.count == 12)
@@ -58,9 +77,12 @@ private func offerSequence(_ buffer: ReplayBuffer, count: Int, from start: Int =
     @Test("a restored memory holds the same samples and makes the same choices afterwards")
     func stateRoundTrip() throws {
         for policy in ReplayPolicy.allCases {
-            let original = ReplayBuffer(capacity: 8, policy: policy, sampleBytes: 1, logitWidth: 2, random: RandomGenerator(seed: 5))
+            let ring = policy == .classBalanced
+            let original = ReplayBuffer(capacity: ring ? 40 : 8, policy: policy, sampleBytes: 1, logitWidth: 2,
+                                        classCount: ring ? 20 : nil, random: RandomGenerator(seed: 5))
             for i in 0..<30 { original.offer(pixels: [UInt8(i)], label: i % 4, task: i / 10, logits: [Float(i), -1]) }
-            let restored = ReplayBuffer(capacity: 8, policy: policy, sampleBytes: 1, logitWidth: 2, random: RandomGenerator(seed: 99))
+            let restored = ReplayBuffer(capacity: ring ? 40 : 8, policy: policy, sampleBytes: 1, logitWidth: 2,
+                                        classCount: ring ? 20 : nil, random: RandomGenerator(seed: 99))
             try restored.loadState(try original.saveState(), taskCount: 5)
             for buffer in [original, restored] {
                 for i in 30..<60 { buffer.offer(pixels: [UInt8(i)], label: i % 4, task: i / 10 % 5, logits: [Float(i), -1]) }
