@@ -75,12 +75,18 @@ public final class ReplayBuffer {
     /// Bytes held: a byte per pixel, four per target, task and logit.
     public var bytes: Int { pixels.count + 4 * (labels.count + tasks.count + logits.count) }
 
-    /// Offers every sample of `batch` (a batch of the stream's own data) in order; `logits` (`[batch, logitWidth]`)
+    /// Offers every sample of `batch` that comes from the dataset (a stream batch; in a batch that another method
+    /// extended with replayed samples, index −1, only the stream's part) in order; `logits` (`[batch, logitWidth]`)
     /// are stored with them when the memory keeps logits.
     public func offer(_ batch: Batch, stream: any TaskStream, logits batchLogits: Tensor? = nil) {
         precondition(stream.storedSampleBytes == sampleBytes, "ReplayBuffer of \(sampleBytes)-byte samples offered \(stream.storedSampleBytes)-byte ones")
         precondition((batchLogits == nil) == (logitWidth == 0) && (batchLogits.map { $0.shape == [batch.count, logitWidth] } ?? true),
                      "ReplayBuffer keeping \(logitWidth) logits offered logits of shape \(batchLogits?.shape ?? [])")
+        if batch.indices.count == batch.count, batch.indices.contains(where: { $0 < 0 }) {
+            let rows = batch.indices.indices.filter { batch.indices[$0] >= 0 }
+            guard !rows.isEmpty else { return }
+            return offer(batch.rows(rows), stream: stream, logits: batchLogits.map { $0.indexSelect(rows).detached() })
+        }
         let bytes = stream.storedPixels(of: batch)
         let values = batchLogits?.scalars ?? []
         for s in 0..<batch.count {

@@ -26,7 +26,8 @@ public struct Batch: @unchecked Sendable {
     public let taskIDs: [Int]
     /// The benchmark's scenario.
     public let scenario: Scenario
-    /// The samples' indices in the source dataset.
+    /// The samples' indices in the source dataset (−1 for a replayed sample appended to a stream batch; empty for a
+    /// batch assembled without them).
     public let indices: [Int32]
 
     /// The task all samples belong to, or `nil` for a batch mixing tasks (joint or replay batches).
@@ -56,12 +57,20 @@ public struct Batch: @unchecked Sendable {
 
 extension Batch {
     /// This batch followed by `other` (a replayed batch appended to the stream's): inputs, targets and task ids
-    /// concatenated; sample indices kept only when both batches have them.
+    /// concatenated; a sample without a dataset index (a replayed one) gets the index −1, so a memory offered the
+    /// combined batch stores only the stream's samples.
     public func appending(_ other: Batch) -> Batch {
         precondition(other.scenario == scenario && Array(other.inputs.shape.dropFirst()) == Array(inputs.shape.dropFirst()),
                      "appending a batch of inputs \(other.inputs.shape) to one of \(inputs.shape)")
-        let keepIndices = indices.count == count && other.indices.count == other.count
+        let own = indices.count == count ? indices : Array(repeating: -1, count: count)
+        let theirs = other.indices.count == other.count ? other.indices : Array(repeating: -1, count: other.count)
         return Batch(inputs: Tensor.concatenate([inputs, other.inputs]), labels: labels + other.labels,
-                     taskIDs: taskIDs + other.taskIDs, scenario: scenario, indices: keepIndices ? indices + other.indices : [])
+                     taskIDs: taskIDs + other.taskIDs, scenario: scenario, indices: own + theirs)
+    }
+
+    /// The samples at `rows`, in that order (inputs gathered, targets, tasks and indices kept).
+    public func rows(_ rows: [Int]) -> Batch {
+        Batch(inputs: inputs.indexSelect(rows).detached(), labels: rows.map { labels[$0] }, taskIDs: rows.map { taskIDs[$0] },
+              scenario: scenario, indices: indices.count == count ? rows.map { indices[$0] } : [])
     }
 }

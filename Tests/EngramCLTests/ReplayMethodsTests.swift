@@ -145,3 +145,17 @@ private final class OutputRecorder: Strategy {
         #expect(gem.projectedSteps > 0)
     }
 }
+
+@Suite struct ReplayCompositionTests {
+    @Test("in er+derpp, DER's memory is offered only the stream's samples, not those ER appended")
+    func composedMemoriesStoreOnlyStreamSamples() throws {
+        let configuration = onlineSplitMNIST(strategy: "er+derpp", fraction: 0.01)
+        let er = ExperienceReplay(bufferSize: 50, replayBatchSize: 10)
+        let der = DarkExperienceReplay(.derpp, bufferSize: 50, replayBatchSize: 10, alpha: 0.3, beta: 0.5)
+        let trainer = try makeTrainer(configuration, strategy: CompositeStrategy([er, der]))
+        _ = try trainer.run()
+        let streamSamples = (0..<5).reduce(0) { $0 + trainer.context.stream.trainingCount(task: $1) }
+        #expect(er.buffer?.seen == streamSamples && der.buffer?.seen == streamSamples)
+        #expect(der.buffer?.count == 50)
+    }
+}
