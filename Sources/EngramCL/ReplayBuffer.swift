@@ -328,7 +328,8 @@ final class ReplayMemory {
     static func forward(_ batch: Batch, context: TrainingContext) -> Tensor {
         defer { context.model.setActiveTask(context.task) }
         if context.stream.scenario == .taskIncremental {
-            try? context.model.setSampleTasks(batch.taskIDs)
+            // checkRoutable ran before training: a model that cannot route never gets here.
+            do { try context.model.setSampleTasks(batch.taskIDs) } catch { preconditionFailure("\(error)") }
         }
         return context.model(batch.inputs)
     }
