@@ -42,15 +42,12 @@ public final class AGEM: RegisteredStrategy {
     public func afterBackward(context: TrainingContext) {
         guard let (_, reference) = memory.draw(replayBatchSize, context: context) else { return }
         let parameters = context.model.namedParameters()
-        let g = parameters.map { $0.1.grad?.scalars ?? [Float](repeating: 0, count: $0.1.count) }
-        for (_, p) in parameters { p.grad = nil }
-        let out = ReplayMemory.forward(reference, context: context)
-        Losses.crossEntropy(out, targets: reference.labels, allowedClasses: context.activeClasses).backward()
-        let r = parameters.map { $0.1.grad?.scalars ?? [Float](repeating: 0, count: $0.1.count) }
+        let g = ReplayMemory.gradients(of: parameters)
+        let r = ReplayMemory.lossGradient(reference, parameters: parameters, context: context)
         referenceSteps += 1
         let projected = Self.project(g, onto: r)
         if projected != nil { projectedSteps += 1 }
-        for ((_, p), values) in zip(parameters, projected ?? g) { p.grad = Tensor(shape: p.shape, scalars: values) }
+        ReplayMemory.setGradients(Array((projected ?? g).joined()), of: parameters)
     }
 
     /// g − (gᵀr / rᵀr) r when gᵀr < 0 (over all parameters as one vector), nil when g already agrees with r.

@@ -50,30 +50,17 @@ public final class GEM: RegisteredStrategy {
     public func afterBackward(context: TrainingContext) {
         guard let buffer = memory.buffer, !buffer.isEmpty else { return }
         let parameters = context.model.namedParameters()
-        let g = Self.flatGradient(parameters)
+        let g = Array(ReplayMemory.gradients(of: parameters).joined())
         var rows: [[Float]] = []
         var random = context.generator("gem/memory/task \(context.task)/step \(context.stepInTask)")
         for task in Set(buffer.tasks.map(Int.init)).sorted() where task < context.task {
             let slots = buffer.tasks.indices.filter { Int(buffer.tasks[$0]) == task }
             let batch = buffer.batch(slots, stream: context.stream, random: &random)
-            for (_, p) in parameters { p.grad = nil }
-            let out = ReplayMemory.forward(batch, context: context)
-            Losses.crossEntropy(out, targets: batch.labels, allowedClasses: context.activeClasses).backward()
-            rows.append(Self.flatGradient(parameters))
+            rows.append(Array(ReplayMemory.lossGradient(batch, parameters: parameters, context: context).joined()))
         }
         let projected = Self.project(g, onto: rows, margin: Double(margin), regularization: regularization)
         if projected != nil { projectedSteps += 1 }
-        var offset = 0
-        for (_, p) in parameters {
-            let values = projected ?? g
-            p.grad = Tensor(shape: p.shape, scalars: Array(values[offset ..< offset + p.count]))
-            offset += p.count
-        }
-    }
-
-    /// Every parameter's gradient, concatenated in the model's order (zeros where a parameter has none).
-    static func flatGradient(_ parameters: [(String, Tensor)]) -> [Float] {
-        parameters.flatMap { $0.1.grad?.scalars ?? [Float](repeating: 0, count: $0.1.count) }
+        ReplayMemory.setGradients(projected ?? g, of: parameters)
     }
 
     /// Gᵀv + g with v the solution of the dual, when ⟨g, g_k⟩ < 0 for some row g_k of G; nil when g already agrees

@@ -278,7 +278,7 @@ final class ReplayMemory {
     /// The buffer for `context`'s stream (created empty the first time, its choices seeded by the run's seed).
     func buffer(_ context: TrainingContext) -> ReplayBuffer {
         if let buffer { return buffer }
-        let classes = (0..<context.stream.taskCount).reduce(0) { $0 + context.stream.outputClasses(task: $1).count }
+        let classes = Self.classCount(context.stream)
         let made = ReplayBuffer(capacity: capacity, policy: policy, sampleBytes: context.stream.storedSampleBytes,
                                 logitWidth: logitWidth, classCount: policy == .classBalanced ? classes : nil,
                                 random: context.generator("\(owner)/memory"))
@@ -310,11 +310,16 @@ final class ReplayMemory {
     /// task-incremental model that cannot run a batch mixing tasks (per-task BatchNorm, progressive columns),
     /// naming the module.
     func check(_ context: TrainingContext) throws {
-        let classes = (0..<context.stream.taskCount).reduce(0) { $0 + context.stream.outputClasses(task: $1).count }
+        let classes = Self.classCount(context.stream)
         if policy == .classBalanced, classes > capacity {
             throw StrategyError(key: "buffer_size", "\(capacity) is below the stream's \(classes) classes: a class-balanced memory keeps at least one sample of each")
         }
         try Self.checkRoutable(context)
+    }
+
+    /// The stream's classes as the memory counts them: (task, target) pairs.
+    static func classCount(_ stream: any TaskStream) -> Int {
+        (0..<stream.taskCount).reduce(0) { $0 + stream.outputClasses(task: $1).count }
     }
 
     static func checkRoutable(_ context: TrainingContext) throws {
@@ -332,6 +337,28 @@ final class ReplayMemory {
             do { try context.model.setSampleTasks(batch.taskIDs) } catch { preconditionFailure("\(error)") }
         }
         return context.model(batch.inputs)
+    }
+
+    /// Each parameter's gradient, zeros where it has none.
+    static func gradients(of parameters: [(String, Tensor)]) -> [[Float]] {
+        parameters.map { $0.1.grad?.scalars ?? [Float](repeating: 0, count: $0.1.count) }
+    }
+
+    /// The gradient of the cross-entropy on a replayed batch (over the classes seen so far), one array per parameter;
+    /// it replaces the parameters' gradients (keep the ones you need first).
+    static func lossGradient(_ batch: Batch, parameters: [(String, Tensor)], context: TrainingContext) -> [[Float]] {
+        for (_, p) in parameters { p.grad = nil }
+        Losses.crossEntropy(forward(batch, context: context), targets: batch.labels, allowedClasses: context.activeClasses).backward()
+        return gradients(of: parameters)
+    }
+
+    /// Sets the parameters' gradients to `values`, one flat array in the parameters' order.
+    static func setGradients(_ values: [Float], of parameters: [(String, Tensor)]) {
+        var offset = 0
+        for (_, p) in parameters {
+            p.grad = Tensor(shape: p.shape, scalars: Array(values[offset ..< offset + p.count]))
+            offset += p.count
+        }
     }
 
     func saveState() throws -> StrategyState { try buffer?.saveState() ?? StrategyState() }
