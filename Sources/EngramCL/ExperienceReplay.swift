@@ -39,6 +39,9 @@ public final class ExperienceReplay: RegisteredStrategy {
         return replayed.map { batch.appending($0.batch) } ?? batch
     }
 
+    /// A herding memory takes the task's exemplars now (the other policies stored while training).
+    public func afterTask(_ task: Int, context: TrainingContext) throws { memory.endTask(task, context: context) }
+
     public var memoryBytes: Int { memory.bytes }
     public func saveState() throws -> StrategyState { try memory.saveState() }
     public func loadState(_ state: StrategyState, context: TrainingContext) throws { try memory.loadState(state, context: context) }

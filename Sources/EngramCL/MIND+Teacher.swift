@@ -21,10 +21,7 @@ extension MIND {
         var trainable: [String: [Float]] = [:]
         switch variant {
         case .freshTeacher:
-            var rng = context.generator("mind teacher \(task)")
-            let fresh: any Module = context.makeFreshModel.map { $0(&rng) } ?? Self.reinitialized(model, using: &rng)
-            let values = Dictionary(fresh.stateDictionary().map { ($0.0, $0.1.scalars) }, uniquingKeysWith: { a, _ in a })
-            for (name, t) in model.stateDictionary() { if let v = values[name], v.count == t.count { t.scalars = v } }
+            context.reinitializeModel(label: "mind teacher \(task)")
         case .selfDistillation:
             // Earlier tasks' entries (and the shared ones after task 0) stay as they are; the rest trains.
             for name in masks!.names { trainable[name] = masks!.trainableMask(name, task: task) }
@@ -88,31 +85,5 @@ extension MIND {
             if let r = ownColumns(task, outputs: p.shape[0]) { rows[name] = r }
         }
         return rows
-    }
-
-    /// A copy of `model`'s structure with every Linear/Conv layer drawn afresh (PyTorch's default
-    /// initialization) and BatchNorm reset (γ = 1, β = 0, statistics 0 and 1): the teacher when no
-    /// model factory is given.
-    static func reinitialized(_ model: Classifier, using rng: inout RandomGenerator) -> any Module {
-        for (_, m) in model.namedModules() {
-            if let linear = m as? Linear {
-                let fresh = Linear(linear.inFeatures, linear.outFeatures, bias: linear.bias != nil, using: &rng)
-                linear.weight.scalars = fresh.weight.scalars
-                if let b = linear.bias, let fb = fresh.bias { b.scalars = fb.scalars }
-            } else if let conv = m as? Conv2d {
-                let s = conv.weight.shape
-                let fresh = Conv2d(s[1], s[0], kernelSize: s[2], stride: conv.stride, padding: conv.padding,
-                                   bias: conv.bias != nil, using: &rng)
-                conv.weight.scalars = fresh.weight.scalars
-                if let b = conv.bias, let fb = fresh.bias { b.scalars = fb.scalars }
-            } else if let norm = m as? BatchNorm {
-                norm.gamma?.scalars = [Float](repeating: 1, count: norm.channels)
-                norm.beta?.scalars = [Float](repeating: 0, count: norm.channels)
-                norm.runningMean.scalars = [Float](repeating: 0, count: norm.channels)
-                norm.runningVariance.scalars = [Float](repeating: 1, count: norm.channels)
-                norm.batchesTracked.scalars = [0]
-            }
-        }
-        return model
     }
 }

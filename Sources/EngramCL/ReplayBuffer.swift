@@ -16,6 +16,45 @@ public enum ReplayPolicy: String, Sendable, Codable, CaseIterable {
     /// sample whose class has fewer samples than the largest class replaces a random sample of a largest class
     /// (a seeded choice among ties); the number of classes need not be known.
     case greedyBalanced = "greedy-balanced"
+    /// Herding (iCaRL, Rebuffi et al. 2017): nothing is stored while a task trains; when it ends, each class seen
+    /// so far keeps ⌊capacity / classes⌋ exemplars — the first ones of its earlier herding order for old classes,
+    /// and for the task's new classes the samples picked one by one so that the running mean of their normalised
+    /// features stays closest to the class mean (``Herding/select(_:dimension:count:)``).
+    case herding
+}
+
+/// iCaRL's herding selection (Rebuffi et al. 2017, algorithm 4; Mammoth's `fill_buffer`).
+public enum Herding {
+    /// Indices of `count` rows of `features` (n rows of `dimension` values, normalised by the caller), chosen in
+    /// order: the k-th is the row p not chosen yet that minimises ‖μ − (p + Σ_{i<k} p_i) / k‖, μ the mean of all
+    /// rows — the exemplars whose running mean approaches the class mean fastest. Ties go to the lowest index.
+    public static func select(_ features: [Float], dimension: Int, count: Int) -> [Int] {
+        let n = dimension == 0 ? 0 : features.count / dimension
+        precondition(n * dimension == features.count, "Herding: \(features.count) values are not rows of \(dimension)")
+        var mean = [Double](repeating: 0, count: dimension)
+        for r in 0..<n { for d in 0..<dimension { mean[d] += Double(features[r * dimension + d]) } }
+        for d in 0..<dimension { mean[d] /= Double(max(n, 1)) }
+        var running = [Double](repeating: 0, count: dimension)
+        var taken = [Bool](repeating: false, count: n)
+        var chosen: [Int] = []
+        let target = min(count, n)
+        guard target > 0 else { return [] }
+        for k in 1...target {
+            var best = -1, bestCost = Double.infinity
+            for r in 0..<n where !taken[r] {
+                var cost = 0.0
+                for d in 0..<dimension {
+                    let gap = mean[d] - (running[d] + Double(features[r * dimension + d])) / Double(k)
+                    cost += gap * gap
+                }
+                if cost < bestCost { bestCost = cost; best = r }
+            }
+            taken[best] = true
+            chosen.append(best)
+            for d in 0..<dimension { running[d] += Double(features[best * dimension + d]) }
+        }
+        return chosen
+    }
 }
 
 /// A seeded, checkpointable replay memory: each stored sample is its input as the dataset stores it (pixel bytes,
@@ -78,7 +117,9 @@ public final class ReplayBuffer {
     /// Offers every sample of `batch` that comes from the dataset (a stream batch; in a batch that another method
     /// extended with replayed samples, index −1, only the stream's part) in order; `logits` (`[batch, logitWidth]`)
     /// are stored with them when the memory keeps logits.
+    /// A herding memory takes nothing here: it is filled when a task ends (``keepFirst(perClass:)``, ``append``).
     public func offer(_ batch: Batch, stream: any TaskStream, logits batchLogits: Tensor? = nil) {
+        guard policy != .herding else { return }
         precondition(stream.storedSampleBytes == sampleBytes, "ReplayBuffer of \(sampleBytes)-byte samples offered \(stream.storedSampleBytes)-byte ones")
         precondition((batchLogits == nil) == (logitWidth == 0) && (batchLogits.map { $0.shape == [batch.count, logitWidth] } ?? true),
                      "ReplayBuffer keeping \(logitWidth) logits offered logits of shape \(batchLogits?.shape ?? [])")
@@ -99,6 +140,7 @@ public final class ReplayBuffer {
     @discardableResult
     public func offer(pixels sample: ArraySlice<UInt8>, label: Int, task: Int, logits sampleLogits: ArraySlice<Float> = []) -> Int? {
         precondition(sample.count == sampleBytes && sampleLogits.count == logitWidth, "sample of \(sample.count) bytes, \(sampleLogits.count) logits")
+        precondition(policy != .herding, "a herding memory is filled when a task ends, not sample by sample")
         seen += 1
         if policy == .classBalanced { return ringSlot(sample, label: label, task: task, logits: sampleLogits) }
         let slot: Int?
@@ -113,8 +155,8 @@ public final class ReplayBuffer {
             slot = j < capacity ? j : nil
         case .greedyBalanced:
             slot = greedyBalancedSlot(label: Int32(label), task: Int32(task))
-        case .classBalanced:
-            preconditionFailure("the ring is handled above")
+        case .classBalanced, .herding:
+            preconditionFailure("the ring and herding are handled above")
         }
         guard let slot else { return nil }
         pixels.replaceSubrange(slot * sampleBytes ..< (slot + 1) * sampleBytes, with: sample)
@@ -152,6 +194,29 @@ public final class ReplayBuffer {
         let candidates = slotsOfClass.filter { $0.value.count == largest }.keys.sorted()
         let victims = slotsOfClass[candidates[random.nextInt(below: candidates.count)]]!
         return victims[random.nextInt(below: victims.count)]
+    }
+
+    /// Keeps the first `quota` stored samples of every class (in slot order: a herding memory's exemplars in the
+    /// order herding chose them), the classes in the order they are stored.
+    public func keepFirst(perClass quota: Int) {
+        var kept: [Int64: Int] = [:], slots: [Int] = []
+        for i in 0..<count {
+            let key = Self.classKey(task: tasks[i], label: labels[i])
+            if kept[key, default: 0] < quota { kept[key, default: 0] += 1; slots.append(i) }
+        }
+        guard slots.count < count else { return }
+        pixels = slots.flatMap { pixels[$0 * sampleBytes ..< ($0 + 1) * sampleBytes] }
+        logits = slots.flatMap { logits[$0 * logitWidth ..< ($0 + 1) * logitWidth] }
+        labels = slots.map { labels[$0] }
+        tasks = slots.map { tasks[$0] }
+    }
+
+    /// Stores a sample in the next free slot (a herding memory's fill); the memory must have room.
+    public func append(pixels sample: ArraySlice<UInt8>, label: Int, task: Int, logits sampleLogits: ArraySlice<Float> = []) {
+        precondition(count < capacity && sample.count == sampleBytes && sampleLogits.count == logitWidth,
+                     "append to a memory holding \(count) of \(capacity) samples")
+        seen += 1
+        pixels += sample; labels.append(Int32(label)); tasks.append(Int32(task)); logits += sampleLogits
     }
 
     /// `size` distinct stored slots drawn uniformly (all of them, shuffled, when fewer are stored) — as Mammoth's
@@ -260,7 +325,7 @@ extension HyperparameterSpec {
     /// How the memory chooses what to keep (`--buffer-policy`).
     static let bufferPolicy = HyperparameterSpec.choice(
         "buffer_policy", ReplayPolicy.self, default: .reservoir,
-        help: "What the memory keeps: reservoir (every sample seen equally likely), class-balanced (a ring of ⌊M / classes⌋ per class, newest kept) or greedy-balanced (GDumb's).")
+        help: "What the memory keeps: reservoir (every sample seen equally likely), class-balanced (a ring of ⌊M / classes⌋ per class, newest kept), greedy-balanced (GDumb's) or herding (iCaRL's exemplars, chosen when a task ends).")
 }
 
 /// The replay memory of one strategy, created for the run's stream when first needed, with the draws and forward
@@ -311,8 +376,8 @@ final class ReplayMemory {
     /// naming the module.
     func check(_ context: TrainingContext) throws {
         let classes = Self.classCount(context.stream)
-        if policy == .classBalanced, classes > capacity {
-            throw StrategyError(key: "buffer_size", "\(capacity) is below the stream's \(classes) classes: a class-balanced memory keeps at least one sample of each")
+        if policy == .classBalanced || policy == .herding, classes > capacity {
+            throw StrategyError(key: "buffer_size", "\(capacity) is below the stream's \(classes) classes: a \(policy.rawValue) memory keeps at least one sample of each")
         }
         try Self.checkRoutable(context)
     }

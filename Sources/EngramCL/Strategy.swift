@@ -70,6 +70,9 @@ public protocol Strategy: AnyObject {
     func afterEvaluation(task: Int, context: TrainingContext)
     /// Whether `trainingBatches` replaces the task's own data (joint training, replay).
     var changesTrainingData: Bool { get }
+    /// Whether the model takes a training step on each stream batch (default true). GDumb only observes the stream
+    /// (`beforeForward` sees every batch; no forward, backward or step follows) and trains its model in `afterTask`.
+    var trainsOnStream: Bool { get }
     /// The batches to train on for `task` and `epoch` (default: the task's own data).
     func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches
     /// Bytes of state the method holds beyond the model (importance, anchors, buffers …).
@@ -101,6 +104,7 @@ extension Strategy {
     public func beforeEvaluation(task: Int, context: TrainingContext) {}
     public func afterEvaluation(task: Int, context: TrainingContext) {}
     public var changesTrainingData: Bool { false }
+    public var trainsOnStream: Bool { true }
     public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches {
         context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
     }
@@ -140,6 +144,8 @@ public final class CompositeStrategy: Strategy {
             ?? context.stream.trainingBatches(task: task, epoch: epoch, batchSize: context.configuration.batchSize)
     }
     public var changesTrainingData: Bool { parts.contains { $0.changesTrainingData } }
+    /// False when any part only observes the stream.
+    public var trainsOnStream: Bool { parts.allSatisfy(\.trainsOnStream) }
     public var memoryBytes: Int { parts.reduce(0) { $0 + $1.memoryBytes } }
     public func saveState() throws -> StrategyState {
         var state = StrategyState()
@@ -149,6 +155,14 @@ public final class CompositeStrategy: Strategy {
     public func loadState(_ state: StrategyState, context: TrainingContext) throws {
         for (i, p) in parts.enumerated() { try p.loadState(state.scoped("\(i)"), context: context) }
     }
+}
+
+/// A strategy that classifies test samples by its own rule rather than by the model's outputs (iCaRL's nearest
+/// mean of exemplars). The trainer evaluates task `task` with these scores in place of the model's outputs.
+public protocol EvaluationScoring: AnyObject {
+    /// Scores `[samples, outputs of task's head]` for `inputs`; the prediction is their arg-max over the classes
+    /// the evaluation allows.
+    func evaluationScores(_ inputs: Tensor, task: Int, context: TrainingContext) -> Tensor
 }
 
 /// Errors a user can cause through a run's configuration or a strategy's state. When the error is about one

@@ -271,6 +271,13 @@ public final class Trainer {
             var lossSum: Double = 0
             for (b, streamBatch) in batches.enumerated() {
                 let batch = try strategy.beforeForward(streamBatch, context: context)
+                guard strategy.trainsOnStream else {
+                    context.stepInTask += 1
+                    samplesInLastTask += batch.labels.count
+                    onEvent?(.batchFinished(task: task, epoch: epoch, batch: b, batches: batches.count, loss: 0, samples: batch.labels.count))
+                    if let iterations = config.iterations, context.stepInTask >= iterations { done = true; break }
+                    continue
+                }
                 try Self.route(batch, in: model, scenario: context.stream.scenario, task: task)
                 let output = model(batch.inputs)
                 let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
@@ -329,9 +336,11 @@ public final class Trainer {
         let parts = (strategy as? CompositeStrategy)?.parts ?? [strategy]
         let restriction = parts.lazy.compactMap { $0 as? TaskAwareClassRestriction }.first
         let allowed = restriction?.evaluationClasses(task: task, outputs: context.stream.headSize(task: task))
+        let scoring = parts.lazy.compactMap { $0 as? EvaluationScoring }.first
         return Evaluator.accuracy(model: context.model,
                                   batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
-                                  task: task, allowedClasses: allowed)
+                                  task: task, allowedClasses: allowed,
+                                  scores: scoring.map { rule in { [context] in rule.evaluationScores($0, task: task, context: context) } })
     }
 }
 
@@ -364,14 +373,16 @@ public enum TrainingStep {
 /// Accuracy of a model on batches.
 public enum Evaluator {
     /// Fraction of samples whose arg-max output (over `allowedClasses` when given) equals the label.
-    public static func accuracy(model: Classifier, batches: some Sequence<Batch>, task: Int, allowedClasses: [Int]? = nil) -> Float {
+    /// `scores` replaces the model's outputs (a strategy's own classification rule).
+    public static func accuracy(model: Classifier, batches: some Sequence<Batch>, task: Int, allowedClasses: [Int]? = nil,
+                                scores: ((Tensor) -> Tensor)? = nil) -> Float {
         let restoreMode = model.enterEvaluationMode()
         defer { restoreMode() }
         model.setActiveTask(task)
         var correct = 0, total = 0
         GradMode.withoutGrad {
             for batch in batches {
-                let out = model(batch.inputs)
+                let out = scores?(batch.inputs) ?? model(batch.inputs)
                 let c = out.shape[1]
                 let v = out.scalars
                 for (r, label) in batch.labels.enumerated() {

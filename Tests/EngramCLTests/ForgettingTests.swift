@@ -73,6 +73,8 @@ struct ForgettingCase: Sendable, CustomTestStringConvertible {
         ForgettingCase("gem", on: .splitMNISTTask, margin: 0.05),
         ForgettingCase("der", on: .splitMNISTClassOnline, margin: 0.10),
         ForgettingCase("derpp", on: .splitMNISTClassOnline, margin: 0.10),
+        ForgettingCase("icarl", on: .splitMNISTClassOnline, margin: 0.10),
+        ForgettingCase("gdumb", on: .splitMNISTClassOnline, margin: 0.10),
     ]
 }
 
