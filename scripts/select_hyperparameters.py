@@ -3,11 +3,14 @@
 validation sweep, the setting with the best mean validation ACC over seeds (ties: the first in sort order).
 
     python3 scripts/select_hyperparameters.py results/protocols/split-mnist-validation [--write examples/protocols/split-mnist.yaml]
+    python3 scripts/select_hyperparameters.py results/protocols/seq-mnist-replay-validation --per buffer_size [--write …]
 
 Prints the grid (every setting's validation ACC, the chosen one marked) as a Markdown table, then one line per
 choice in the YAML form of a sweep's `grids` entry. With --write FILE, the lines after the FILE's line
 `# chosen on validation` are replaced by the choices (the final sweep then runs them). Refuses runs scored on the
-test set.
+test set. The learning rate (`training.lr`) is a setting like the methods' options when the sweep varies it. With
+--per OPTION (e.g. buffer_size), runs are chosen separately for every value of that option (a memory size is a
+condition of the comparison, not a setting to pick), and the choice lines name it.
 Reads results.json of both schemas (schema_version ≥ 2: top-level `average_accuracy`; older: `metrics.averageAccuracy`).
 """
 import json
@@ -38,10 +41,19 @@ def flat_settings(strategy, c):
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[f"{strategy}.{key}"] = value
+    if "lr" in (c.get("training") or {}):
+        flat["training.lr"] = c["training"]["lr"]
     return flat
 
 
-def main(directories, write=None):
+def condition(settings, per):
+    """The values of the options named `per` (any section), as a sorted tuple of (name, value)."""
+    if not per:
+        return ()
+    return tuple(sorted((name, value) for name, value in settings.items() if name.split(".")[-1] == per))
+
+
+def main(directories, write=None, per=None):
     runs = {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
@@ -49,34 +61,42 @@ def main(directories, write=None):
             c = r.get("configuration") or {}
             if not c.get("evaluate_on_validation"):
                 sys.exit(f"{path}: scored on the test set, not on a validation split; selection must not see test data")
-            key = (r["benchmark"], r["scenario"], r["strategy"])
-            runs.setdefault(key, []).append((flat_settings(r["strategy"], c), accuracy(r)))
+            settings = flat_settings(r["strategy"], c)
+            fixed = condition(settings, per)
+            for name, _ in fixed:
+                del settings[name]
+            key = (r["benchmark"], r["scenario"], r["strategy"], fixed)
+            runs.setdefault(key, []).append((settings, accuracy(r)))
     # A setting is the values of the options that take several values within the group (older files write only
     # the options that were set, newer ones every option: an absent option is not a different value).
-    groups = {}
+    groups, full = {}, {}
     for key, members in runs.items():
         names = set().union(*(s for s, _ in members))
         varying = sorted(n for n in names if len({repr(s[n]) for s, _ in members if n in s}) > 1)
         for settings, acc in members:
             setting = tuple((n, settings.get(n)) for n in varying)
             groups.setdefault(key, {}).setdefault(setting, []).append(acc)
-    print("| benchmark | scenario | method | setting | seeds | validation ACC (%) | chosen |")
-    print("|---|---|---|---|---|---|---|")
+            # With --per, a choice line spells every option of the chosen run (the final sweep must not fall back
+            # on a default the validation runs did not use, e.g. DER's replay batch).
+            full.setdefault(key, {})[setting] = tuple(sorted(settings.items()))
+    print(f"| benchmark | scenario | method |{' ' + per + ' |' if per else ''} setting | seeds | validation ACC (%) | chosen |")
+    print("|---|---|---|" + ("---|" if per else "") + "---|---|---|---|")
     choices = []
     order = {"task-il": 0, "domain-il": 1, "class-il": 2}
-    for (benchmark, scenario, strategy), settings in sorted(groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2])):
+    for (benchmark, scenario, strategy, fixed), settings in sorted(groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2], g[0][3])):
         scored = {s: statistics.mean(v) for s, v in settings.items() if all(a is not None for a in v)}
         best = max(sorted(scored), key=lambda s: scored[s]) if scored else None
         for s in sorted(settings):
             text = ", ".join(f"{k}={number(v)}" for k, v in s) or "defaults"
             acc = f"{scored[s] * 100:.2f}" if s in scored else "diverged"
-            print(f"| {benchmark} | {scenario} | {strategy} | {text} | {len(settings[s])} | {acc} | {'◀' if s == best else ''} |")
+            shown = f" {', '.join(number(v) for _, v in fixed)} |" if per else ""
+            print(f"| {benchmark} | {scenario} | {strategy} |{shown} {text} | {len(settings[s])} | {acc} | {'◀' if s == best else ''} |")
         if best is not None:
-            choices.append((scenario, strategy, best))
+            choices.append((scenario, strategy, fixed + (full[(benchmark, scenario, strategy, fixed)][best] if per else best)))
     print()
     lines = []
     for scenario, strategy, best in choices:
-        values = ", ".join(f"hyperparameters.{k}: [{number(v)}]" for k, v in best if v is not None)
+        values = ", ".join(f"{k if k.startswith('training.') else 'hyperparameters.' + k}: [{number(v)}]" for k, v in best if v is not None)
         lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
     print("\n".join(lines))
     if write:
@@ -89,11 +109,15 @@ def main(directories, write=None):
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    target = None
+    target = per_option = None
+    if "--per" in arguments:
+        i = arguments.index("--per")
+        per_option = arguments[i + 1]
+        del arguments[i:i + 2]
     if "--write" in arguments:
         i = arguments.index("--write")
         target = arguments[i + 1]
         del arguments[i:i + 2]
     if not arguments:
         sys.exit(__doc__)
-    main(arguments, target)
+    main(arguments, target, per_option)
