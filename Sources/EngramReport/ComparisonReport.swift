@@ -120,6 +120,11 @@ public struct ComparisonReport: Sendable {
         body.append(.h2("Methods"))
         var charts: [Node<HTML.BodyContext>] = [ReportPage.figure(svg: metricBars().svg())]
         if let stream = streamChart() { charts.append(ReportPage.figure(svg: stream.svg(), caption: "Mean accuracy over the tasks seen so far, mean ± std over seeds.")) }
+        if let memory = memoryChart() {
+            charts.append(ReportPage.figure(svg: memory.svg(), caption: "ACC against the memory each method holds besides the network "
+                + "after the last task (samples, logits, old models, importance; log scale), mean ± std over seeds; one line per "
+                + "strategy through its settings (e.g. its memory sizes). Methods that hold nothing are left out of the log axis."))
+        }
         body.append(.div(.class("charts"), .group(charts)))
         body.append(summaryTable())
 
@@ -240,6 +245,28 @@ public struct ComparisonReport: Sendable {
         return LineChart(title: "Mean accuracy on seen tasks", xLabel: "after training task", yLabel: "accuracy (%)",
                          series: series, xTicks: (1...t).map { AxisTick(value: Double($0), label: "\($0)") },
                          yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: max(260, min(440, Double(t) * 52)), plotHeight: 260)
+    }
+
+    /// ACC against the bytes a method holds besides the network after the last task (`strategy_memory_bytes`,
+    /// logarithmic axis), one line per strategy through its groups sorted by memory; nil unless at least two
+    /// groups hold memory.
+    public func memoryChart() -> LineChart? {
+        let held = groups.compactMap { g -> (strategy: String, bytes: Double, accuracy: MeanStd)? in
+            guard let bytes = MeanStd(g.runs.compactMap { $0.strategyMemoryBytes.last.map(Double.init) })?.mean, bytes > 0,
+                  let accuracy = g.statistic(\.averageAccuracy) else { return nil }
+            return (g.strategy, bytes, accuracy)
+        }
+        guard held.count >= 2 else { return nil }
+        var strategies: [String] = []
+        for h in held where !strategies.contains(h.strategy) { strategies.append(h.strategy) }
+        let series = strategies.map { name in
+            LineChart.Series(name: name, points: held.filter { $0.strategy == name }.sorted { $0.bytes < $1.bytes }.map {
+                LineChart.Point(x: $0.bytes, y: $0.accuracy.mean, error: $0.accuracy.std)
+            })
+        }
+        return LineChart(title: "ACC against memory held", xLabel: "memory held besides the network", yLabel: "ACC (%)",
+                         series: series, xScale: .logarithmic, yRange: 0...1, yFormat: .percent(decimals: 0), xFormat: .bytes,
+                         plotHeight: 260)
     }
 
     func summaryTable() -> Node<HTML.BodyContext> {

@@ -242,4 +242,18 @@ import Testing
         let runs = try strategiesTimesSeeds()
         #expect(ComparisonReport(runs: runs).html() == ComparisonReport(runs: runs).html())
     }
+
+    @Test("ACC is plotted against the memory held, one line per strategy through its memory sizes, sorted by bytes")
+    func accuracyAgainstMemoryHeld() throws {
+        let runs = [try makeResults(strategy: "mas", lambda: 10, rows: rows(final: 0.9), memory: [0, 0, 4_000_000]),
+                    try makeResults(strategy: "mas", lambda: 1, rows: rows(final: 0.7), memory: [0, 0, 160_000]),
+                    try makeResults(strategy: "ewc", rows: rows(final: 0.5), memory: [0, 0, 2_000_000]),
+                    try makeResults(strategy: "finetune", rows: rows(final: 0.2), memory: [0, 0, 0])]
+        let chart = try #require(ComparisonReport(runs: runs).memoryChart())
+        #expect(chart.series.map(\.name) == ["mas", "ewc"], "finetune holds nothing: not on a log axis")
+        #expect(chart.series[0].points.map(\.x) == [160_000, 4_000_000])
+        #expect(zip(chart.series[0].points.map(\.y), [0.7, 0.9]).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(ComparisonReport(runs: runs).html().contains("ACC against memory held"))
+        #expect(ComparisonReport(runs: Array(runs.suffix(2))).memoryChart() == nil, "one method holding memory: no chart")
+    }
 }
