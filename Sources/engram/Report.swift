@@ -10,7 +10,7 @@ struct Report: ParsableCommand {
         One run directory: writes DIR/report.html (accuracy-matrix heatmap, per-task accuracy over the stream, \
         ACC/forgetting/BWT/FWT, time and memory per task, the configuration). Several run directories, or a \
         directory holding run subdirectories: writes a comparison (per-method bars with mean ± std over seeds, \
-        summary table, sensitivity curves when a hyper-parameter such as λ varies) to --out \
+        summary table, ACC against the memory each method holds besides the network, sensitivity curves when a hyper-parameter such as λ varies) to --out \
         (default: the first directory's parent/report.html).
         """)
 
