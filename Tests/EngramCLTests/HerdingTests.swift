@@ -123,6 +123,16 @@ import Foundation
         for (epoch, lr) in expected.enumerated() { #expect(abs(gdumb.learningRate(epoch: epoch) - lr) < 1e-6, "epoch \(epoch)") }
     }
 
+    @Test("the gradient is clipped to a global norm: (3, 4) with bound 1 becomes (0.6, 0.8); within the bound it stays")
+    func clipping() {
+        let a = Tensor(shape: [1], scalars: [0]), b = Tensor(shape: [1], scalars: [0])
+        a.grad = Tensor(shape: [1], scalars: [3]); b.grad = Tensor(shape: [1], scalars: [4])
+        GDumb.clipGradientNorm([("a", a), ("b", b)], to: 1)
+        #expect(abs(a.grad!.scalars[0] - 0.6) < 1e-6 && abs(b.grad!.scalars[0] - 0.8) < 1e-6)
+        GDumb.clipGradientNorm([("a", a), ("b", b)], to: 10)
+        #expect(abs(a.grad!.scalars[0] - 0.6) < 1e-6 && abs(b.grad!.scalars[0] - 0.8) < 1e-6)
+    }
+
     @Test("the model learns only from the memory: the stream's learning rate changes nothing")
     func learnsOnlyFromTheMemory() throws {
         var c = smallSplitMNIST(strategy: "gdumb", fraction: 0.02)
