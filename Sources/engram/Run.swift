@@ -298,6 +298,9 @@ struct RunDriver {
         do { results = try run.run(resume: resume) } catch let stop as RunInterrupted {
             logger.info("\(stop.description)")
             throw ExitCode(130)
+        } catch let error as StrategyError where error.key != nil {
+            // A value found wrong once the stream is known (a memory smaller than its classes): named as its flag.
+            throw ValidationError(error.naming(ExperimentOptions.flag(for:)))
         }
         do { try RunReport.write(forRunIn: dir) } catch { logger.warning("could not write the report: \(error)") }
         let m = results.metrics

@@ -91,7 +91,9 @@ import Glibc
 @Suite(.serialized) struct CommandLineValidationTests {
     @Test("negative numbers reach the range check, and malformed lists and an empty --out are refused in one line",
           arguments: [(["--lr", "-1"], "--lr must be positive"), (["--lambda", "-2"], "--lambda"),
-                      (["--hidden", "400,,400"], "--hidden"), (["--out", ""], "--out"), (["--strategy", "mas+mas"], "twice")])
+                      (["--hidden", "400,,400"], "--hidden"), (["--out", ""], "--out"), (["--strategy", "mas+mas"], "twice"),
+                      // Found wrong only once the stream is known (20 classes), still named as its flag.
+                      (["--strategy", "er", "--buffer-policy", "class-balanced", "--buffer-size", "5"], "--buffer-size 5 is below the stream's 20 classes")])
     func badValuesAreRefused(arguments: [String], message: String) throws {
         let dir = try temporaryDirectory("engram-bad-flags")
         let log = dir.appendingPathComponent("output.txt")
