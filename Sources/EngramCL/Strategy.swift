@@ -26,9 +26,9 @@ public final class TrainingContext {
     /// The output units the task loss may use while training the current task: in a class-incremental head
     /// the classes of the tasks seen so far (the head "grows", as van de Ven & Tolias's active classes, Hsu et
     /// al.'s `valid_out_dim` and Avalanche's incremental classifier: classes not seen yet get no gradient);
-    /// nil (all outputs of the active head) in the other scenarios.
+    /// nil (all outputs of the active head) in the other scenarios, and with `training.active_classes: all`.
     public var activeClasses: [Int]? {
-        guard stream.scenario == .classIncremental else { return nil }
+        guard stream.scenario == .classIncremental, configuration.activeClasses == .seen else { return nil }
         let seen = (0...task).flatMap { stream.outputClasses(task: $0) }
         return seen.count == stream.headSize(task: task) ? nil : seen
     }

@@ -8,6 +8,15 @@ public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
     case sgd, adam, adamw
 }
 
+/// The output units a class-incremental task loss covers.
+public enum ActiveClasses: String, Sendable, Codable, CaseIterable {
+    /// The classes of the tasks seen so far: the head "grows" (van de Ven & Tolias's active classes, Hsu et al.'s
+    /// `valid_out_dim`, Avalanche's incremental classifier); units of classes not seen yet get no gradient.
+    case seen
+    /// Every unit of the head, as Mammoth's class-incremental runs train: the classes still to come are pushed down too.
+    case all
+}
+
 /// How each task is trained.
 public struct TrainingConfiguration: Sendable, Codable, Equatable {
     /// Epochs per task (ignored when `iterations` is set).
@@ -29,6 +38,8 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     public var milestones: [Int] = []
     /// γ of the multi-step schedule: at epoch e of a task the rate is lr·γ^(number of milestones ≤ e).
     public var lrGamma: Float = 0.1
+    /// The units the class-incremental task loss covers (`seen`, the default, or `all`).
+    public var activeClasses: ActiveClasses = .seen
 
     public init() {}
 
@@ -36,7 +47,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         case epochs, iterations, optimizer, momentum, seed
         case batchSize = "batch_size", learningRate = "lr", weightDecay = "weight_decay"
         case evaluationBatchSize = "evaluation_batch_size", resetOptimizerPerTask = "reset_optimizer_per_task"
-        case milestones, lrGamma = "lr_gamma"
+        case milestones, lrGamma = "lr_gamma", activeClasses = "active_classes"
     }
 
     /// Decodes a configuration in which every key is optional.
@@ -56,6 +67,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         d.resetOptimizerPerTask = try c.decodeIfPresent(Bool.self, forKey: .resetOptimizerPerTask) ?? d.resetOptimizerPerTask
         d.milestones = try c.decodeIfPresent([Int].self, forKey: .milestones) ?? d.milestones
         d.lrGamma = try c.decodeIfPresent(Float.self, forKey: .lrGamma) ?? d.lrGamma
+        d.activeClasses = try c.decodeIfPresent(ActiveClasses.self, forKey: .activeClasses) ?? d.activeClasses
         self = d
     }
 

@@ -248,13 +248,15 @@ public struct ComparisonReport: Sendable {
     }
 
     /// ACC against the bytes a method holds besides the network after the last task (`strategy_memory_bytes`,
-    /// logarithmic axis), one line per strategy through its groups sorted by memory; nil unless at least two
-    /// groups hold memory.
+    /// logarithmic axis), one line per strategy (and scenario, when the runs have several) through its groups sorted
+    /// by memory; nil unless at least two groups hold memory.
     public func memoryChart() -> LineChart? {
+        // Runs of several scenarios: one line per strategy and scenario.
+        let scenarios = Set(runs.map(\.scenario))
         let held = groups.compactMap { g -> (strategy: String, bytes: Double, accuracy: MeanStd)? in
             guard let bytes = MeanStd(g.runs.compactMap { $0.strategyMemoryBytes.last.map(Double.init) })?.mean, bytes > 0,
-                  let accuracy = g.statistic(\.averageAccuracy) else { return nil }
-            return (g.strategy, bytes, accuracy)
+                  let accuracy = g.statistic(\.averageAccuracy), let scenario = g.runs.first?.scenario else { return nil }
+            return (scenarios.count > 1 ? "\(g.strategy) (\(scenario.rawValue))" : g.strategy, bytes, accuracy)
         }
         guard held.count >= 2 else { return nil }
         var strategies: [String] = []

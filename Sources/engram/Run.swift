@@ -49,6 +49,8 @@ struct ExperimentOptions: ParsableArguments {
     var lrGamma: Float?
     @Option(help: "Optimizer: sgd, adam or adamw.")
     var optimizer: OptimizerKind?
+    @Option(help: "The units the class-incremental task loss covers: seen (the classes of the tasks so far; default) or all (every unit of the head, as Mammoth trains).")
+    var activeClasses: ActiveClasses?
     @Option(parsing: .unconditional, help: "SGD momentum.")
     var momentum: Float?
     @Option(parsing: .unconditional, help: "Weight decay.")
@@ -113,6 +115,7 @@ struct ExperimentOptions: ParsableArguments {
         }
         if let lrGamma { c.training.lrGamma = lrGamma }
         if let optimizer { c.training.optimizer = optimizer }
+        if let activeClasses { c.training.activeClasses = activeClasses }
         if let momentum { c.training.momentum = momentum }
         if let weightDecay { c.training.weightDecay = weightDecay }
         if let seed { c.training.seed = seed }
@@ -148,7 +151,7 @@ extension ExperimentOptions {
     private static let topLevelKeys: Set<String> = [
         "benchmark", "scenario", "tasks", "strategy", "model", "hidden", "width", "fraction", "test_fraction",
         "validation_fraction", "evaluate_on_validation", "class_order", "padding", "data_dir", "per_task_batchnorm",
-        "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed",
+        "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed", "active_classes",
     ]
 
     /// Applies one `--set` value: `mas.lambda=1`, `lambda=1`, or `--lambda=1` (a paper-named flag, which
@@ -192,6 +195,7 @@ extension ExperimentOptions {
 }
 
 extension OptimizerKind: ExpressibleByArgument {}
+extension ActiveClasses: ExpressibleByArgument {}
 
 /// `engram run`: one continual-learning experiment.
 struct Run: ParsableCommand {
