@@ -38,4 +38,18 @@ import Testing
         #expect(c.strategy == "ewc" && c.training.learningRate == 0.05 && c.resolved().hyperparameters["ewc", "lambda"]?.number == 10)
         #expect(c.benchmark == "permuted-mnist" && c.tasks == 5 && c.training.batchSize == 128)
     }
+
+    @Test("the class-incremental loss covers the classes seen so far by default, every unit with active_classes: all")
+    func activeClasses() throws {
+        let json = #"{"strategy": "finetune", "training": {"active_classes": "all"}}"#
+        #expect(try JSONDecoder().decode(ExperimentConfiguration.self, from: Data(json.utf8)).training.activeClasses == .all)
+        var config = smallSplitMNIST(strategy: "finetune", fraction: 0.01)
+        config.scenario = "class"
+        let seen = try makeTrainer(config, strategy: Finetune())
+        #expect(seen.context.activeClasses == [0, 1], "task 0 of class-incremental Split MNIST: its two classes")
+        config.training.activeClasses = .all
+        #expect(try makeTrainer(config, strategy: Finetune()).context.activeClasses == nil, "every unit")
+        let bad = #"{"training": {"active_classes": "some"}}"#
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(ExperimentConfiguration.self, from: Data(bad.utf8)) }
+    }
 }
