@@ -96,17 +96,16 @@ extension ReplayMemory {
         }
         var position = 0, cursor = 0, index = 0
         let batchCount = (n + m + size - 1) / size
-        let stream_ = stream, owner_ = owner
-        return Batches(count: batchCount, AnySequence { AnyIterator { () -> Batch? in
+        return Batches(count: batchCount, AnySequence { [owner] in AnyIterator { () -> Batch? in
             guard position < isStored.count else { return nil }
             let end = min(position + size, isStored.count)
             let storedCount = isStored[position..<end].lazy.filter { $0 }.count
             let fromStream = streamSamples(end - position - storedCount)
             position = end
-            var augmentation = context.generator("\(owner_)/rehearsal/task \(task)/epoch \(epoch)/batch \(index)")
+            var augmentation = context.generator("\(owner)/rehearsal/task \(task)/epoch \(epoch)/batch \(index)")
             index += 1
             let fromMemory = storedCount == 0 ? nil
-                : buffer.batch(Array(slots[cursor ..< cursor + storedCount]), stream: stream_, random: &augmentation)
+                : buffer.batch(Array(slots[cursor ..< cursor + storedCount]), stream: stream, random: &augmentation)
             cursor += storedCount
             switch (fromStream, fromMemory) {
             case let (s?, r?): return s.appending(r)

@@ -283,22 +283,8 @@ public final class Trainer {
             var lossSum: Double = 0
             for (b, streamBatch) in batches.enumerated() {
                 let batch = try strategy.beforeForward(streamBatch, context: context)
-                guard strategy.trainsOnStream else {
-                    context.stepInTask += 1
-                    samplesInLastTask += batch.labels.count
-                    onEvent?(.batchFinished(task: task, epoch: epoch, batch: b, batches: batches.count, loss: 0, samples: batch.labels.count))
-                    if let iterations = config.iterations, context.stepInTask >= iterations { done = true; break }
-                    continue
-                }
-                try Self.route(batch, in: model, scenario: context.stream.scenario, task: task)
-                let output = model(batch.inputs)
-                let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
-                let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
-                let value = try TrainingStep.take(loss, optimizer: optimizer, afterBackward: { strategy.afterBackward(context: context) }) { value in
-                    "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
-                        + "(task loss \(taskLoss.item))" + Self.divergenceHint(taskLoss: taskLoss.item, context: context)
-                }
-                strategy.afterStep(context: context)
+                // A strategy that only observes the stream (GDumb) takes no step on it.
+                let value = strategy.trainsOnStream ? try step(on: batch, epoch: epoch, batchIndex: b) : 0
                 context.stepInTask += 1
                 samplesInLastTask += batch.labels.count
                 lossSum += Double(value)
@@ -319,6 +305,22 @@ public final class Trainer {
         }
         try strategy.afterTask(task, context: context)
         return position.secondsInTask + Date().timeIntervalSince(start)
+    }
+
+    /// One optimizer step on `batch` of the current task with the strategy's hooks (routing, loss, `afterBackward`,
+    /// `afterStep`); returns the loss.
+    private func step(on batch: Batch, epoch: Int, batchIndex b: Int) throws -> Float {
+        let model = context.model, task = context.task
+        try Self.route(batch, in: model, scenario: context.stream.scenario, task: task)
+        let output = model(batch.inputs)
+        let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
+        let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
+        let value = try TrainingStep.take(loss, optimizer: context.optimizer, afterBackward: { strategy.afterBackward(context: context) }) { value in
+            "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
+                + "(task loss \(taskLoss.item))" + Self.divergenceHint(taskLoss: taskLoss.item, context: context)
+        }
+        strategy.afterStep(context: context)
+        return value
     }
 
     /// Appends the task-agnostic accuracy on tasks 0…`task` to `result`, for every rule the strategy and
