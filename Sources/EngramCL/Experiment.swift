@@ -22,6 +22,11 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var model = "mlp"
     /// Hidden sizes of the MLP; for `cnn`, of the linear layers after the convolutional blocks.
     public var hidden = [400, 400]
+    /// MLP: whether its Linear layers have biases. nil: off when a strategy of the list converts the network into
+    /// one without (``StrategyDescriptor/biasFreeNetwork``: SRC, whose paper's networks have none), on otherwise.
+    public var bias: Bool? = nil
+    /// MLP: probability of a dropout after each hidden ReLU (0: none).
+    public var dropout = 0.0
     /// ResNet width (nf); for `cnn`, the channels of the first of its two convolutional blocks (the second has twice as many).
     public var width = 20
     /// ResNets and `cnn`: one BatchNorm (γ, β, running statistics) per task instead of one shared, chosen by
@@ -53,7 +58,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         case benchmark, scenario, tasks, strategy, hyperparameters, model, hidden, width, training, fraction
         case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
         case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
-        case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm", padding
+        case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm", padding, bias, dropout
     }
 
     /// Decodes a configuration in which every key is optional (a YAML file may set only some).
@@ -73,6 +78,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
         d.hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
         d.width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+        d.bias = try c.decodeIfPresent(Bool.self, forKey: .bias)
+        d.dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
         d.perTaskBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .perTaskBatchNorm)
         d.training = try c.decodeIfPresent(TrainingConfiguration.self, forKey: .training) ?? d.training
         d.fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
@@ -166,6 +173,13 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError(key: "hidden", "sizes must be positive, got \(hidden)") }
         guard width > 0 else { throw StrategyError(key: "width", "must be positive, got \(width)") }
+        guard dropout >= 0, dropout < 1 else { throw StrategyError(key: "dropout", "must be in [0, 1), got \(dropout)") }
+        if dropout > 0 && model != "mlp" {
+            throw StrategyError(key: "dropout", "applies to the mlp model only (got model '\(model)'); leave it at 0")
+        }
+        if bias == false && model != "mlp" {
+            throw StrategyError(key: "bias", "false applies to the mlp model only (got model '\(model)')")
+        }
         guard fraction > 0, fraction <= 1 else { throw StrategyError(key: "fraction", "must be in (0, 1], got \(fraction)") }
         if let testFraction, !(testFraction > 0 && testFraction <= 1) {
             throw StrategyError(key: "test_fraction", "must be in (0, 1], got \(testFraction)")
@@ -191,6 +205,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
             throw StrategyError("\(d.name) \(why): scenario must be \(accepted.joined(separator: " or ")), got '\(self.scenario)'")
         }
         for d in descriptors {
+            if d.biasFreeNetwork && bias == true {
+                throw StrategyError(key: "bias", "must be false with \(d.name), which converts the network into one without biases (as its paper's), got true")
+            }
             if let models = d.models, !models.contains(model) {
                 throw StrategyError("\(d.name) runs on \(models.joined(separator: " or ")) models: model must be \(models.joined(separator: " or ")), got '\(model)'")
             }
@@ -208,6 +225,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public func resolved() -> ExperimentConfiguration {
         var c = self
         c.perTaskBatchNorm = usesPerTaskBatchNorm
+        if model == "mlp" { c.bias = usesBias }
         if let parts = try? StrategyRegistry.parts(of: strategy), let options = try? hyperparameters.resolved(for: parts) {
             var settings = HyperparameterSettings()
             for (name, o) in options { settings.sections[name] = o.values }
@@ -305,6 +323,10 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         perTaskBatchNorm ?? partDescriptors.contains(where: \.perTaskBatchNorm)
     }
 
+    /// Whether the MLP's Linear layers have biases: `bias`, or when unset, none when a strategy of the list asks for a
+    /// network without (``StrategyDescriptor/biasFreeNetwork``).
+    public var usesBias: Bool { bias ?? !partDescriptors.contains(where: \.biasFreeNetwork) }
+
     /// How the model normalizes, for tables: `none` (MLPs and progressive MLP columns), `per-column` (progressive
     /// convolutional columns, each with its own BatchNorm), `per-task` or `shared`.
     public var batchNormLayout: String {
@@ -348,7 +370,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
             return Models.cifarResNet(depth: model == "resnet20" ? 20 : 32, inputChannels: benchmark.train.channels,
                                       classes: heads[0], headsPerTask: multi, taskNorms: taskNorms, using: &rng)
         default:
-            return Models.mlp(input: sample, hidden: hidden, classes: heads[0], headsPerTask: multi, using: &rng)
+            return Models.mlp(input: sample, hidden: hidden, classes: heads[0], headsPerTask: multi, dropout: Float(dropout),
+                              bias: usesBias, using: &rng)
         }
     }
 }

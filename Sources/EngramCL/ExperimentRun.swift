@@ -48,6 +48,8 @@ public struct RunResults: Sendable, Codable, Equatable {
     public var peakRSSBytes: Int?
     /// The dataset files the run read, with their MD5 (nil for older files and prebuilt benchmarks).
     public var dataFiles: [DataFileRecord]?
+    /// The accuracies around each consolidation phase (SRC's sleep), for methods that have one.
+    public var consolidation: ConsolidationSummary?
     /// The resolved configuration (``ExperimentConfiguration/resolved()``) for runs written by this version.
     public var configuration: ExperimentConfiguration
     /// Task-agnostic (TAg) results, one per inference rule (the first is the method's primary rule), when the
@@ -134,6 +136,7 @@ public struct RunResults: Sendable, Codable, Equatable {
         case samplesPerSecondPerTask = "samples_per_second_per_task", peakRSSBytes = "peak_rss_bytes"
         case strategyMemoryBytes = "strategy_memory_bytes", parameterCount = "parameter_count"
         case taskAgnostic = "task_agnostic", dataFiles = "data_files", batchNorm = "batch_norm"
+        case consolidation
         // The older layout (no schema_version).
         case matrix, metrics
     }
@@ -173,6 +176,7 @@ public struct RunResults: Sendable, Codable, Equatable {
                   wallSeconds: try c.decodeIfPresent(Double.self, forKey: .wallSeconds),
                   peakRSSBytes: try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes))
         dataFiles = try c.decodeIfPresent([DataFileRecord].self, forKey: .dataFiles)
+        consolidation = try c.decodeIfPresent(ConsolidationSummary.self, forKey: .consolidation)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -219,6 +223,38 @@ public struct RunResults: Sendable, Codable, Equatable {
         try c.encode(configuration, forKey: .configuration)
         try c.encodeIfPresent(taskAgnostic, forKey: .taskAgnostic)
         try c.encodeIfPresent(dataFiles, forKey: .dataFiles)
+        try c.encodeIfPresent(consolidation, forKey: .consolidation)
+    }
+}
+
+/// What a consolidation phase after each task changed (`results.json` key `consolidation`): the accuracy on
+/// every task just before each phase next to the headline matrix's row just after it.
+public struct ConsolidationSummary: Sendable, Codable, Equatable {
+    /// The phase's name (`sleep`).
+    public var phase: String
+    /// Row i: accuracy on each task after training task i, before its consolidation (all tasks, as the matrix).
+    public var accuracyBefore: [[Double]]
+    /// Row i: accuracy on each task after task i's consolidation (the task-aware matrix's row i).
+    public var accuracyAfter: [[Double]]
+    /// Mean over tasks 0…i of the change the phase made, per task i (after − before).
+    public var averageChange: [Double]
+    /// Wall-clock seconds of each phase.
+    public var seconds: [Double]
+
+    enum CodingKeys: String, CodingKey {
+        case phase, seconds
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", averageChange = "average_change"
+    }
+
+    public init(phase: String, before: [[Float]], after: [[Float]], seconds: [Double]) {
+        self.phase = phase
+        accuracyBefore = before.map { $0.map { significant(Double($0)) } }
+        accuracyAfter = after.map { $0.map { significant(Double($0)) } }
+        averageChange = zip(before, after).enumerated().map { i, rows in
+            let seen = 0...min(i, rows.0.count - 1)
+            return significant(seen.reduce(0.0) { $0 + Double(rows.1[$1]) - Double(rows.0[$1]) } / Double(seen.count))
+        }
+        self.seconds = seconds.map(significant)
     }
 }
 
@@ -389,6 +425,10 @@ public final class ExperimentRun {
                                  strategyMemoryBytes: r.strategyMemoryBytes, parameterCount: model.parameterCount,
                                  configuration: configuration, wallSeconds: wallSeconds, peakRSSBytes: ProcessMemory.peakResidentBytes)
         results.dataFiles = dataFiles
+        if let before = r.accuracyBeforeConsolidation, before.count == r.accuracy.count, let phase = r.consolidationPhase {
+            results.consolidation = ConsolidationSummary(phase: phase, before: before, after: r.accuracy,
+                                                         seconds: r.consolidationSeconds ?? [])
+        }
         return results
     }
 

@@ -65,6 +65,8 @@ public enum HyperparameterKind: Sendable, Equatable {
     case choice([String])
     /// A list of integers, each in a range (e.g. epochs).
     case integerList(ValueRange)
+    /// A list of real numbers, each in a range (e.g. one threshold per layer).
+    case realList(ValueRange)
 
     /// `a number ≥ 0`, `one of logits, softmax` …
     public var description: String {
@@ -74,6 +76,7 @@ public enum HyperparameterKind: Sendable, Equatable {
         case .boolean: return "true or false"
         case let .choice(names): return "one of \(names.joined(separator: ", "))"
         case let .integerList(range): return "a list of integers \(range)"
+        case let .realList(range): return range == .finite ? "a list of numbers" : "a list of numbers \(range)"
         }
     }
 
@@ -85,6 +88,7 @@ public enum HyperparameterKind: Sendable, Equatable {
         case .boolean: "bool"
         case .choice: "choice"
         case .integerList: "integers"
+        case .realList: "reals"
         }
     }
 }
@@ -156,6 +160,13 @@ public struct HyperparameterSpec: Sendable {
                            aliases: aliases, help: help)
     }
 
+    /// A list-of-reals option with a default (one value per layer, …).
+    public static func realList(_ key: String, symbol: String? = nil, default values: [Double], range: ValueRange,
+                                flag: String? = nil, aliases: [String] = [], help: String) -> HyperparameterSpec {
+        HyperparameterSpec(key, symbol: symbol, .realList(range), default: .list(values.map(GridValue.double)), flag: flag,
+                           aliases: aliases, help: help)
+    }
+
     /// The names a value outside the strategy's section reaches this option by: its key, its flag's name
     /// (dashes as underscores) and its aliases.
     public var sharedNames: Set<String> {
@@ -201,6 +212,13 @@ public struct HyperparameterSpec: Sendable {
             })
         case (.integerList, .int):
             return try checked(.list([value]), name: name)
+        case let (.realList(range), .list(items)):
+            return .list(try items.map { item in
+                guard let x = item.number, range.contains(x) else { throw refuse() }
+                return .double(x)
+            })
+        case (.realList, .int), (.realList, .double):
+            return try checked(.list([value]), name: name)
         default:
             throw refuse()
         }
@@ -217,6 +235,9 @@ public struct HyperparameterSpec: Sendable {
         case .integerList:
             let items = trimmed.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             value = .list(items.map { Int($0).map(GridValue.int) ?? .string($0) })
+        case .realList:
+            let items = trimmed.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            value = .list(items.map { Double($0).map(GridValue.double) ?? .string($0) })
         }
         return try checked(value, name: name)
     }
@@ -429,6 +450,12 @@ public struct StrategyOptions: Sendable, Equatable {
             preconditionFailure("\(strategy).\(key) is not a \(type)")
         }
         return choice
+    }
+
+    /// A list-of-reals option.
+    public func floatList(_ key: String) -> [Float] {
+        guard case let .list(items) = value(key) else { preconditionFailure("\(strategy).\(key) is not a list") }
+        return items.map { guard let x = $0.number else { preconditionFailure("\(strategy).\(key) holds a non-number") }; return Float(x) }
     }
 
     /// A list-of-integers option (nil when not given and the run decides).

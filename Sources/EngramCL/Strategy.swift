@@ -64,6 +64,12 @@ public protocol Strategy: AnyObject {
     func afterBackward(context: TrainingContext)
     func afterStep(context: TrainingContext)
     func afterTask(_ task: Int, context: TrainingContext) throws
+    /// The name of an offline phase the method runs once a task is trained (`sleep`), or nil. The trainer measures
+    /// every task before and after it (``StreamResult/accuracyBeforeConsolidation``), so the phase shows as an
+    /// event in the stream.
+    var consolidationPhase: String? { get }
+    /// Runs the consolidation phase after `afterTask` (only called when ``consolidationPhase`` is not nil).
+    func consolidate(_ task: Int, context: TrainingContext) throws
     /// Called before the model is evaluated on `task` (task-aware inference: select the task's sub-network).
     func beforeEvaluation(task: Int, context: TrainingContext)
     /// Called after the model was evaluated on `task`; must undo what `beforeEvaluation` changed.
@@ -101,6 +107,8 @@ extension Strategy {
     public func afterBackward(context: TrainingContext) {}
     public func afterStep(context: TrainingContext) {}
     public func afterTask(_ task: Int, context: TrainingContext) throws {}
+    public var consolidationPhase: String? { nil }
+    public func consolidate(_ task: Int, context: TrainingContext) throws {}
     public func beforeEvaluation(task: Int, context: TrainingContext) {}
     public func afterEvaluation(task: Int, context: TrainingContext) {}
     public var changesTrainingData: Bool { false }
@@ -136,6 +144,14 @@ public final class CompositeStrategy: Strategy {
     public func afterBackward(context: TrainingContext) { for p in parts { p.afterBackward(context: context) } }
     public func afterStep(context: TrainingContext) { for p in parts { p.afterStep(context: context) } }
     public func afterTask(_ task: Int, context: TrainingContext) throws { for p in parts { try p.afterTask(task, context: context) } }
+    /// The parts' phases joined (`sleep`), nil when no part has one.
+    public var consolidationPhase: String? {
+        let phases = parts.compactMap(\.consolidationPhase)
+        return phases.isEmpty ? nil : phases.joined(separator: "+")
+    }
+    public func consolidate(_ task: Int, context: TrainingContext) throws {
+        for p in parts where p.consolidationPhase != nil { try p.consolidate(task, context: context) }
+    }
     public func beforeEvaluation(task: Int, context: TrainingContext) { for p in parts { p.beforeEvaluation(task: task, context: context) } }
     /// Undoes in reverse order, so nested changes unwind correctly.
     public func afterEvaluation(task: Int, context: TrainingContext) { for p in parts.reversed() { p.afterEvaluation(task: task, context: context) } }

@@ -29,6 +29,8 @@ public struct StrategyDescriptor: Sendable {
     public let buildsProgressiveNetwork: Bool
     /// Whether ResNets and `cnn` get one BatchNorm per task unless `per_task_batchnorm` says otherwise.
     public let perTaskBatchNorm: Bool
+    /// Whether the method needs an MLP without biases (SRC's spiking conversion): the run's `bias` defaults to false.
+    public let biasFreeNetwork: Bool
     /// Builds the strategy from its resolved options.
     public let make: @Sendable (StrategyOptions) throws -> any Strategy
 
@@ -36,7 +38,7 @@ public struct StrategyDescriptor: Sendable {
                 scenarios: Set<Scenario> = Set(Scenario.allCases), usesTaskIdentityAtTest: Bool = false,
                 hasTaskAgnosticInference: Bool = false, changesTrainingData: Bool = false, replacesCriterion: Bool = false,
                 models: [String]? = nil,
-                buildsProgressiveNetwork: Bool = false, perTaskBatchNorm: Bool = false,
+                buildsProgressiveNetwork: Bool = false, perTaskBatchNorm: Bool = false, biasFreeNetwork: Bool = false,
                 make: @escaping @Sendable (StrategyOptions) throws -> any Strategy) {
         self.name = name
         self.summary = summary
@@ -50,6 +52,7 @@ public struct StrategyDescriptor: Sendable {
         self.models = models
         self.buildsProgressiveNetwork = buildsProgressiveNetwork
         self.perTaskBatchNorm = perTaskBatchNorm
+        self.biasFreeNetwork = biasFreeNetwork
         self.make = make
     }
 
@@ -75,6 +78,7 @@ public enum StrategyRegistry {
         Finetune.self, Joint.self, MAS.self, MASLocal.self, EWC.self, OnlineEWC.self, SynapticIntelligence.self, RWalk.self,
         LwF.self, EBLL.self, IMM.self, L2.self, ProgressiveNets.self, PackNet.self, MIND.self,
         ExperienceReplay.self, ERACE.self, AGEM.self, GEM.self, DarkExperienceReplay.self, ICaRL.self, GDumb.self,
+        SleepReplayConsolidation.self,
     ]
 
     /// Every descriptor, in order.

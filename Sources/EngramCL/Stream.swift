@@ -10,6 +10,8 @@ public protocol TaskStream {
     var scenario: Scenario { get }
     /// Shape of one input sample, e.g. [784] or [3, 32, 32].
     var inputShape: [Int] { get }
+    /// The samples' image geometry [channels, height, width], whatever the layout the model takes them in.
+    var imageShape: [Int] { get }
     /// Output units of each task's head (task-incremental) or of the shared head (others, same for every task).
     func headSize(task: Int) -> Int
     /// Output units a task's labels live in (its classes in the class-incremental head; all units otherwise).
@@ -83,6 +85,8 @@ public struct BenchmarkStream: TaskStream {
         let d = benchmark.train
         return layout == .flat ? [d.sampleSize] : [d.channels, d.height, d.width]
     }
+
+    public var imageShape: [Int] { [benchmark.train.channels, benchmark.train.height, benchmark.train.width] }
 
     public func headSize(task: Int) -> Int {
         let heads = benchmark.headSizes

@@ -137,10 +137,19 @@ public struct StreamResult: Sendable, Codable, Equatable {
     /// restored from a checkpoint written before Engram counted them). A strategy's own passes over the data
     /// (MIND's teacher, PackNet's re-training) are in `secondsPerTask` but not counted here.
     public var samplesPerTask: [Int]?
+    /// With a strategy that consolidates after each task (``Strategy/consolidationPhase``: SRC's sleep): row i is
+    /// the accuracy on every task after training task i and before its consolidation (`accuracy` holds the row
+    /// after it); nil otherwise.
+    public var accuracyBeforeConsolidation: [[Float]]?
+    /// Wall-clock seconds of each task's consolidation phase (included in `secondsPerTask`).
+    public var consolidationSeconds: [Double]?
+    /// The consolidation phase's name (``Strategy/consolidationPhase``), nil without one.
+    public var consolidationPhase: String?
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case accuracy, initialAccuracy, secondsPerTask, strategyMemoryBytes, taskAgnostic, samplesPerTask
+        case accuracyBeforeConsolidation, consolidationSeconds, consolidationPhase
     }
 
     /// Decodes results in which `samplesPerTask` may be missing (checkpoints of older runs).
@@ -152,6 +161,9 @@ public struct StreamResult: Sendable, Codable, Equatable {
         strategyMemoryBytes = try c.decode([Int].self, forKey: .strategyMemoryBytes)
         taskAgnostic = try c.decodeIfPresent([TaskAgnosticRecord].self, forKey: .taskAgnostic)
         samplesPerTask = try c.decodeIfPresent([Int].self, forKey: .samplesPerTask)
+        accuracyBeforeConsolidation = try c.decodeIfPresent([[Float]].self, forKey: .accuracyBeforeConsolidation)
+        consolidationSeconds = try c.decodeIfPresent([Double].self, forKey: .consolidationSeconds)
+        consolidationPhase = try c.decodeIfPresent(String.self, forKey: .consolidationPhase)
     }
 }
 
@@ -212,7 +224,17 @@ public final class Trainer {
         var position = position
         while position.task < context.stream.taskCount {
             let task = position.task
-            let seconds = try train(from: position, results: result)
+            var seconds = try train(from: position, results: result)
+            if let phase = strategy.consolidationPhase {
+                result.consolidationPhase = phase
+                result.accuracyBeforeConsolidation = (result.accuracyBeforeConsolidation ?? []) + [evaluateAll()]
+                let start = Date()
+                context.task = task
+                try strategy.consolidate(task, context: context)
+                let spent = Date().timeIntervalSince(start)
+                result.consolidationSeconds = (result.consolidationSeconds ?? []) + [spent]
+                seconds += spent
+            }
             result.secondsPerTask.append(seconds)
             // Counts exist only when every earlier task was counted (not for a run resumed from an older checkpoint).
             if result.samplesPerTask?.count ?? 0 == task {

@@ -92,9 +92,9 @@ public final class MultiHead: SampleRouted {
     public static let paddingLogit: Float = -1e30
 
     /// - Parameter classesPerTask: output size of each task's head.
-    public init(inFeatures: Int, classesPerTask: [Int], using rng: inout RandomGenerator) {
+    public init(inFeatures: Int, classesPerTask: [Int], bias: Bool = true, using rng: inout RandomGenerator) {
         precondition(!classesPerTask.isEmpty, "MultiHead needs at least one task")
-        heads = classesPerTask.map { Linear(inFeatures, $0, using: &rng) }
+        heads = classesPerTask.map { Linear(inFeatures, $0, bias: bias, using: &rng) }
     }
 
     public var children: [(String, any Module)] { [("heads", Sequential(heads))] }
@@ -149,19 +149,22 @@ public final class Classifier: SampleRouted {
 public enum Models {
     /// A multilayer perceptron: Linear–ReLU blocks for each hidden size, then a head.
     /// `mlp(input: 784, hidden: [400, 400], classes: 10)` is 784-400-400-10.
-    /// - Parameter headsPerTask: if given, one head per task with these output sizes (multi-head).
+    /// - Parameters:
+    ///   - headsPerTask: if given, one head per task with these output sizes (multi-head).
+    ///   - dropout: probability of the dropout after each hidden ReLU (0: none).
+    ///   - bias: whether the Linear layers have biases (SRC's spiking conversion takes networks without).
     public static func mlp(input: Int, hidden: [Int], classes: Int, headsPerTask: [Int]? = nil,
-                           dropout: Float = 0, using rng: inout RandomGenerator) -> Classifier {
+                           dropout: Float = 0, bias: Bool = true, using rng: inout RandomGenerator) -> Classifier {
         var layers: [any Module] = [Flatten()]
         var width = input
         for h in hidden {
-            layers.append(Linear(width, h, using: &rng))
+            layers.append(Linear(width, h, bias: bias, using: &rng))
             layers.append(ReLU())
             if dropout > 0 { layers.append(Dropout(dropout, using: &rng)) }
             width = h
         }
-        let head: any Module = headsPerTask.map { MultiHead(inFeatures: width, classesPerTask: $0, using: &rng) }
-            ?? Linear(width, classes, using: &rng)
+        let head: any Module = headsPerTask.map { MultiHead(inFeatures: width, classesPerTask: $0, bias: bias, using: &rng) }
+            ?? Linear(width, classes, bias: bias, using: &rng)
         return Classifier(features: Sequential(layers), head: head)
     }
 

@@ -96,6 +96,21 @@ public struct RunReport: Sendable {
                 + "Black: mean accuracy over the tasks seen so far.")
         ))
 
+        if let phase = r.consolidation {
+            body.append(.h2("Accuracy around each \(phase.phase) phase"))
+            body.append(.div(.class("charts"), ReportPage.figure(svg: consolidationChart(phase).svg(),
+                caption: "Accuracy on each task just after training task i (T i) and after the \(phase.phase) that follows it "
+                    + "(\(phase.phase.prefix(1).uppercased()) i): the phase is an event in the stream. Black: mean over the tasks seen.")))
+            body.append(ReportPage.table(header: ["after task", "mean before", "mean after", "change", "seconds"],
+                rows: phase.accuracyBefore.indices.map { i -> [String] in
+                    let before: Double = Self.seenMean(phase.accuracyBefore[i], upTo: i)
+                    let after: Double = Self.seenMean(phase.accuracyAfter[i], upTo: i)
+                    let seconds: String = i < phase.seconds.count ? String(format: "%.1f", phase.seconds[i]) : "–"
+                    return ["\(i + 1)", NumberFormat.percent(before, decimals: 2), NumberFormat.percent(after, decimals: 2),
+                            NumberFormat.percent(phase.averageChange[i], decimals: 2), seconds]
+                }))
+        }
+
         body.append(.h2("Cost per task"))
         body.append(.div(.class("charts"),
             ReportPage.figure(svg: timeChart().svg()),
@@ -177,6 +192,40 @@ public struct RunReport: Sendable {
         return LineChart(title: "Per-task accuracy over the stream", xLabel: "after training task", yLabel: "test accuracy (%)",
                          series: series, xTicks: (1...t).map { AxisTick(value: Double($0), label: "\($0)") },
                          yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: max(320, min(560, Double(t) * 70)))
+    }
+
+    /// One line per task through the events of the stream — trained (T i), then consolidated (S i) — from the task's
+    /// own training on, plus the mean over the tasks seen.
+    func consolidationChart(_ phase: ConsolidationSummary) -> LineChart {
+        let t = phase.accuracyBefore.count
+        let letter = phase.phase.prefix(1).uppercased()
+        /// The two events of stage i: trained (x = 2i + 1) and consolidated (x = 2i + 2).
+        func pair(_ i: Int, _ before: Double, _ after: Double) -> [LineChart.Point] {
+            [LineChart.Point(x: Double(2 * i + 1), y: before), LineChart.Point(x: Double(2 * i + 2), y: after)]
+        }
+        var series: [LineChart.Series] = []
+        for j in 0..<t {
+            var points: [LineChart.Point] = []
+            for i in j..<t { points += pair(i, phase.accuracyBefore[i][j], phase.accuracyAfter[i][j]) }
+            series.append(.init(name: "task \(j + 1)", points: points, color: ChartColors.series(j)))
+        }
+        var mean: [LineChart.Point] = []
+        for i in 0..<t { mean += pair(i, Self.seenMean(phase.accuracyBefore[i], upTo: i), Self.seenMean(phase.accuracyAfter[i], upTo: i)) }
+        series.append(.init(name: "mean of seen tasks", points: mean, color: "#000000", lineWidth: 3))
+        var ticks: [AxisTick] = []
+        for i in 0..<t {
+            ticks.append(AxisTick(value: Double(2 * i + 1), label: "T\(i + 1)"))
+            ticks.append(AxisTick(value: Double(2 * i + 2), label: "\(letter)\(i + 1)"))
+        }
+        let width = max(360, min(640, Double(t) * 110))
+        return LineChart(title: "Per-task accuracy before and after each \(phase.phase)", xLabel: "event", yLabel: "test accuracy (%)",
+                         series: series, xTicks: ticks, yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: width)
+    }
+
+    /// Mean of `row[0...i]` (the tasks seen after task i).
+    static func seenMean(_ row: [Double], upTo i: Int) -> Double {
+        let seen = row.prefix(i + 1)
+        return seen.reduce(0, +) / Double(seen.count)
     }
 
     func timeChart() -> BarChart {

@@ -35,6 +35,10 @@ struct ExperimentOptions: ParsableArguments {
     var width: Int?
     @Option(help: "ResNets (resnet18r, resnet20, resnet32) and cnn: one BatchNorm (γ, β, running statistics) per task, true or false (default: true with mind, mind-self or packnet, false otherwise).")
     var perTaskBatchnorm: Bool?
+    @Option(help: "mlp: Linear layers with biases, true or false (default: false with src, whose spiking conversion takes networks without, true otherwise).")
+    var bias: Bool?
+    @Option(parsing: .unconditional, help: "mlp: probability of a dropout after each hidden ReLU, in [0, 1) (default 0).")
+    var dropout: Double?
     @Option(parsing: .unconditional, help: "Epochs per task.")
     var epochs: Int?
     @Option(parsing: .unconditional, help: "Optimizer steps per task (instead of epochs).")
@@ -102,6 +106,8 @@ struct ExperimentOptions: ParsableArguments {
         }
         if let width { c.width = width }
         if let perTaskBatchnorm { c.perTaskBatchNorm = perTaskBatchnorm }
+        if let bias { c.bias = bias }
+        if let dropout { c.dropout = dropout }
         if let epochs { c.training.epochs = epochs }
         if let iterations { c.training.iterations = iterations }
         if let batchSize { c.training.batchSize = batchSize }
@@ -150,7 +156,7 @@ extension ExperimentOptions {
     /// Configuration keys (with `training.` dropped) that a flag of the same name, dashed, sets.
     private static let topLevelKeys: Set<String> = [
         "benchmark", "scenario", "tasks", "strategy", "model", "hidden", "width", "fraction", "test_fraction",
-        "validation_fraction", "evaluate_on_validation", "class_order", "padding", "data_dir", "per_task_batchnorm",
+        "validation_fraction", "evaluate_on_validation", "class_order", "padding", "data_dir", "per_task_batchnorm", "bias", "dropout",
         "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed", "active_classes",
     ]
 
