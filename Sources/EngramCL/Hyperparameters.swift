@@ -174,7 +174,10 @@ public struct HyperparameterSpec: Sendable {
     }
 
     /// The default as text (`1`, `logits`, `the run's epochs`).
-    public var defaultText: String { defaultValue?.description ?? defaultDescription ?? "none" }
+    public var defaultText: String {
+        if case let .list(items)? = defaultValue { return "[" + items.map(\.description).joined(separator: ", ") + "]" }
+        return defaultValue?.description ?? defaultDescription ?? "none"
+    }
 
     /// `value` checked against the kind and range, in its canonical form (an integer given for a real option
     /// becomes a real). `name` is how the error names the option (`hyperparameters.mas.lambda`, `--lambda`).

@@ -120,7 +120,7 @@ public final class SleepReplayConsolidation: RegisteredStrategy {
 
     /// The network's weight layers in order: the hidden Linear layers, then the output layer (a multi-head model's
     /// heads side by side, as one layer). Throws for a model SRC cannot convert.
-    func layers(of model: Classifier) throws -> (hidden: [Linear], output: [Linear]) {
+    public func layers(of model: Classifier) throws -> (hidden: [Linear], output: [Linear]) {
         var hidden: [Linear] = []
         for (_, m) in model.features.namedModules().dropFirst() {
             switch m {
@@ -231,13 +231,13 @@ public final class SleepReplayConsolidation: RegisteredStrategy {
 /// SRC's sleep input (the authors' `create_masked_input.m` and Poisson spikes): at each step a random window of
 /// (mask + 1) × (mask + 1) pixels of the mean image, at the same place in every channel, each of its pixels x spiking
 /// with probability x · `spikeProbabilityPerUnit`.
-struct SleepInput {
+public struct SleepInput: Sendable {
     let meanImage: [Float]
     let channels: Int, height: Int, width: Int, window: (height: Int, width: Int)
     let spikeProbabilityPerUnit: Float
     var random: RandomGenerator
 
-    init(meanImage: [Float], imageShape: [Int], maskSize: Int, spikeProbabilityPerUnit: Float, random: RandomGenerator) {
+    public init(meanImage: [Float], imageShape: [Int], maskSize: Int, spikeProbabilityPerUnit: Float, random: RandomGenerator) {
         precondition(imageShape.count == 3 && imageShape.reduce(1, *) == meanImage.count, "the image shape covers the inputs")
         self.meanImage = meanImage
         (channels, height, width) = (imageShape[0], imageShape[1], imageShape[2])
@@ -247,7 +247,7 @@ struct SleepInput {
     }
 
     /// The input neurons that fire this step.
-    mutating func next() -> [Int] {
+    public mutating func next() -> [Int] {
         let top = random.nextInt(below: height - window.height + 1), left = random.nextInt(below: width - window.width + 1)
         var spikes: [Int] = []
         for c in 0..<channels {

@@ -42,6 +42,7 @@ struct Strategies: ParsableCommand {
             if d.replacesCriterion { facts.append("replaces the task loss") }
             if let models = d.models { facts.append("models: \(models.joined(separator: ", "))") }
             if d.perTaskBatchNorm { facts.append("per-task BatchNorm by default") }
+            if d.biasFreeNetwork { facts.append("an MLP without biases by default") }
             print("  " + facts.joined(separator: "; "))
             for h in d.hyperparameters {
                 let symbol = h.symbol == h.key ? "" : " (\(h.symbol))"
@@ -57,7 +58,7 @@ struct Strategies: ParsableCommand {
             "scenarios": Scenario.allCases.filter(d.scenarios.contains).map(\.rawValue),
             "uses_task_id_at_test": d.usesTaskIdentityAtTest, "task_agnostic_inference": d.hasTaskAgnosticInference,
             "changes_training_data": d.changesTrainingData, "replaces_criterion": d.replacesCriterion, "models": d.models ?? NSNull(),
-            "progressive_network": d.buildsProgressiveNetwork, "per_task_batchnorm": d.perTaskBatchNorm,
+            "progressive_network": d.buildsProgressiveNetwork, "per_task_batchnorm": d.perTaskBatchNorm, "bias_free_network": d.biasFreeNetwork,
             "hyperparameters": d.hyperparameters.map { h -> [String: Any] in
                 var o: [String: Any] = ["key": h.key, "symbol": h.symbol, "type": h.kind.typeName, "flag": "--\(h.flag)",
                                         "accepts": h.kind.description, "help": h.help,

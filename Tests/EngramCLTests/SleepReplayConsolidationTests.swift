@@ -1,7 +1,7 @@
 import EngramTensor
 import EngramNN
 import EngramData
-@testable import EngramCL
+import EngramCL
 import Foundation
 import Testing
 
