@@ -132,6 +132,18 @@ import Testing
         #expect(try runExperiment(config) { $0.strategy = "finetune" }.consolidation == nil)
     }
 
+    @Test("src runs in every scenario: a multi-head network sleeps with its heads side by side as one output layer",
+          arguments: ["task", "domain", "class"])
+    func runsInEveryScenario(scenario: String) throws {
+        var c = scenario == "domain" ? smallPermutedMNIST(strategy: "src", tasks: 2, fraction: 0.02) : Self.configuration()
+        c.scenario = scenario
+        c.hidden = [32, 32]
+        c.hyperparameters["src", "duration"] = 300
+        let results = try runExperiment(c)
+        #expect(results.consolidation?.accuracyBefore.count == c.tasks)
+        #expect(results.configuration.bias == false)
+    }
+
     @Test("the sleep records its firing and weight change; the mean image is the strategy's only memory")
     func sleepRecords() throws {
         let config = Self.configuration()
