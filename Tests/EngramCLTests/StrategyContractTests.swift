@@ -18,8 +18,11 @@ import Testing
         c.width = 4
         c.hidden = [16]
         c.perTaskBatchNorm = false
-        // A method that converts only MLPs (SRC) gets a small one.
-        if let models = StrategyRegistry.descriptor(named: strategy)?.models, !models.contains("cnn") { c.model = models[0] }
+        // A method that converts only MLPs (SRC) gets a small one; one without a task-incremental form (REMIND) the
+        // class-incremental stream.
+        let descriptor = StrategyRegistry.descriptor(named: strategy)!
+        if let models = descriptor.models, !models.contains("cnn") { c.model = models[0] }
+        if !descriptor.scenarios.contains(.taskIncremental) { c.scenario = "class" }
         c.training.epochs = 2
         c.training.batchSize = 16
         let options = StrategyRegistry.descriptor(named: strategy)!.hyperparameters.map(\.key)
@@ -27,6 +30,7 @@ import Testing
         if options.contains("ae_epochs") { c.hyperparameters[strategy, "ae_epochs"] = 1 }
         if options.contains("fitting_epochs") { c.hyperparameters[strategy, "fitting_epochs"] = 2 }
         if options.contains("duration") { c.hyperparameters[strategy, "duration"] = 300 }
+        if options.contains("base_epochs") { c.hyperparameters[strategy, "base_epochs"] = 1; c.hyperparameters[strategy, "replay_samples"] = 4 }
         if strategy == "src" { c.hyperparameters[strategy, "thresholds"] = .list([14.5, 38]) }
         // EWC's exact Fisher with λ = 100 overflows SGD (lr 0.05, momentum 0.9) here: 2·η_eff·(λ/2)·F > 2.
         if strategy == "ewc" || strategy == "online-ewc" { c.hyperparameters[strategy, "lambda"] = 10 }
