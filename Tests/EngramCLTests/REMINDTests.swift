@@ -55,13 +55,16 @@ import Testing
         c.training.batchSize = 1
         c.hyperparameters["remind", "base_epochs"] = 2
         c.hyperparameters["remind", "replay_samples"] = 8
+        // One SGD step per sample on a batch of 1 + 4 mixed maps: the paper's 0.1 (ImageNet, r = 50) overshoots this
+        // small F; 0.01 learns.
+        c.hyperparameters["remind", "lr"] = 0.01
         return c
     }
 
     @Test("a run stores the base task and every streamed sample as codes, one byte per piece and position, and learns every task")
     func storesCodesAndLearns() throws {
         let c = Self.configuration()
-        let remind = REMIND(replaySamples: 8, baseEpochs: 2)
+        let remind = REMIND(replaySamples: 8, baseEpochs: 2, learningRate: 0.01)
         let trainer = try makeTrainer(c, strategy: remind)
         let results = try trainer.run()
         // cnn width 8: G's maps are 8 × 14 × 14; two pieces of four channels: 392 code bytes (+ label and task).
