@@ -13,11 +13,11 @@ import Foundation
 ///   product quantizer (``ProductQuantizer``: `subvectors` pieces, `codebook_size` centroids each, on at most
 ///   256 × `codebook_size` vectors drawn at random, as faiss samples) and every base sample is stored as its codes.
 /// - **Streaming** (later tasks): each new sample x is quantized, and F takes one SGD step (momentum 0.9, weight
-///   decay `weight_decay`) on x together with `replay_samples` r reconstructions drawn from memory — with mixup
+///   decay `stream_weight_decay`) on x together with `replay_samples` r reconstructions drawn from memory — with mixup
 ///   (`mixup_alpha` > 0), 2r are drawn and mixed pairwise, λ ~ Beta(α, α), loss λ·CE(y_a) + (1 − λ)·CE(y_b); every
 ///   map (x's too) is randomly cropped and resized back (scale 2/7–1 of its area, `random_resized_crops`). The
-///   learning rate of a sample of class y is `lr`·`lr_gamma`^⌊n_y / `lr_step`⌋ (n_y: samples of y streamed so far; the
-///   authors' per-class step schedule), never below `end_lr`. x's codes then join the memory; a full memory
+///   learning rate of a sample of class y is `stream_lr`·`stream_lr_gamma`^⌊n_y / `stream_lr_step`⌋ (n_y: samples of y
+///   streamed so far; the authors' per-class step schedule), never below `stream_end_lr`. x's codes then join the memory; a full memory
 ///   (`buffer_size` samples, or as many as `memory_bytes` holds) drops a random sample of its largest class.
 /// - **Inference**: G, quantize, reconstruct, F (as the authors' `predict`).
 ///
@@ -41,11 +41,11 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
             .integer("base_epochs", default: 10, range: .atLeastOne, help: "Epochs of the base initialization."),
             .integer("base_batch_size", default: 32, range: .atLeastOne, help: "Batch size of the base initialization."),
             .real("base_lr", default: 0.05, range: .positive, help: "Learning rate of the base initialization (SGD, momentum 0.9)."),
-            .real("lr", default: 0.1, range: .positive, help: "Streaming learning rate at a class's first sample."),
-            .real("end_lr", default: 0.001, range: .positive, help: "The streaming learning rate never goes below this."),
-            .integer("lr_step", default: 100, range: .atLeastOne, help: "Samples of a class between two decays of its learning rate."),
-            .real("lr_gamma", default: 0.5, range: .unitIntervalOpenBelow, help: "Decay factor of the per-class schedule."),
-            .real("weight_decay", default: 1e-5, range: .nonNegative, help: "Weight decay of F's streaming SGD."),
+            .real("stream_lr", default: 0.1, range: .positive, help: "Streaming learning rate at a class's first sample."),
+            .real("stream_end_lr", default: 0.001, range: .positive, help: "The streaming learning rate never goes below this."),
+            .integer("stream_lr_step", default: 100, range: .atLeastOne, help: "Samples of a class between two decays of its learning rate."),
+            .real("stream_lr_gamma", default: 0.5, range: .unitIntervalOpenBelow, help: "Decay factor of the per-class schedule."),
+            .real("stream_weight_decay", default: 1e-5, range: .nonNegative, help: "Weight decay of F's streaming SGD."),
             .integer("buffer_size", default: nil, defaultDescription: "every sample (the authors' ImageNet run)", range: .atLeastOne,
                      help: "Memory capacity in samples."),
             .integer("memory_bytes", default: nil, defaultDescription: "none", range: .atLeastOne,
@@ -57,8 +57,8 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
                    replaySamples: o.integer("replay_samples"), mixupAlpha: o.double("mixup_alpha"),
                    randomResizedCrops: o.bool("random_resized_crops"), baseTasks: o.integer("base_tasks"),
                    baseEpochs: o.integer("base_epochs"), baseBatchSize: o.integer("base_batch_size"), baseLearningRate: o.float("base_lr"),
-                   learningRate: o.float("lr"), endLearningRate: o.float("end_lr"), lrStep: o.integer("lr_step"),
-                   lrGamma: o.float("lr_gamma"), weightDecay: o.float("weight_decay"),
+                   learningRate: o.float("stream_lr"), endLearningRate: o.float("stream_end_lr"), lrStep: o.integer("stream_lr_step"),
+                   lrGamma: o.float("stream_lr_gamma"), weightDecay: o.float("stream_weight_decay"),
                    bufferSize: o.optionalInteger("buffer_size"), memoryBytes: o.optionalInteger("memory_bytes"))
         })]
 
@@ -244,7 +244,7 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
         let seen = streamed[label, default: 0]
         optimizer.learningRate = max(endLearningRate, learningRate * pow(lrGamma, Float(seen / lrStep)))
         try TrainingStep.take(loss, optimizer: optimizer) { value in
-            "REMIND's streaming loss became \(value) in task \(context.task + 1); lower remind.lr"
+            "REMIND's streaming loss became \(value) in task \(context.task + 1); lower remind.stream_lr"
         }
         streamed[label] = seen + 1
         store(sample, label: label, task: task, random: &random)

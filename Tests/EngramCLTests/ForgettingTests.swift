@@ -93,7 +93,11 @@ struct ForgettingCase: Sendable, CustomTestStringConvertible {
     @Test("every regularization and replay method of the registry has a forgetting case")
     func everyMethodIsCovered() {
         let isolation: Set<String> = ["finetune", "joint", "pnn", "packnet", "mind", "mind-self"]
+        // Methods that need their paper's network and regime, with forgetting tests of their own against fine-tuning
+        // on the same network: SRC (a bias-free 1200-1200 MLP, SleepReplayConsolidationTests) and REMIND (a cnn
+        // streamed one sample at a time, REMINDTests).
+        let ownNetwork: Set<String> = ["src", "remind"]
         let covered = Set(ForgettingCase.all.map(\.strategy))
-        #expect(Set(StrategyRegistry.names).subtracting(isolation) == covered)
+        #expect(Set(StrategyRegistry.names).subtracting(isolation).subtracting(ownNetwork) == covered)
     }
 }

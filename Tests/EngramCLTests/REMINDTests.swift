@@ -57,7 +57,7 @@ import Testing
         c.hyperparameters["remind", "replay_samples"] = 8
         // One SGD step per sample on a batch of 1 + 4 mixed maps: the paper's 0.1 (ImageNet, r = 50) overshoots this
         // small F; 0.01 learns.
-        c.hyperparameters["remind", "lr"] = 0.01
+        c.hyperparameters["remind", "stream_lr"] = 0.01
         return c
     }
 
