@@ -251,10 +251,15 @@ public struct ConsolidationSummary: Sendable, Codable, Equatable {
         accuracyBefore = before.map { $0.map { significant(Double($0)) } }
         accuracyAfter = after.map { $0.map { significant(Double($0)) } }
         averageChange = zip(before, after).enumerated().map { i, rows in
-            let seen = 0...min(i, rows.0.count - 1)
-            return significant(seen.reduce(0.0) { $0 + Double(rows.1[$1]) - Double(rows.0[$1]) } / Double(seen.count))
+            significant(Self.seenMean(zip(rows.1, rows.0).map { Double($0) - Double($1) }, afterTask: i))
         }
         self.seconds = seconds.map(significant)
+    }
+
+    /// Mean of `row[0...i]`: over the tasks seen after task i.
+    public static func seenMean(_ row: [Double], afterTask i: Int) -> Double {
+        let seen = row.prefix(i + 1)
+        return seen.reduce(0, +) / Double(seen.count)
     }
 }
 

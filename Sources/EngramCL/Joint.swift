@@ -26,7 +26,7 @@ public final class Joint: RegisteredStrategy {
         // Interleave lazily: a seeded order of (task, batch position) pairs.
         var order = perTask.enumerated().flatMap { t, b in Array(repeating: t, count: b.count) }
         rng.shuffle(&order)
-        var iterators = perTask.map { $0.makeIterator() }
+        let iterators = perTask.map { $0.makeIterator() }
         return Batches(count: order.count, order.lazy.map { iterators[$0].next()! })
     }
 }

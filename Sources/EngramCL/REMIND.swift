@@ -78,6 +78,8 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
     public private(set) var mapShape: [Int] = []
     /// Samples of each class streamed so far (the learning-rate schedule).
     private var streamed: [Int: Int] = [:]
+    /// The memory's slots of each class, ascending (the eviction's candidates; rebuilt from `labels` on load).
+    private var slotsByClass: [Int: [Int]] = [:]
     private var random: RandomGenerator?
     private var optimizer: SGD?
 
@@ -181,18 +183,18 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
                 }
             }
         }
-        if task >= baseTasks { freezeLower(p, context: context) }
+        if task >= baseTasks { freezeLower(p) }
     }
 
     /// Puts G in evaluation mode (BatchNorm statistics fixed); F trains.
-    func freezeLower(_ p: Parts, context: TrainingContext) {
+    func freezeLower(_ p: Parts) {
         for m in p.lower { for (_, sub) in m.namedModules() { sub.isTraining = false } }
     }
 
     public func beforeForward(_ batch: Batch, context: TrainingContext) throws -> Batch {
         guard context.task >= baseTasks, quantizer != nil else { return batch }
         let p = try parts(of: context.model)
-        freezeLower(p, context: context)
+        freezeLower(p)
         let newCodes = encode(batch.inputs, parts: p)
         for k in 0..<batch.count {
             try stream(codes: Array(newCodes[k * codeBytes ..< (k + 1) * codeBytes]), label: batch.labels[k],
@@ -208,7 +210,7 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
         let optimizer = self.optimizer ?? makeOptimizer(p)
         self.optimizer = optimizer
         let draws = min(count, mixupAlpha > 0 ? 2 * replaySamples : replaySamples)
-        let slots = Self.distinctSlots(draws, from: count, random: &random)
+        let slots = random.distinctIndices(draws, below: count)
         var batchCodes = sample
         for s in slots { batchCodes += codes[s * codeBytes ..< (s + 1) * codeBytes] }
         let n = 1 + slots.count
@@ -227,10 +229,15 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
         if mixupAlpha > 0 && slots.count >= 2 {
             let half = slots.count / 2
             lambda = Float(FeatureAugmentation.beta(mixupAlpha, random: &random))
-            var mixed = Array(maps[0 ..< size])
-            for i in 0..<half {
-                let a = 1 + i, b = 1 + half + i
-                for j in 0..<size { mixed.append(lambda * maps[a * size + j] + (1 - lambda) * maps[b * size + j]) }
+            var mixed = [Float](repeating: 0, count: (1 + half) * size)
+            maps.withUnsafeBufferPointer { m in
+                mixed.withUnsafeMutableBufferPointer { out in
+                    for j in 0..<size { out[j] = m[j] }
+                    for i in 0..<half {
+                        let a = (1 + i) * size, b = (1 + half + i) * size, o = (1 + i) * size
+                        for j in 0..<size { out[o + j] = lambda * m[a + j] + (1 - lambda) * m[b + j] }
+                    }
+                }
             }
             maps = mixed
             labelsA = [label] + (0..<half).map { labels[slots[$0]] }
@@ -250,31 +257,31 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
         store(sample, label: label, task: task, random: &random)
     }
 
-    /// `k` distinct slots of `0..<count` drawn uniformly (the authors' `randint`).
-    static func distinctSlots(_ k: Int, from count: Int, random: inout RandomGenerator) -> [Int] {
-        var chosen: [Int] = [], taken = Set<Int>()
-        while chosen.count < min(k, count) {
-            let s = random.nextInt(below: count)
-            if taken.insert(s).inserted { chosen.append(s) }
-        }
-        return chosen
-    }
-
-    /// Adds a sample; a full memory first drops a random sample of its largest class (the first such class on ties).
+    /// Adds a sample; a full memory first drops a random sample of its largest class (the smallest label on ties).
     func store(_ sample: [UInt8], label: Int, task: Int, random: inout RandomGenerator) {
         if let capacity, count >= capacity {
-            var perClass: [Int: [Int]] = [:]
-            for (slot, y) in labels.enumerated() { perClass[y, default: []].append(slot) }
-            let largest = perClass.max { a, b in a.value.count < b.value.count || (a.value.count == b.value.count && a.key > b.key) }!
+            let largest = slotsByClass.max { a, b in a.value.count < b.value.count || (a.value.count == b.value.count && a.key > b.key) }!
             let victim = largest.value[random.nextInt(below: largest.value.count)]
             codes.replaceSubrange(victim * codeBytes ..< (victim + 1) * codeBytes, with: sample)
+            slotsByClass[largest.key]!.removeAll { $0 == victim }
+            if slotsByClass[largest.key]!.isEmpty { slotsByClass[largest.key] = nil }
+            var slots = slotsByClass[label, default: []]
+            slots.insert(victim, at: slots.firstIndex { $0 > victim } ?? slots.endIndex)
+            slotsByClass[label] = slots
             labels[victim] = label
             tasks[victim] = task
             return
         }
+        slotsByClass[label, default: []].append(count)
         codes += sample
         labels.append(label)
         tasks.append(task)
+    }
+
+    static func slotsByClass(_ labels: [Int]) -> [Int: [Int]] {
+        var perClass: [Int: [Int]] = [:]
+        for (slot, y) in labels.enumerated() { perClass[y, default: []].append(slot) }
+        return perClass
     }
 
     func makeOptimizer(_ p: Parts) -> SGD {
@@ -301,7 +308,7 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
             }
         }
         for (_, t) in parameters { t.grad = nil }
-        freezeLower(p, context: context)
+        freezeLower(p)
         // The quantizer on (a sample of) the base data's position vectors, then every base sample's codes.
         var vectors: [Float] = [], batchLabels: [Int] = [], batchTasks: [Int] = []
         let positions = mapShape[1] * mapShape[2]
@@ -315,7 +322,7 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
         let limit = 256 * codebookSize, rows = vectors.count / mapShape[0]
         var training = vectors
         if rows > limit {
-            let picked = Self.distinctSlots(limit, from: rows, random: &random).sorted()
+            let picked = random.distinctIndices(limit, below: rows).sorted()
             training = picked.flatMap { vectors[$0 * mapShape[0] ..< ($0 + 1) * mapShape[0]] }
         }
         quantizer = ProductQuantizer(training: training, dimension: mapShape[0], subvectors: subvectors,
@@ -364,6 +371,7 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
             codes = [UInt8](record.codes); labels = record.labels; tasks = record.tasks; mapShape = record.mapShape
             streamed = Dictionary(uniqueKeysWithValues: record.streamed.compactMap { k, v in Int(k).map { ($0, v) } })
             random = record.random
+            slotsByClass = Self.slotsByClass(labels)
             guard labels.count == tasks.count, mapShape.isEmpty || codes.count == labels.count * codeBytes else {
                 throw StrategyError("record 'memory' holds \(codes.count) code bytes for \(labels.count) samples")
             }
@@ -381,6 +389,6 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
             try optimizer.loadState(Dictionary(uniqueKeysWithValues: moments.map { (String($0.key.dropFirst("optimizer.".count)), $0.value) }))
             self.optimizer = optimizer
         }
-        if context.task >= baseTasks { freezeLower(p, context: context) }
+        if context.task >= baseTasks { freezeLower(p) }
     }
 }

@@ -103,8 +103,8 @@ public struct RunReport: Sendable {
                     + "(\(phase.phase.prefix(1).uppercased()) i): the phase is an event in the stream. Black: mean over the tasks seen.")))
             body.append(ReportPage.table(header: ["after task", "mean before", "mean after", "change", "seconds"],
                 rows: phase.accuracyBefore.indices.map { i -> [String] in
-                    let before: Double = Self.seenMean(phase.accuracyBefore[i], upTo: i)
-                    let after: Double = Self.seenMean(phase.accuracyAfter[i], upTo: i)
+                    let before: Double = ConsolidationSummary.seenMean(phase.accuracyBefore[i], afterTask: i)
+                    let after: Double = ConsolidationSummary.seenMean(phase.accuracyAfter[i], afterTask: i)
                     let seconds: String = i < phase.seconds.count ? String(format: "%.1f", phase.seconds[i]) : "–"
                     return ["\(i + 1)", NumberFormat.percent(before, decimals: 2), NumberFormat.percent(after, decimals: 2),
                             NumberFormat.percent(phase.averageChange[i], decimals: 2), seconds]
@@ -210,7 +210,10 @@ public struct RunReport: Sendable {
             series.append(.init(name: "task \(j + 1)", points: points, color: ChartColors.series(j)))
         }
         var mean: [LineChart.Point] = []
-        for i in 0..<t { mean += pair(i, Self.seenMean(phase.accuracyBefore[i], upTo: i), Self.seenMean(phase.accuracyAfter[i], upTo: i)) }
+        for i in 0..<t {
+            mean += pair(i, ConsolidationSummary.seenMean(phase.accuracyBefore[i], afterTask: i),
+                         ConsolidationSummary.seenMean(phase.accuracyAfter[i], afterTask: i))
+        }
         series.append(.init(name: "mean of seen tasks", points: mean, color: "#000000", lineWidth: 3))
         var ticks: [AxisTick] = []
         for i in 0..<t {
@@ -220,12 +223,6 @@ public struct RunReport: Sendable {
         let width = max(360, min(640, Double(t) * 110))
         return LineChart(title: "Per-task accuracy before and after each \(phase.phase)", xLabel: "event", yLabel: "test accuracy (%)",
                          series: series, xTicks: ticks, yRange: 0...1, yFormat: .percent(decimals: 0), plotWidth: width)
-    }
-
-    /// Mean of `row[0...i]` (the tasks seen after task i).
-    static func seenMean(_ row: [Double], upTo i: Int) -> Double {
-        let seen = row.prefix(i + 1)
-        return seen.reduce(0, +) / Double(seen.count)
     }
 
     func timeChart() -> BarChart {

@@ -178,6 +178,24 @@ extension Tensor {
         var values = [Float](repeating: 0, count: planes * oh * ow)
         var argmax = [Int32](repeating: 0, count: planes * oh * ow)
         scalars.withUnsafeBufferPointer { px in
+            if kernel == 2 && s == 2 && padding == 0 {
+                // The common 2×2 pooling: four loads per output, no bounds checks (every window lies inside).
+                for p in 0..<planes {
+                    let src = px.baseAddress! + p * h * w
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            let top = 2 * i * w + 2 * j, bottom = top + w
+                            var best = src[top], bestIndex = top
+                            if src[top + 1] > best { best = src[top + 1]; bestIndex = top + 1 }
+                            if src[bottom] > best { best = src[bottom]; bestIndex = bottom }
+                            if src[bottom + 1] > best { best = src[bottom + 1]; bestIndex = bottom + 1 }
+                            values[(p * oh + i) * ow + j] = best
+                            argmax[(p * oh + i) * ow + j] = Int32(bestIndex)
+                        }
+                    }
+                }
+                return
+            }
             for p in 0..<planes {
                 let src = px.baseAddress! + p * h * w
                 for i in 0..<oh {

@@ -97,6 +97,19 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Hashable, Codabl
         return p
     }
 
+    /// `k` distinct integers of `0..<n` (all of them when k ≥ n), in the order drawn: uniform draws, repeats
+    /// rejected. O(k) for k ≪ n, where a partial Fisher–Yates (the replay buffer's `sampleSlots`) first builds all n.
+    public mutating func distinctIndices(_ k: Int, below n: Int) -> [Int] {
+        var chosen: [Int] = [], taken = Set<Int>()
+        let k = min(k, n)
+        chosen.reserveCapacity(k)
+        while chosen.count < k {
+            let i = nextInt(below: n)
+            if taken.insert(i).inserted { chosen.append(i) }
+        }
+        return chosen
+    }
+
     /// Shuffles `array` in place (Fisher–Yates, from the end).
     public mutating func shuffle<T>(_ array: inout [T]) {
         if array.count < 2 { return }

@@ -88,6 +88,18 @@ import Testing
         #expect(held >= 198 * 400)
     }
 
+    @Test("a full memory drops from its largest class: after the stream every class holds the same share, within two")
+    func evictionBalancesClasses() throws {
+        let remind = REMIND(replaySamples: 8, baseEpochs: 2, learningRate: 0.01, bufferSize: 60)
+        _ = try makeTrainer(Self.configuration(), strategy: remind).run()
+        let perClass = Dictionary(grouping: remind.labels) { $0 }.mapValues(\.count)
+        #expect(remind.count == 60 && perClass.count == 10)
+        // Each insert takes a slot from the largest class and gives it to the new sample's: the classes stay within one
+        // of each other except the last insert's class, which may end one above the rest while another is one below.
+        #expect(perClass.values.max()! - perClass.values.min()! <= 2, "\(perClass)")
+        #expect(perClass.values.filter { $0 < 5 || $0 > 7 }.isEmpty, "\(perClass)")
+    }
+
     @Test("REMIND refuses a split with no block left for F, and pieces that do not divide the channels, naming the option")
     func refusals() throws {
         var c = Self.configuration()

@@ -90,6 +90,7 @@ struct PoolCase: Sendable, CustomTestStringConvertible {
         .init(input: [1, 2, 5, 5], kernel: 3, stride: 2, padding: 1),
         .init(input: [2, 1, 5, 6], kernel: 3, stride: 1, padding: 1),
         .init(input: [1, 3, 5, 4], kernel: 2, stride: 1, padding: 0),
+        .init(input: [2, 2, 5, 7], kernel: 2, stride: 2, padding: 0),
     ]
 }
 

@@ -68,6 +68,21 @@ import EngramTensor
         #expect(t.scalars.allSatisfy { $0 >= -2 && $0 < 3 })
     }
 
+    @Test("distinct indices are distinct, in range, all of them when k ≥ n, and each index equally likely")
+    func distinctIndices() {
+        var rng = RandomGenerator(seed: 5)
+        var hits = [Int](repeating: 0, count: 10)
+        for _ in 0..<20_000 {
+            let draw = rng.distinctIndices(3, below: 10)
+            #expect(draw.count == 3 && Set(draw).count == 3)
+            for i in draw { hits[i] += 1 }
+        }
+        // 6 000 draws of each index expected (3/10 of 20 000); a binomial's sd is ≈ 65.
+        #expect(hits.allSatisfy { Swift.abs($0 - 6_000) < 400 }, "\(hits)")
+        #expect(rng.distinctIndices(12, below: 5).sorted() == Array(0..<5))
+        #expect(rng.distinctIndices(0, below: 5).isEmpty)
+    }
+
     @Test("permutation returns every index exactly once")
     func permutation() {
         var rng = RandomGenerator(seed: 11)
