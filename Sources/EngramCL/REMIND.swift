@@ -49,7 +49,7 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
             .integer("buffer_size", default: nil, defaultDescription: "every sample (the authors' ImageNet run)", range: .atLeastOne,
                      help: "Memory capacity in samples."),
             .integer("memory_bytes", default: nil, defaultDescription: "none", range: .atLeastOne,
-                     help: "Memory capacity in bytes of codes, labels and task ids (instead of buffer_size): as many samples as fit."),
+                     help: "Memory capacity in bytes, codebooks included (instead of buffer_size): as many samples (codes, label, task) as fit beside the codebooks."),
         ],
         scenarios: [.classIncremental, .domainIncremental], models: ["cnn"],
         make: { o in
@@ -105,10 +105,13 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
     var codeBytes: Int { mapShape[1] * mapShape[2] * subvectors }
     public var count: Int { labels.count }
 
-    /// The memory's capacity in samples (nil: unbounded).
+    /// The memory's capacity in samples (nil: unbounded): `buffer_size`, or the samples that fit in `memory_bytes`
+    /// beside the codebooks (REMIND's whole memory is counted, as ER's images are).
     public var capacity: Int? {
         if let bufferSize { return bufferSize }
-        if let memoryBytesLimit, sampleBytes > 0 { return max(1, memoryBytesLimit / sampleBytes) }
+        if let memoryBytesLimit, sampleBytes > 0 {
+            return max(1, (memoryBytesLimit - (quantizer?.codebookBytes ?? 0)) / sampleBytes)
+        }
         return nil
     }
 
@@ -327,6 +330,9 @@ public final class REMIND: RegisteredStrategy, EvaluationScoring {
         }
         quantizer = ProductQuantizer(training: training, dimension: mapShape[0], subvectors: subvectors,
                                      codebookSize: min(codebookSize, training.count / mapShape[0]), random: &random)
+        if let memoryBytesLimit, memoryBytesLimit < quantizer!.codebookBytes + sampleBytes {
+            throw StrategyError(key: "memory_bytes", "is \(memoryBytesLimit) but the codebooks alone take \(quantizer!.codebookBytes) bytes and one sample \(sampleBytes)")
+        }
         let allCodes = quantizer!.encode(vectors)
         var storeRandom = context.generator("remind/base memory")
         for s in 0..<batchLabels.count {

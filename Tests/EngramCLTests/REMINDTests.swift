@@ -83,9 +83,9 @@ import Testing
         c.hyperparameters["remind", "memory_bytes"] = 79_200   // ER's 100 MNIST samples (792 B each)
         let results = try runExperiment(c)
         let held = results.strategyMemoryBytes.last!
-        // 400 B per sample (392 code bytes + 8): 198 samples, plus the codebooks.
-        #expect(held <= 79_200 + 2 * 256 * 4 * 4)
-        #expect(held >= 198 * 400)
+        // The codebooks take 2 × 256 centroids × 4 channels × 4 B = 8 192 B; 400 B per sample (392 code bytes + 8) in the
+        // rest: 177 samples — ER holds 100.
+        #expect(held == 8_192 + 177 * 400)
     }
 
     @Test("a full memory drops from its largest class: after the stream every class holds the same share, within two")
@@ -100,7 +100,7 @@ import Testing
         #expect(perClass.values.filter { $0 < 5 || $0 > 7 }.isEmpty, "\(perClass)")
     }
 
-    @Test("REMIND refuses a split with no block left for F, and pieces that do not divide the channels, naming the option")
+    @Test("REMIND refuses a split with no block left for F, pieces that do not divide the channels and a memory smaller than its codebooks, naming the option")
     func refusals() throws {
         var c = Self.configuration()
         c.hyperparameters["remind", "split_block"] = 2
@@ -108,5 +108,8 @@ import Testing
         c.hyperparameters["remind", "split_block"] = 1
         c.hyperparameters["remind", "subvectors"] = 3
         #expect { _ = try runExperiment(c) } throws: { ($0 as? StrategyError)?.key == "subvectors" }
+        c.hyperparameters["remind", "subvectors"] = 2
+        c.hyperparameters["remind", "memory_bytes"] = 8_000   // below the codebooks' 8 192 bytes
+        #expect { _ = try runExperiment(c) } throws: { ($0 as? StrategyError)?.key == "memory_bytes" }
     }
 }
