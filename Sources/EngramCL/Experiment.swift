@@ -212,7 +212,10 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
                 throw StrategyError("\(d.name) runs on \(models.joined(separator: " or ")) models: model must be \(models.joined(separator: " or ")), got '\(model)'")
             }
         }
-        _ = try StrategyRegistry.make(strategy, hyperparameters)
+        let made = try StrategyRegistry.make(strategy, hyperparameters)
+        if training.samRho > 0 && !made.trainsOnStream {
+            throw StrategyError(key: "training.sam_rho", "applies to the trainer's steps, but \(strategy) trains the model itself; leave it at 0")
+        }
     }
 
     /// This configuration with the defaults Engram decides written out, as saved in `config.yaml` and

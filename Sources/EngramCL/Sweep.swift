@@ -185,7 +185,7 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
     public static let aliases: [String: String] = [
         "seed": "training.seed", "lr": "training.lr", "epochs": "training.epochs", "iterations": "training.iterations",
         "batch_size": "training.batch_size", "momentum": "training.momentum", "weight_decay": "training.weight_decay",
-        "optimizer": "training.optimizer", "lambda": "hyperparameters.lambda", "c": "hyperparameters.c",
+        "optimizer": "training.optimizer", "sam_rho": "training.sam_rho", "lambda": "hyperparameters.lambda", "c": "hyperparameters.c",
         "xi": "hyperparameters.xi", "gamma": "hyperparameters.gamma", "mas_output": "hyperparameters.mas_output",
         "mas_mode": "hyperparameters.mas_mode", "accumulation": "hyperparameters.accumulation",
     ]

@@ -40,6 +40,9 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     public var lrGamma: Float = 0.1
     /// The units the class-incremental task loss covers (`seen`, the default, or `all`).
     public var activeClasses: ActiveClasses = .seen
+    /// ρ of sharpness-aware minimization (Foret et al., ICLR 2021) around every step of the trainer: the gradient is
+    /// taken at θ + ρ·g/‖g‖ (0: plain steps). See ``TrainingStep/takeSharpnessAware(rho:optimizer:afterBackward:loss:failure:)``.
+    public var samRho: Float = 0
 
     public init() {}
 
@@ -47,7 +50,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         case epochs, iterations, optimizer, momentum, seed
         case batchSize = "batch_size", learningRate = "lr", weightDecay = "weight_decay"
         case evaluationBatchSize = "evaluation_batch_size", resetOptimizerPerTask = "reset_optimizer_per_task"
-        case milestones, lrGamma = "lr_gamma", activeClasses = "active_classes"
+        case milestones, lrGamma = "lr_gamma", activeClasses = "active_classes", samRho = "sam_rho"
     }
 
     /// Decodes a configuration in which every key is optional.
@@ -68,6 +71,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         d.milestones = try c.decodeIfPresent([Int].self, forKey: .milestones) ?? d.milestones
         d.lrGamma = try c.decodeIfPresent(Float.self, forKey: .lrGamma) ?? d.lrGamma
         d.activeClasses = try c.decodeIfPresent(ActiveClasses.self, forKey: .activeClasses) ?? d.activeClasses
+        d.samRho = try c.decodeIfPresent(Float.self, forKey: .samRho) ?? d.samRho
         self = d
     }
 
@@ -89,6 +93,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
             throw StrategyError(key: "training.milestones", "must be epochs ≥ 1, got \(bad)")
         }
         guard lrGamma > 0, lrGamma <= 1 else { throw StrategyError(key: "training.lr_gamma", "must be in (0, 1], got \(lrGamma)") }
+        guard samRho >= 0, samRho.isFinite else { throw StrategyError(key: "training.sam_rho", "must be a finite number ≥ 0, got \(samRho)") }
     }
 
     /// The learning rate at `epoch` (0-based) of a task: lr·γ^(number of milestones ≤ epoch), PyTorch's
@@ -334,13 +339,23 @@ public final class Trainer {
     private func step(on batch: Batch, epoch: Int, batchIndex b: Int) throws -> Float {
         let model = context.model, task = context.task
         try Self.route(batch, in: model, scenario: context.stream.scenario, task: task)
-        let output = model(batch.inputs)
-        let taskLoss = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
-        let loss = strategy.loss(taskLoss: taskLoss, output: output, batch: batch, context: context)
-        let value = try TrainingStep.take(loss, optimizer: context.optimizer, afterBackward: { strategy.afterBackward(context: context) }) { value in
-            "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
-                + "(task loss \(taskLoss.item))" + Self.divergenceHint(taskLoss: taskLoss.item, context: context)
+        var taskLoss: Tensor?
+        func loss() -> Tensor {
+            let output = model(batch.inputs)
+            let task = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
+            if taskLoss == nil { taskLoss = task }
+            return strategy.loss(taskLoss: task, output: output, batch: batch, context: context)
         }
+        func failure(_ value: Float) -> String {
+            "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
+                + "(task loss \(taskLoss?.item ?? .nan))" + Self.divergenceHint(taskLoss: taskLoss?.item ?? .nan, context: context)
+        }
+        let rho = context.configuration.samRho
+        let value = rho > 0
+            ? try TrainingStep.takeSharpnessAware(rho: rho, optimizer: context.optimizer,
+                                                  afterBackward: { strategy.afterBackward(context: context) }, loss: loss, failure: failure)
+            : try TrainingStep.take(loss(), optimizer: context.optimizer, afterBackward: { strategy.afterBackward(context: context) },
+                                    failure: failure)
         strategy.afterStep(context: context)
         return value
     }
@@ -400,6 +415,49 @@ public enum TrainingStep {
                 g.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices where m[i] == 0 { b[i] = 0 } }
             }
         }
+        afterBackward()
+        optimizer.step()
+        return value
+    }
+
+    /// One sharpness-aware step (SAM; Foret, Kleiner, Mobahi & Neyshabur, ICLR 2021, and the authors' `sam.py`): with
+    /// g = ∇L(θ), the gradient is taken again at the worst point of the ρ-ball to first order,
+    ///
+    ///     ε = ρ·g / ‖g‖₂,   g_SAM = ∇L(θ + ε),
+    ///
+    /// θ returns to its value and the optimizer steps with g_SAM (after `afterBackward`, so a strategy's gradient
+    /// projection applies to the gradient actually used). g and ε cover what the optimizer may change: its
+    /// parameters that are not frozen, where their update masks are 1 (PackNet's and MIND's fixed weights stay put).
+    /// `loss` builds the loss at the current parameters; it runs twice (BatchNorm's running statistics see both
+    /// passes, as in `sam.py` without its `disable_running_stats`). Returns the loss at θ.
+    @discardableResult
+    public static func takeSharpnessAware(rho: Float, optimizer: any Optimizer, afterBackward: () -> Void = {},
+                                          loss: () -> Tensor, failure: (Float) -> String) throws -> Float {
+        let first = loss()
+        let value = first.item
+        guard value.isFinite else { throw TrainingError(description: failure(value)) }
+        optimizer.zeroGrad()
+        first.backward()
+        var directions: [(Tensor, [Float])] = []
+        var squared: Double = 0
+        for (name, p) in optimizer.parameters where !optimizer.frozen.contains(name) {
+            guard var g = p.grad?.scalars else { continue }
+            if let mask = optimizer.updateMasks[name] { for i in g.indices where mask[i] == 0 { g[i] = 0 } }
+            for x in g { squared += Double(x) * Double(x) }
+            directions.append((p, g))
+        }
+        let scale = Float(Double(rho) / (squared.squareRoot() + 1e-12))
+        // θ is kept and put back exactly (θ + ε − ε need not round to θ).
+        let saved = directions.map { ($0.0, $0.0.scalars) }
+        for (p, g) in directions { p.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] += scale * g[i] } } }
+        optimizer.zeroGrad()
+        let second = loss()
+        guard second.item.isFinite else {
+            for (p, theta) in saved { p.scalars = theta }
+            throw TrainingError(description: failure(second.item) + " (at SAM's perturbed point)")
+        }
+        second.backward()
+        for (p, theta) in saved { p.scalars = theta }
         afterBackward()
         optimizer.step()
         return value

@@ -59,6 +59,8 @@ struct ExperimentOptions: ParsableArguments {
     var momentum: Float?
     @Option(parsing: .unconditional, help: "Weight decay.")
     var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "ρ of sharpness-aware minimization around every training step, with any strategy (Foret et al. 2021; 0: off, the default; 0.05 is the paper's).")
+    var samRho: Float?
     @Option(parsing: .unconditional, help: "Seed that fixes every random choice.")
     var seed: UInt64?
     @Option(parsing: .unconditional, help: "Fraction of each dataset to use (stratified), in (0, 1].")
@@ -124,6 +126,7 @@ struct ExperimentOptions: ParsableArguments {
         if let activeClasses { c.training.activeClasses = activeClasses }
         if let momentum { c.training.momentum = momentum }
         if let weightDecay { c.training.weightDecay = weightDecay }
+        if let samRho { c.training.samRho = samRho }
         if let seed { c.training.seed = seed }
         if let fraction { c.fraction = fraction }
         if let testFraction { c.testFraction = testFraction }
@@ -157,7 +160,7 @@ extension ExperimentOptions {
     private static let topLevelKeys: Set<String> = [
         "benchmark", "scenario", "tasks", "strategy", "model", "hidden", "width", "fraction", "test_fraction",
         "validation_fraction", "evaluate_on_validation", "class_order", "padding", "data_dir", "per_task_batchnorm", "bias", "dropout",
-        "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed", "active_classes",
+        "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed", "active_classes", "sam_rho",
     ]
 
     /// Applies one `--set` value: `mas.lambda=1`, `lambda=1`, or `--lambda=1` (a paper-named flag, which
