@@ -25,8 +25,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// MLP: whether its Linear layers have biases. nil: off when a strategy of the list converts the network into
     /// one without (``StrategyDescriptor/biasFreeNetwork``: SRC, whose paper's networks have none), on otherwise.
     public var bias: Bool? = nil
-    /// MLP: probability of a dropout after each hidden ReLU (0: none).
-    public var dropout = 0.0
+    /// MLP: probability of a dropout after each hidden ReLU (0: none). nil: the recipe's of a strategy of the list
+    /// that has one (``StrategyDescriptor/recipeDropout``: Stable SGD's 0.5), else 0.
+    public var dropout: Double? = nil
     /// ResNet width (nf); for `cnn`, the channels of the first of its two convolutional blocks (the second has twice as many).
     public var width = 20
     /// ResNets and `cnn`: one BatchNorm (γ, β, running statistics) per task instead of one shared, chosen by
@@ -79,7 +80,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
         d.width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
         d.bias = try c.decodeIfPresent(Bool.self, forKey: .bias)
-        d.dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
+        d.dropout = try c.decodeIfPresent(Double.self, forKey: .dropout)
         d.perTaskBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .perTaskBatchNorm)
         d.training = try c.decodeIfPresent(TrainingConfiguration.self, forKey: .training) ?? d.training
         d.fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
@@ -173,8 +174,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         }
         guard hidden.allSatisfy({ $0 > 0 }) else { throw StrategyError(key: "hidden", "sizes must be positive, got \(hidden)") }
         guard width > 0 else { throw StrategyError(key: "width", "must be positive, got \(width)") }
-        guard dropout >= 0, dropout < 1 else { throw StrategyError(key: "dropout", "must be in [0, 1), got \(dropout)") }
-        if dropout > 0 && model != "mlp" {
+        if let dropout, !(dropout >= 0 && dropout < 1) { throw StrategyError(key: "dropout", "must be in [0, 1), got \(dropout)") }
+        if let dropout, dropout > 0 && model != "mlp" {
             throw StrategyError(key: "dropout", "applies to the mlp model only (got model '\(model)'); leave it at 0")
         }
         if bias == false && model != "mlp" {
@@ -228,7 +229,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public func resolved() -> ExperimentConfiguration {
         var c = self
         c.perTaskBatchNorm = usesPerTaskBatchNorm
-        if model == "mlp" { c.bias = usesBias }
+        if model == "mlp" { c.bias = usesBias; c.dropout = usesDropout }
         if let parts = try? StrategyRegistry.parts(of: strategy), let options = try? hyperparameters.resolved(for: parts) {
             var settings = HyperparameterSettings()
             for (name, o) in options { settings.sections[name] = o.values }
@@ -330,6 +331,10 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     /// network without (``StrategyDescriptor/biasFreeNetwork``).
     public var usesBias: Bool { bias ?? !partDescriptors.contains(where: \.biasFreeNetwork) }
 
+    /// The MLP's dropout: `dropout`, or when unset the largest recipe dropout of the strategies of the list
+    /// (``StrategyDescriptor/recipeDropout``), else 0.
+    public var usesDropout: Double { dropout ?? partDescriptors.compactMap(\.recipeDropout).max() ?? 0 }
+
     /// How the model normalizes, for tables: `none` (MLPs and progressive MLP columns), `per-column` (progressive
     /// convolutional columns, each with its own BatchNorm), `per-task` or `shared`.
     public var batchNormLayout: String {
@@ -373,7 +378,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
             return Models.cifarResNet(depth: model == "resnet20" ? 20 : 32, inputChannels: benchmark.train.channels,
                                       classes: heads[0], headsPerTask: multi, taskNorms: taskNorms, using: &rng)
         default:
-            return Models.mlp(input: sample, hidden: hidden, classes: heads[0], headsPerTask: multi, dropout: Float(dropout),
+            return Models.mlp(input: sample, hidden: hidden, classes: heads[0], headsPerTask: multi, dropout: Float(usesDropout),
                               bias: usesBias, using: &rng)
         }
     }

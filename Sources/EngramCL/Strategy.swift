@@ -74,6 +74,9 @@ public protocol Strategy: AnyObject {
     func beforeEvaluation(task: Int, context: TrainingContext)
     /// Called after the model was evaluated on `task`; must undo what `beforeEvaluation` changed.
     func afterEvaluation(task: Int, context: TrainingContext)
+    /// The learning rate of `task`'s steps, given the run's (`training.lr` and its schedule): the run's unless the
+    /// method schedules it across tasks (Stable SGD's per-task decay).
+    func learningRate(_ base: Float, task: Int) -> Float
     /// Whether `trainingBatches` replaces the task's own data (joint training, replay).
     var changesTrainingData: Bool { get }
     /// Whether the model takes a training step on each stream batch (default true). GDumb only observes the stream
@@ -111,6 +114,7 @@ extension Strategy {
     public func consolidate(_ task: Int, context: TrainingContext) throws {}
     public func beforeEvaluation(task: Int, context: TrainingContext) {}
     public func afterEvaluation(task: Int, context: TrainingContext) {}
+    public func learningRate(_ base: Float, task: Int) -> Float { base }
     public var changesTrainingData: Bool { false }
     public var trainsOnStream: Bool { true }
     public func trainingBatches(task: Int, epoch: Int, context: TrainingContext) -> Batches {
@@ -162,6 +166,7 @@ public final class CompositeStrategy: Strategy {
     public var changesTrainingData: Bool { parts.contains { $0.changesTrainingData } }
     /// False when any part only observes the stream.
     public var trainsOnStream: Bool { parts.allSatisfy(\.trainsOnStream) }
+    public func learningRate(_ base: Float, task: Int) -> Float { parts.reduce(base) { $1.learningRate($0, task: task) } }
     public var memoryBytes: Int { parts.reduce(0) { $0 + $1.memoryBytes } }
     public func saveState() throws -> StrategyState {
         var state = StrategyState()

@@ -31,6 +31,8 @@ public struct StrategyDescriptor: Sendable {
     public let perTaskBatchNorm: Bool
     /// Whether the method needs an MLP without biases (SRC's spiking conversion): the run's `bias` defaults to false.
     public let biasFreeNetwork: Bool
+    /// The MLP dropout the method's recipe trains with (Stable SGD's 0.5): the run's `dropout` defaults to it.
+    public let recipeDropout: Double?
     /// Builds the strategy from its resolved options.
     public let make: @Sendable (StrategyOptions) throws -> any Strategy
 
@@ -39,7 +41,7 @@ public struct StrategyDescriptor: Sendable {
                 hasTaskAgnosticInference: Bool = false, changesTrainingData: Bool = false, replacesCriterion: Bool = false,
                 models: [String]? = nil,
                 buildsProgressiveNetwork: Bool = false, perTaskBatchNorm: Bool = false, biasFreeNetwork: Bool = false,
-                make: @escaping @Sendable (StrategyOptions) throws -> any Strategy) {
+                recipeDropout: Double? = nil, make: @escaping @Sendable (StrategyOptions) throws -> any Strategy) {
         self.name = name
         self.summary = summary
         self.paper = paper
@@ -53,6 +55,7 @@ public struct StrategyDescriptor: Sendable {
         self.buildsProgressiveNetwork = buildsProgressiveNetwork
         self.perTaskBatchNorm = perTaskBatchNorm
         self.biasFreeNetwork = biasFreeNetwork
+        self.recipeDropout = recipeDropout
         self.make = make
     }
 
@@ -78,7 +81,7 @@ public enum StrategyRegistry {
         Finetune.self, Joint.self, MAS.self, MASLocal.self, EWC.self, OnlineEWC.self, SynapticIntelligence.self, RWalk.self,
         LwF.self, EBLL.self, IMM.self, L2.self, ProgressiveNets.self, PackNet.self, MIND.self,
         ExperienceReplay.self, ERACE.self, AGEM.self, GEM.self, DarkExperienceReplay.self, ICaRL.self, GDumb.self,
-        SleepReplayConsolidation.self, REMIND.self, GPM.self, OGD.self,
+        SleepReplayConsolidation.self, REMIND.self, GPM.self, OGD.self, StableSGD.self,
     ]
 
     /// Every descriptor, in order.

@@ -304,7 +304,7 @@ public final class Trainer {
         samplesInLastTask = position.samplesInTask
         var done = config.iterations.map { position.stepInTask >= $0 } ?? (epoch >= config.epochs)
         while !done {
-            optimizer.learningRate = config.learningRate(epoch: epoch)
+            optimizer.learningRate = strategy.learningRate(config.learningRate(epoch: epoch), task: task)
             let batches = strategy.trainingBatches(task: task, epoch: epoch, context: context)
             guard !batches.isEmpty else { throw TrainingError(description: "task \(task) has no training data") }
             var lossSum: Double = 0
