@@ -58,9 +58,8 @@ public final class GPM: RegisteredStrategy {
 
     /// The Linear layers GPM constrains, in forward order: every layer but the heads of a multi-head model.
     static func layers(of model: any Module) -> [(String, Linear)] {
-        let heads = Set(model.namedModules().compactMap { path, m in (m as? MultiHead).map { _ in path } })
-        return model.namedModules().compactMap { path, m in
-            guard let l = m as? Linear, !heads.contains(where: { path.hasPrefix($0 + ".") }) else { return nil }
+        model.namedModules().compactMap { path, m in
+            guard let l = m as? Linear, !model.isInTaskHead(path) else { return nil }
             return (path, l)
         }
     }

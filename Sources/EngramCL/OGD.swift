@@ -50,8 +50,7 @@ public final class OGD: RegisteredStrategy {
 
     /// The parameters every task uses: all but the heads of a multi-head model.
     static func sharedParameters(of model: any Module) -> [(String, Tensor)] {
-        let heads = model.namedModules().compactMap { path, m in (m as? MultiHead).map { _ in path } }
-        return model.namedParameters().filter { name, _ in !heads.contains { name.hasPrefix($0 + ".") } }
+        model.namedParameters().filter { name, _ in !model.isInTaskHead(name) }
     }
 
     /// g ← g − Σᵢ ⟨g, vᵢ⟩ vᵢ over the shared parameters.

@@ -79,6 +79,14 @@ public final class BasicBlock: Module {
     }
 }
 
+extension Module {
+    /// Whether `path` (a module's or a parameter's dotted name) lies inside a multi-head module of this tree: a
+    /// task's own head, which no other task uses.
+    public func isInTaskHead(_ path: String) -> Bool {
+        namedModules().contains { head, m in m is MultiHead && (path == head || path.hasPrefix(head + ".")) }
+    }
+}
+
 /// One linear head per task; the active task picks which one runs (task-incremental learning). With
 /// `sampleTasks` set (a batch mixing tasks) each sample runs through its own task's head; heads narrower than
 /// the widest are padded with `paddingLogit` (a logit no softmax gives weight), so the output is

@@ -70,6 +70,18 @@ import Testing
         #expect(GPM.project(orthogonal, off: basis).scalars == orthogonal.scalars)
     }
 
+    @Test("with a head per task, GPM keeps bases for the shared layers only and OGD's directions leave the heads out")
+    func taskHeadsStayFree() throws {
+        let c = smallSplitMNIST(strategy: "gpm", fraction: 0.02)   // task-incremental: one head per task; features: flatten, Linear, ReLU, Linear, ReLU
+        let gpm = GPM()
+        let trainer = try makeTrainer(c, strategy: gpm)
+        _ = try trainer.run()
+        #expect(Set(gpm.bases.keys) == ["features.1", "features.3"], "\(gpm.bases.keys.sorted())")
+        let model = trainer.context.model
+        let shared = model.namedParameters().filter { !model.isInTaskHead($0.0) }.map(\.0)
+        #expect(shared.allSatisfy { $0.hasPrefix("features.") } && shared.count == 4, "\(shared)")
+    }
+
     @Test("in a run GPM forgets far less than fine-tuning, the last task still learns, and the bases grow with the tasks")
     func protectsOldTasks() throws {
         var c = smallPermutedMNIST(strategy: "gpm", tasks: 3, fraction: 0.05)
