@@ -229,7 +229,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public func resolved() -> ExperimentConfiguration {
         var c = self
         c.perTaskBatchNorm = usesPerTaskBatchNorm
-        if model == "mlp" { c.bias = usesBias; c.dropout = usesDropout }
+        if model == "mlp" { c.bias = usesBias }
+        // Written out for every model (0 without an MLP), as files before the recipe default hold it.
+        c.dropout = model == "mlp" ? usesDropout : (dropout ?? 0)
         if let parts = try? StrategyRegistry.parts(of: strategy), let options = try? hyperparameters.resolved(for: parts) {
             var settings = HyperparameterSettings()
             for (name, o) in options { settings.sections[name] = o.values }
@@ -333,7 +335,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
 
     /// The MLP's dropout: `dropout`, or when unset the largest recipe dropout of the strategies of the list
     /// (``StrategyDescriptor/recipeDropout``), else 0.
-    public var usesDropout: Double { dropout ?? partDescriptors.compactMap(\.recipeDropout).max() ?? 0 }
+    public var usesDropout: Double { dropout ?? (model == "mlp" ? partDescriptors.compactMap(\.recipeDropout).max() ?? 0 : 0) }
 
     /// How the model normalizes, for tables: `none` (MLPs and progressive MLP columns), `per-column` (progressive
     /// convolutional columns, each with its own BatchNorm), `per-task` or `shared`.

@@ -24,6 +24,17 @@ import Testing
         #expect(smallPermutedMNIST(strategy: "finetune").resolved().dropout == 0)
     }
 
+    @Test("results saved when dropout was always written (0) still match their sweep point, for the mlp and the cnn")
+    func olderResultsStillMatch() {
+        for model in ["mlp", "cnn"] {
+            var point = smallSplitMNIST(strategy: "finetune")
+            point.model = model
+            var saved = point
+            saved.dropout = 0
+            #expect(saved.resolved() == point.resolved(), "\(model)")
+        }
+    }
+
     @Test("in a run every task trains at its decayed rate: the last of three at η₀·γ³, and a composite decays too")
     func scheduleInARun() throws {
         var c = smallPermutedMNIST(strategy: "stable-sgd", tasks: 3, fraction: 0.02)
