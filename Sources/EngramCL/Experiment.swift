@@ -48,6 +48,11 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var padding = 0
     /// Permuted MNIST: task 1 without permutation.
     public var identityFirst = true
+    /// Rotated MNIST: task t (from 0) turned by `rotation_per_task`·t − `rotation_jitter`·u degrees, u uniform in
+    /// [0, 1) per task (Mirzadeh et al.'s 10 and 10). nil: angles evenly spaced over [0°, 180°).
+    public var rotationPerTask: Double? = nil
+    /// Rotated MNIST: the jitter subtracted from each task's stepped angle (with `rotation_per_task`; nil: 0).
+    public var rotationJitter: Double? = nil
     /// Split CIFAR-100 class order: `natural`, `seeded` or `icarl`.
     public var classOrder = "natural"
     /// Where datasets are looked for first.
@@ -60,6 +65,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         case testFraction = "test_fraction", identityFirst = "identity_first", classOrder = "class_order"
         case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
         case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm", padding, bias, dropout
+        case rotationPerTask = "rotation_per_task", rotationJitter = "rotation_jitter"
     }
 
     /// Decodes a configuration in which every key is optional (a YAML file may set only some).
@@ -89,6 +95,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.padding = try c.decodeIfPresent(Int.self, forKey: .padding) ?? d.padding
         d.evaluateOnValidation = try c.decodeIfPresent(Bool.self, forKey: .evaluateOnValidation) ?? d.evaluateOnValidation
         d.identityFirst = try c.decodeIfPresent(Bool.self, forKey: .identityFirst) ?? d.identityFirst
+        d.rotationPerTask = try c.decodeIfPresent(Double.self, forKey: .rotationPerTask)
+        d.rotationJitter = try c.decodeIfPresent(Double.self, forKey: .rotationJitter)
         d.classOrder = try c.decodeIfPresent(String.self, forKey: .classOrder) ?? d.classOrder
         d.dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory)
         self = d
@@ -184,6 +192,16 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         guard fraction > 0, fraction <= 1 else { throw StrategyError(key: "fraction", "must be in (0, 1], got \(fraction)") }
         if let testFraction, !(testFraction > 0 && testFraction <= 1) {
             throw StrategyError(key: "test_fraction", "must be in (0, 1], got \(testFraction)")
+        }
+        for (key, value) in [("rotation_per_task", rotationPerTask), ("rotation_jitter", rotationJitter)] {
+            guard let value else { continue }
+            guard benchmark == "rotated-mnist" else { throw StrategyError(key: key, "applies to rotated-mnist only, got benchmark '\(benchmark)'") }
+            guard value.isFinite, key == "rotation_per_task" || value >= 0 else {
+                throw StrategyError(key: key, "must be a finite number\(key == "rotation_jitter" ? " ≥ 0" : ""), got \(value)")
+            }
+        }
+        if rotationJitter != nil && rotationPerTask == nil {
+            throw StrategyError(key: "rotation_jitter", "needs rotation_per_task (the jitter is subtracted from each task's stepped angle)")
         }
         guard (0...64).contains(padding) else { throw StrategyError(key: "padding", "must be 0…64 pixels, got \(padding)") }
         guard validationFraction >= 0, validationFraction < 1 else {
@@ -307,7 +325,10 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         let options = BenchmarkOptions(seed: training.seed, scenario: try resolvedScenario(), fraction: fraction,
                                        testFraction: testFraction, validationFraction: validationFraction)
         let order: ClassOrder = classOrder == "seeded" ? .seeded : classOrder == "icarl" ? .icarl : .natural
-        return (try benchmarkKind.make(data, tasks: tasks, order: order, identityFirst: identityFirst, options: options), located)
+        let rotation: RotationSchedule = rotationPerTask.map { .stepped(degreesPerTask: $0, jitter: rotationJitter ?? 0) }
+            ?? .evenlySpaced(maxDegrees: 180)
+        return (try benchmarkKind.make(data, tasks: tasks, order: order, identityFirst: identityFirst, rotation: rotation,
+                                       options: options), located)
     }
 
     /// The channels of the `cnn` model's two convolutional blocks: `width`, then twice as many.

@@ -72,6 +72,9 @@ public enum RotationSchedule: Sendable, Equatable {
     case random(maxDegrees: Double)
     /// The given angles, one per task.
     case explicit([Double])
+    /// Task t (from 0) is rotated by `degreesPerTask`·t − `jitter`·u, u uniform in [0, 1) drawn from
+    /// `"rotation/task t"`: Mirzadeh et al.'s Rotated MNIST (10° per task, jitter 10°; their `get_rotated_mnist`).
+    case stepped(degreesPerTask: Double, jitter: Double)
 }
 
 /// Options shared by every benchmark.
@@ -250,6 +253,11 @@ public struct ContinualBenchmark: Sendable {
             angles = (0..<tasks).map {
                 var rng = RandomGenerator(seed: options.seed, label: "rotation/task \($0)")
                 return rng.nextDouble() * maxDegrees
+            }
+        case .stepped(let step, let jitter):
+            angles = (0..<tasks).map {
+                var rng = RandomGenerator(seed: options.seed, label: "rotation/task \($0)")
+                return step * Double($0) - jitter * rng.nextDouble()
             }
         case .explicit(let list):
             guard list.count == tasks else {

@@ -55,14 +55,16 @@ public enum BenchmarkKind: String, CaseIterable, Codable, Sendable {
     ///     10 or 20 for CIFAR-100.
     ///   - order: class order of split benchmarks.
     ///   - identityFirst: Permuted MNIST only: task 1 keeps the original pixel order.
+    ///   - rotation: Rotated MNIST only: the tasks' angles.
     public func make(_ data: DatasetPair, tasks: Int? = nil, order: ClassOrder = .natural, identityFirst: Bool = true,
+                     rotation: RotationSchedule = .evenlySpaced(maxDegrees: 180),
                      options: BenchmarkOptions = BenchmarkOptions()) throws -> ContinualBenchmark {
         let count = tasks ?? defaultTaskCount
         switch self {
         case .permutedMNIST:
             return try ContinualBenchmark.permutedMNIST(data, tasks: count, identityFirst: identityFirst, options: options)
         case .rotatedMNIST:
-            return try ContinualBenchmark.rotatedMNIST(data, tasks: count, options: options)
+            return try ContinualBenchmark.rotatedMNIST(data, tasks: count, schedule: rotation, options: options)
         case .splitMNIST, .splitFashionMNIST:
             guard count == 5 else { throw DataError.invalidConfiguration("\(rawValue) has 5 tasks, not \(count)") }
             return self == .splitMNIST ? try ContinualBenchmark.splitMNIST(data, order: order, options: options)

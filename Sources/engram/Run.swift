@@ -59,6 +59,10 @@ struct ExperimentOptions: ParsableArguments {
     var momentum: Float?
     @Option(parsing: .unconditional, help: "Weight decay.")
     var weightDecay: Float?
+    @Option(parsing: .unconditional, help: "rotated-mnist: degrees each task turns beyond the previous one (Mirzadeh et al.'s 10; default: angles evenly spaced over 180°).")
+    var rotationPerTask: Double?
+    @Option(parsing: .unconditional, help: "rotated-mnist with --rotation-per-task: a uniform 0…jitter degrees subtracted from each task's angle (Mirzadeh et al.'s 10).")
+    var rotationJitter: Double?
     @Option(parsing: .unconditional, help: "ρ of sharpness-aware minimization around every training step, with any strategy (Foret et al. 2021; 0: off, the default; 0.05 is the paper's).")
     var samRho: Float?
     @Option(parsing: .unconditional, help: "Seed that fixes every random choice.")
@@ -127,6 +131,8 @@ struct ExperimentOptions: ParsableArguments {
         if let momentum { c.training.momentum = momentum }
         if let weightDecay { c.training.weightDecay = weightDecay }
         if let samRho { c.training.samRho = samRho }
+        if let rotationPerTask { c.rotationPerTask = rotationPerTask }
+        if let rotationJitter { c.rotationJitter = rotationJitter }
         if let seed { c.training.seed = seed }
         if let fraction { c.fraction = fraction }
         if let testFraction { c.testFraction = testFraction }
@@ -160,6 +166,7 @@ extension ExperimentOptions {
     private static let topLevelKeys: Set<String> = [
         "benchmark", "scenario", "tasks", "strategy", "model", "hidden", "width", "fraction", "test_fraction",
         "validation_fraction", "evaluate_on_validation", "class_order", "padding", "data_dir", "per_task_batchnorm", "bias", "dropout",
+        "rotation_per_task", "rotation_jitter",
         "epochs", "iterations", "batch_size", "lr", "milestones", "lr_gamma", "optimizer", "momentum", "weight_decay", "seed", "active_classes", "sam_rho",
     ]
 

@@ -52,4 +52,27 @@ import Testing
         let bad = #"{"training": {"active_classes": "some"}}"#
         #expect(throws: (any Error).self) { try JSONDecoder().decode(ExperimentConfiguration.self, from: Data(bad.utf8)) }
     }
+
+    @Test("rotation_per_task and rotation_jitter build Mirzadeh et al.'s angles, and are refused elsewhere or out of range, naming the key")
+    func steppedRotation() throws {
+        var c = smallPermutedMNIST(strategy: "finetune", tasks: 4, fraction: 0.01)
+        c.benchmark = "rotated-mnist"
+        c.rotationPerTask = 10
+        c.rotationJitter = 10
+        try c.validate()
+        let angles = try c.makeBenchmark().tasks.map(\.transform)
+        for (t, transform) in angles.enumerated() {
+            var rng = RandomGenerator(seed: 0, label: "rotation/task \(t)")
+            #expect(transform == .rotation(degrees: 10 * Double(t) - 10 * rng.nextDouble()))
+        }
+        var wrong = c
+        wrong.rotationJitter = -1
+        #expect { try wrong.validate() } throws: { ($0 as? StrategyError)?.key == "rotation_jitter" }
+        wrong = c
+        wrong.rotationPerTask = nil
+        #expect { try wrong.validate() } throws: { ($0 as? StrategyError)?.key == "rotation_jitter" }
+        wrong = c
+        wrong.benchmark = "permuted-mnist"
+        #expect { try wrong.validate() } throws: { ($0 as? StrategyError)?.key == "rotation_per_task" }
+    }
 }

@@ -98,6 +98,19 @@ struct ContinualBenchmarkTests {
         #expect(classIL.tasks[2].target(forDatasetLabel: 3, scenario: .classIncremental) == 23)
     }
 
+    @Test("Mirzadeh et al.'s Rotated MNIST: task t turns by 10·t − 10·u degrees, u drawn from the seed per task")
+    func steppedRotation() throws {
+        let data = try sharedMNIST.get()
+        let stepped = try ContinualBenchmark.rotatedMNIST(data, tasks: 20, schedule: .stepped(degreesPerTask: 10, jitter: 10),
+                                                          options: BenchmarkOptions(seed: 3, fraction: 0.01))
+        for (t, task) in stepped.tasks.enumerated() {
+            var rng = RandomGenerator(seed: 3, label: "rotation/task \(t)")
+            let angle = 10 * Double(t) - 10 * rng.nextDouble()
+            #expect(task.transform == .rotation(degrees: angle))
+            #expect(angle > 10 * Double(t) - 10 && angle <= 10 * Double(t))
+        }
+    }
+
     @Test("Rotated MNIST spaces angles evenly, or draws them from the seed")
     func rotatedMNIST() throws {
         let data = try sharedMNIST.get()
