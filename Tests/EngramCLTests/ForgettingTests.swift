@@ -94,9 +94,11 @@ struct ForgettingCase: Sendable, CustomTestStringConvertible {
     func everyMethodIsCovered() {
         let isolation: Set<String> = ["finetune", "joint", "pnn", "packnet", "mind", "mind-self"]
         // Methods that need their paper's network and regime, with forgetting tests of their own against fine-tuning
-        // on the same network: SRC (a bias-free 1200-1200 MLP, SleepReplayConsolidationTests) and REMIND (a cnn
-        // streamed one sample at a time, REMINDTests).
-        let ownNetwork: Set<String> = ["src", "remind"]
+        // on the same network: SRC (a bias-free 1200-1200 MLP, SleepReplayConsolidationTests), REMIND (a cnn
+        // streamed one sample at a time, REMINDTests), GPM and OGD (plain SGD with batches of 10, their papers'
+        // regime, GPMTests and OGDTests). Stable SGD is a training regime whose effect shows over long streams: its
+        // tests check the schedule, its comparison is issue 18's Permuted/Rotated MNIST protocol.
+        let ownNetwork: Set<String> = ["src", "remind", "gpm", "ogd", "stable-sgd"]
         let covered = Set(ForgettingCase.all.map(\.strategy))
         #expect(Set(StrategyRegistry.names).subtracting(isolation).subtracting(ownNetwork) == covered)
     }
