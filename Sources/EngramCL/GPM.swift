@@ -79,11 +79,7 @@ public final class GPM: RegisteredStrategy {
     }
 
     /// G − (G Mᵀ) M for G [n, d] and a basis M [k, d] with orthonormal rows.
-    public static func project(_ g: Tensor, off basis: Tensor) -> Tensor {
-        let coefficients = g.matmul(basis, transposeOther: true)
-        let inSpan = coefficients.matmul(basis)
-        return Tensor(shape: g.shape, scalars: zip(g.scalars, inSpan.scalars).map { $0 - $1 })
-    }
+    public static func project(_ g: Tensor, off basis: Tensor) -> Tensor { GramSchmidt.project(g, off: basis) }
 
     /// [W b] as rows of in (+1) values.
     static func augmented(_ w: [Float], bias: [Float]?, rows: Int, columns: Int) -> [Float] {

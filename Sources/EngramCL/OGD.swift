@@ -62,10 +62,7 @@ public final class OGD: RegisteredStrategy {
     }
 
     /// g − (g Bᵀ) B for rows g [n, P] and orthonormal rows B [K, P].
-    public static func project(_ g: Tensor, off basis: Tensor) -> Tensor {
-        let inSpan = g.matmul(basis, transposeOther: true).matmul(basis)
-        return Tensor(shape: g.shape, scalars: zip(g.scalars, inSpan.scalars).map { $0 - $1 })
-    }
+    public static func project(_ g: Tensor, off basis: Tensor) -> Tensor { GramSchmidt.project(g, off: basis) }
 
     /// Stores the output gradients of `memory_size` random training samples of the task that ended.
     public func afterTask(_ task: Int, context: TrainingContext) throws {

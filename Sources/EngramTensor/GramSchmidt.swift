@@ -36,6 +36,13 @@ public enum GramSchmidt {
         return added
     }
 
+    /// G − (G Bᵀ) B: the rows of G [n, d] without their components along the orthonormal rows of B [k, d] (GPM's and
+    /// OGD's gradient projection).
+    public static func project(_ g: Tensor, off basis: Tensor) -> Tensor {
+        let inSpan = g.matmul(basis, transposeOther: true).matmul(basis)
+        return Tensor(shape: g.shape, scalars: zip(g.scalars, inSpan.scalars).map { $0 - $1 })
+    }
+
     /// ‖v‖₂, accumulated in double precision.
     static func norm(_ v: [Float]) -> Float {
         Float(v.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
