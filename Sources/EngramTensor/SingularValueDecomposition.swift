@@ -37,16 +37,4 @@ public struct SingularValueDecomposition: Sendable {
         singularValues = s
         leftVectors = (0..<k).map { Array(u[$0 * rows ..< ($0 + 1) * rows]) }
     }
-
-    /// The smallest r whose first r singular values hold at least `fraction` of Σσ² (the "energy"); GPM's rank.
-    public func rank(forEnergy fraction: Double) -> Int {
-        let total = singularValues.reduce(0) { $0 + $1 * $1 }
-        guard total > 0 else { return 0 }
-        var held = 0.0
-        for (r, sigma) in singularValues.enumerated() {
-            if held / total >= fraction { return r }
-            held += sigma * sigma
-        }
-        return singularValues.count
-    }
 }
