@@ -57,6 +57,9 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
     public var classOrder = "natural"
     /// Where datasets are looked for first.
     public var dataDirectory: String? = nil
+    /// Keep a copy of the checkpoint written after every task, `checkpoints/task-<t>.safetensors` (t from 1), for
+    /// `engram analyze` (mode connectivity, sharpness). nil or false: only the latest checkpoint is kept.
+    public var keepTaskCheckpoints: Bool? = nil
 
     public init() {}
 
@@ -66,6 +69,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         case validationFraction = "validation_fraction", evaluateOnValidation = "evaluate_on_validation"
         case dataDirectory = "data_dir", perTaskBatchNorm = "per_task_batchnorm", padding, bias, dropout
         case rotationPerTask = "rotation_per_task", rotationJitter = "rotation_jitter"
+        case keepTaskCheckpoints = "keep_task_checkpoints"
     }
 
     /// Decodes a configuration in which every key is optional (a YAML file may set only some).
@@ -99,6 +103,7 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         d.rotationJitter = try c.decodeIfPresent(Double.self, forKey: .rotationJitter)
         d.classOrder = try c.decodeIfPresent(String.self, forKey: .classOrder) ?? d.classOrder
         d.dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory)
+        d.keepTaskCheckpoints = try c.decodeIfPresent(Bool.self, forKey: .keepTaskCheckpoints)
         self = d
     }
 
@@ -250,6 +255,8 @@ public struct ExperimentConfiguration: Sendable, Codable, Equatable {
         if model == "mlp" { c.bias = usesBias }
         // Written out for every model (0 without an MLP), as files before the recipe default hold it.
         c.dropout = model == "mlp" ? usesDropout : (dropout ?? 0)
+        // Only written when on, so runs without it resolve as before.
+        if keepTaskCheckpoints == false { c.keepTaskCheckpoints = nil }
         if let parts = try? StrategyRegistry.parts(of: strategy), let options = try? hyperparameters.resolved(for: parts) {
             var settings = HyperparameterSettings()
             for (name, o) in options { settings.sections[name] = o.values }

@@ -372,6 +372,11 @@ public final class ExperimentRun {
 
     public var checkpointURL: URL { directory.appendingPathComponent(Self.checkpointName) }
 
+    /// Where `keep_task_checkpoints` keeps the checkpoint written after task `task` (from 1).
+    public func taskCheckpointURL(afterTask task: Int) -> URL {
+        directory.appendingPathComponent("checkpoints").appendingPathComponent("task-\(task).safetensors")
+    }
+
     /// Trains the stream (resuming from `checkpoint.safetensors` when `resume` is set and it exists), writes
     /// the results, and returns them as `results.json` holds them.
     @discardableResult
@@ -388,15 +393,9 @@ public final class ExperimentRun {
             dataFiles = data.files
             onDataLocated?(data)
         }
-        let model = configuration.makeModel(for: benchmark)
-        let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image,
-                                     normalization: configuration.model == "mlp" ? .unitRange : .dataset(configuration.dataset),
-                                     augmentation: configuration.dataset == .cifar100 ? .cifar : nil,
-                                     evaluationSplit: configuration.evaluateOnValidation ? .validation : .test)
-        let strategy = try StrategyRegistry.make(configuration.strategy, configuration.hyperparameters)
-        let trainer = try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
+        let trainer = try makeTrainer(for: benchmark)
+        let model = trainer.context.model
         trainer.onEvent = onEvent
-        trainer.context.makeFreshModel = { [configuration] rng in configuration.makeModel(for: benchmark, using: &rng) }
         var position = TrainingPosition()
         var results = StreamResult()
         if resume, FileManager.default.fileExists(atPath: checkpointURL.path) {
@@ -406,6 +405,9 @@ public final class ExperimentRun {
         trainer.onCheckpoint = { [unowned self] position, results in
             try self.saveCheckpoint(trainer: trainer, position: position, results: results,
                                     wallSeconds: wallBefore + Date().timeIntervalSince(start))
+            if self.configuration.keepTaskCheckpoints == true, position.epoch == 0, position.stepInTask == 0, position.task > 0 {
+                try self.keepCheckpoint(afterTask: position.task)
+            }
             try self.afterCheckpoint?(position)
             if RunInterruption.isRequested { throw RunInterrupted(position: position, directory: self.directory) }
         }
@@ -418,6 +420,19 @@ public final class ExperimentRun {
         let written = try JSONDecoder().decode(RunResults.self, from: data)
         try write(Data(written.matrix.csv().utf8), to: Self.matrixName)
         return written
+    }
+
+    /// The run's model (freshly initialised), stream, strategy and trainer on `benchmark`.
+    func makeTrainer(for benchmark: ContinualBenchmark) throws -> Trainer {
+        let model = configuration.makeModel(for: benchmark)
+        let stream = BenchmarkStream(benchmark: benchmark, layout: configuration.model == "mlp" ? .flat : .image,
+                                     normalization: configuration.model == "mlp" ? .unitRange : .dataset(configuration.dataset),
+                                     augmentation: configuration.dataset == .cifar100 ? .cifar : nil,
+                                     evaluationSplit: configuration.evaluateOnValidation ? .validation : .test)
+        let strategy = try StrategyRegistry.make(configuration.strategy, configuration.hyperparameters)
+        let trainer = try Trainer(model: model, stream: stream, strategy: strategy, configuration: configuration.training)
+        trainer.context.makeFreshModel = { [configuration] rng in configuration.makeModel(for: benchmark, using: &rng) }
+        return trainer
     }
 
     func makeResults(_ r: StreamResult, benchmark: ContinualBenchmark, model: Classifier, wallSeconds: Double) throws -> RunResults {
@@ -462,8 +477,30 @@ public final class ExperimentRun {
                             metadata: metadata, to: checkpointURL)
     }
 
-    /// Loads the checkpoint into the trainer; returns where to continue.
-    func restore(into trainer: Trainer) throws -> (TrainingPosition, StreamResult) {
+    /// Keeps the checkpoint just written as `checkpoints/task-<task>.safetensors`: a hard link to it (the next
+    /// checkpoint replaces `checkpoint.safetensors` by a rename, so the link keeps this one's bytes), or a copy where
+    /// links are not possible, put in place by a rename so the file is whole or absent.
+    func keepCheckpoint(afterTask task: Int) throws {
+        let target = taskCheckpointURL(afterTask: task)
+        let folder = target.deletingLastPathComponent()
+        let temporary = folder.appendingPathComponent(".task-\(task).safetensors.partial-\(getpid())")
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            unlink(temporary.path)
+            if link(checkpointURL.path, temporary.path) != 0 {
+                try FileManager.default.copyItem(at: checkpointURL, to: temporary)
+            }
+            guard rename(temporary.path, target.path) == 0 else { throw RunError(String(cString: strerror(errno))) }
+        } catch {
+            unlink(temporary.path)
+            throw RunError("\(target.path): cannot keep the checkpoint of task \(task): \(error)")
+        }
+    }
+
+    /// Loads the checkpoint (by default the run's; `engram analyze` gives a kept task checkpoint) into the trainer;
+    /// returns where to continue.
+    func restore(into trainer: Trainer, from url: URL? = nil) throws -> (TrainingPosition, StreamResult) {
+        let checkpointURL = url ?? self.checkpointURL
         let checkpoint = try Checkpoint.read(from: checkpointURL)
         let decoder = JSONDecoder()
         func decode<T: Decodable>(_ type: T.Type, _ key: String) throws -> T {

@@ -426,6 +426,15 @@ final class ReplayMemory {
         }
     }
 
+    /// Sets the parameters' values to `values`, one flat array in the parameters' order.
+    static func setValues(_ values: [Float], of parameters: [(String, Tensor)]) {
+        var offset = 0
+        for (_, p) in parameters {
+            p.scalars = Array(values[offset ..< offset + p.count])
+            offset += p.count
+        }
+    }
+
     func saveState() throws -> StrategyState { try buffer?.saveState() ?? StrategyState() }
 
     func loadState(_ state: StrategyState, context: TrainingContext) throws {

@@ -81,7 +81,7 @@ public enum StrategyRegistry {
         Finetune.self, Joint.self, MAS.self, MASLocal.self, EWC.self, OnlineEWC.self, SynapticIntelligence.self, RWalk.self,
         LwF.self, EBLL.self, IMM.self, L2.self, ProgressiveNets.self, PackNet.self, MIND.self,
         ExperienceReplay.self, ERACE.self, AGEM.self, GEM.self, DarkExperienceReplay.self, ICaRL.self, GDumb.self,
-        SleepReplayConsolidation.self, REMIND.self, GPM.self, OGD.self, StableSGD.self,
+        SleepReplayConsolidation.self, REMIND.self, GPM.self, OGD.self, StableSGD.self, MCSGD.self,
     ]
 
     /// Every descriptor, in order.

@@ -22,6 +22,8 @@ public struct RunReport: Sendable {
     public var source: String?
     /// The text of `config.yaml`, shown verbatim under the configuration table if given.
     public var configurationText: String?
+    /// Interpolations between checkpoints of the run (`engram analyze interpolate`), shown as the loss landscape.
+    public var interpolations: [Interpolation] = []
 
     /// A report of `results`; the title defaults to "strategy on benchmark (seed s)".
     public init(results: RunResults, title: String? = nil, source: String? = nil, configurationText: String? = nil) {
@@ -36,6 +38,7 @@ public struct RunReport: Sendable {
     public init(directory: URL) throws {
         self.init(results: try RunDirectory.loadResults(from: directory), source: directory.path,
                   configurationText: RunDirectory.configurationText(in: directory))
+        interpolations = InterpolationReport.load(fromRunIn: directory)
     }
 
     /// Writes the report of the run in `directory` to `directory/report.html`; returns its URL.
@@ -109,6 +112,11 @@ public struct RunReport: Sendable {
                     return ["\(i + 1)", NumberFormat.percent(before, decimals: 2), NumberFormat.percent(after, decimals: 2),
                             NumberFormat.percent(phase.averageChange[i], decimals: 2), seconds]
                 }))
+        }
+
+        for interpolation in interpolations {
+            body.append(.h2("Loss landscape: from \(URL(fileURLWithPath: interpolation.from).lastPathComponent) to \(URL(fileURLWithPath: interpolation.to).lastPathComponent)"))
+            body.append(contentsOf: InterpolationReport(interpolation).nodes())
         }
 
         body.append(.h2("Cost per task"))

@@ -77,6 +77,8 @@ struct ExperimentOptions: ParsableArguments {
     var padding: Int?
     @Flag(help: "Evaluate on the validation split instead of the test set (hyper-parameter selection).")
     var evaluateOnValidation = false
+    @Flag(help: "Keep the checkpoint written after every task as checkpoints/task-<t>.safetensors (for engram analyze).")
+    var keepTaskCheckpoints = false
     @Option(help: "Split benchmarks: class order natural, seeded or icarl (CIFAR-100).")
     var classOrder: String?
     @Option(help: "Directory searched first for datasets.")
@@ -131,6 +133,7 @@ struct ExperimentOptions: ParsableArguments {
         if let momentum { c.training.momentum = momentum }
         if let weightDecay { c.training.weightDecay = weightDecay }
         if let samRho { c.training.samRho = samRho }
+        if keepTaskCheckpoints { c.keepTaskCheckpoints = true }
         if let rotationPerTask { c.rotationPerTask = rotationPerTask }
         if let rotationJitter { c.rotationJitter = rotationJitter }
         if let seed { c.training.seed = seed }

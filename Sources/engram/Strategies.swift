@@ -110,7 +110,7 @@ enum StrategyFlags {
     /// `arguments` (without the program name) with every strategy flag rewritten as a `--set` value.
     static func rewrite(_ arguments: [String]) -> [String] {
         let first = arguments.first { !$0.hasPrefix("-") }
-        let known: Set<String> = ["run", "resume", "compare", "sweep", "report", "bench", "datasets", "inspect", "strategies", "help"]
+        let known = Set(Engram.configuration.subcommands.map { $0._commandName } + ["help"])
         if let first, known.contains(first), !commands.contains(first) { return arguments }
         var out: [String] = []
         var i = 0

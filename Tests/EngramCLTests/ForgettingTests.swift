@@ -96,9 +96,9 @@ struct ForgettingCase: Sendable, CustomTestStringConvertible {
         // Methods that need their paper's network and regime, with forgetting tests of their own against fine-tuning
         // on the same network: SRC (a bias-free 1200-1200 MLP, SleepReplayConsolidationTests), REMIND (a cnn
         // streamed one sample at a time, REMINDTests), GPM and OGD (plain SGD with batches of 10, their papers'
-        // regime, GPMTests and OGDTests). Stable SGD is a training regime whose effect shows over long streams: its
+        // regime, GPMTests and OGDTests), MC-SGD (the same regime, MCSGDTests). Stable SGD is a training regime whose effect shows over long streams: its
         // tests check the schedule, its comparison is issue 18's Permuted/Rotated MNIST protocol.
-        let ownNetwork: Set<String> = ["src", "remind", "gpm", "ogd", "stable-sgd"]
+        let ownNetwork: Set<String> = ["src", "remind", "gpm", "ogd", "mc-sgd", "stable-sgd"]
         let covered = Set(ForgettingCase.all.map(\.strategy))
         #expect(Set(StrategyRegistry.names).subtracting(isolation).subtracting(ownNetwork) == covered)
     }
