@@ -2,7 +2,8 @@
 import PackageDescription
 
 /// Engram's layers, one target each; dependencies only point down:
-/// engram (CLI) → Engram (umbrella: re-exports the layers below, nothing else re-exports) → EngramReport →
+/// engram (CLI) → Engram (umbrella: re-exports the layers below, nothing else re-exports) → EngramStore (the
+/// SQLite index of runs, GRDB) → EngramReport →
 /// EngramCL → EngramNN and EngramData (siblings) → EngramTensor → COpenBLAS. Each target lists every layer its
 /// files import.
 /// Release builds keep Swift's overflow, bounds and precondition checks (`-O`, not `-Ounchecked`): Engram reads
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/JohnSundell/Plot", from: "0.14.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -63,7 +65,8 @@ let package = Package(
         ),
         .target(name: "EngramReport", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL",
                                                      .product(name: "Plot", package: "Plot")]),
-        .target(name: "Engram", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
+        .target(name: "EngramStore", dependencies: ["EngramCL", "EngramReport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Engram", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport", "EngramStore"]),
         .executableTarget(
             name: "engram",
             dependencies: [
@@ -81,6 +84,7 @@ let package = Package(
                                                           .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramCLTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
+        .testTarget(name: "EngramStoreTests", dependencies: ["EngramCL", "EngramReport", "EngramStore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -43,7 +43,17 @@ def flat_settings(strategy, c):
             flat[f"{strategy}.{key}"] = value
     if "lr" in (c.get("training") or {}):
         flat["training.lr"] = c["training"]["lr"]
+    if (c.get("training") or {}).get("sam_rho"):
+        flat["training.sam_rho"] = c["training"]["sam_rho"]
+    if "dropout" in c:
+        flat["dropout"] = c["dropout"]
     return flat
+
+
+def method(strategy, c):
+    """The method a run belongs to: its strategy, `+sam` when it trains with sharpness-aware steps (SAM is an
+    optimizer option of any strategy, so its runs are a method of their own, not a setting of the strategy)."""
+    return strategy + ("+sam" if (c.get("training") or {}).get("sam_rho") else "")
 
 
 def condition(settings, per):
@@ -65,7 +75,7 @@ def main(directories, write=None, per=None):
             fixed = condition(settings, per)
             for name, _ in fixed:
                 del settings[name]
-            key = (r["benchmark"], r["scenario"], r["strategy"], fixed)
+            key = (r["benchmark"], r["scenario"], method(r["strategy"], c), fixed)
             runs.setdefault(key, []).append((settings, accuracy(r)))
     # A setting is the values of the options that take several values within the group (older files write only
     # the options that were set, newer ones every option: an absent option is not a different value).
@@ -92,12 +102,17 @@ def main(directories, write=None, per=None):
             shown = f" {', '.join(number(v) for _, v in fixed)} |" if per else ""
             print(f"| {benchmark} | {scenario} | {strategy} |{shown} {text} | {len(settings[s])} | {acc} | {'◀' if s == best else ''} |")
         if best is not None:
-            choices.append((scenario, strategy, fixed + (full[(benchmark, scenario, strategy, fixed)][best] if per else best)))
+            every = full[(benchmark, scenario, strategy, fixed)][best]
+            choices.append((scenario, strategy, fixed + (every if per else best), dict(every)))
     print()
     lines = []
-    for scenario, strategy, best in choices:
-        values = ", ".join(f"{k if k.startswith('training.') else 'hyperparameters.' + k}: [{number(v)}]" for k, v in best if v is not None)
-        lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy}]{', ' + values if values else ''}}}")
+    for scenario, strategy, best, every in choices:
+        values = ", ".join(f"{k if k.startswith('training.') or '.' not in k else 'hyperparameters.' + k}: [{number(v)}]"
+                           for k, v in best if v is not None)
+        # A SAM method's ρ is written even when the validation runs did not vary it (it is what makes it SAM).
+        sam = (", training.sam_rho: [" + number(every["training.sam_rho"]) + "]"
+               if strategy.endswith("+sam") and "training.sam_rho" not in dict(best) else "")
+        lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy.removesuffix('+sam')}]{', ' + values if values else ''}{sam}}}")
     print("\n".join(lines))
     if write:
         text = Path(write).read_text().split("\n")

@@ -15,7 +15,7 @@ import Foundation
 /// `min_lr` (5·10⁻⁵); as their code, the first task already runs at η₀·γ (`first_task_decayed`). The rest of the
 /// recipe: dropout 0.5 after each hidden layer (the run's `dropout` defaults to it with this strategy), small
 /// batches (10), SGD with momentum 0.8, one epoch per task — run settings, given in
-/// `examples/protocols/stable-sgd.yaml`. Composes with any strategy (`stable-sgd+ewc`): the decay applies to the
+/// `examples/protocols/permuted-mnist-20.yaml` and `rotated-mnist-20.yaml`. Composes with any strategy (`stable-sgd+ewc`): the decay applies to the
 /// steps of every part.
 public final class StableSGD: RegisteredStrategy {
     public static let descriptors = [StrategyDescriptor(

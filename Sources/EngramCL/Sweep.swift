@@ -208,7 +208,14 @@ public struct SweepSpecification: Sendable, Codable, Equatable {
         output = try c.decodeIfPresent(String.self, forKey: .output)
         base = try c.decodeIfPresent(ExperimentConfiguration.self, forKey: .base) ?? ExperimentConfiguration()
         grid = try c.decodeIfPresent([String: [GridValue]].self, forKey: .grid) ?? [:]
-        grids = try c.decodeIfPresent([[String: [GridValue]]].self, forKey: .grids) ?? []
+        // `grids:` written but empty (a final sweep whose choices are not filled in yet) would run the base
+        // configuration's default strategy: refused instead.
+        if c.contains(.grids) {
+            grids = try c.decodeNil(forKey: .grids) ? [] : try c.decode([[String: [GridValue]]].self, forKey: .grids)
+            guard !grids.isEmpty else {
+                throw SweepError("grids is empty: list at least one grid (a protocol's final sweep gets its choices from scripts/select_hyperparameters.py --write)")
+            }
+        }
     }
 
     /// The grid with aliases resolved, in canonical order: `strategy` first, the seed last, the rest alphabetically.

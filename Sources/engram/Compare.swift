@@ -34,6 +34,8 @@ struct Compare: ParsableCommand {
     @Flag(help: "Print the summary as JSON on standard output.")
     var json = false
 
+    @OptionGroup var store: StoreOptions
+
     func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
         _ = try parsedStrategies()
@@ -69,6 +71,6 @@ struct Compare: ParsableCommand {
         do { points = try specification.expand() } catch let error as SweepError { throw ValidationError(error.description) }
         let sweep = SweepDirectory(points: points, directory: URL(fileURLWithPath: out))
         try FileManager.default.createDirectory(at: sweep.directory, withIntermediateDirectories: true)
-        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json).run(sensitivity: false)
+        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path).run(sensitivity: false)
     }
 }

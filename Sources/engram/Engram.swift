@@ -6,7 +6,7 @@ struct Engram: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engram",
         abstract: "Continual learning: train on a stream of tasks, protect what was learned, measure forgetting.",
-        subcommands: [Run.self, Resume.self, Compare.self, Sweep.self, Report.self, Analyze.self, Bench.self, Datasets.self, Inspect.self, Strategies.self],
+        subcommands: [Run.self, Resume.self, Compare.self, Sweep.self, Report.self, Analyze.self, Runs.self, Bench.self, Datasets.self, Inspect.self, Strategies.self],
         defaultSubcommand: Run.self
     )
 

@@ -216,6 +216,18 @@ extension ExperimentOptions {
 extension OptimizerKind: ExpressibleByArgument {}
 extension ActiveClasses: ExpressibleByArgument {}
 
+/// Where a finished run is recorded: the SQLite index of runs (`engram runs`).
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The SQLite store every finished run is recorded in (`engram runs` lists it).")
+    var store: String = RunStore.defaultPath
+
+    @Flag(help: "Do not record the run in the store.")
+    var noStore = false
+
+    /// The store's path, nil with --no-store.
+    var path: String? { noStore ? nil : store }
+}
+
 /// `engram run`: one continual-learning experiment.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -244,6 +256,8 @@ struct Run: ParsableCommand {
     @Flag(help: "Replace a finished run in --out (without it, a directory holding results.json is refused; the default runs/latest is always replaced).")
     var overwrite = false
 
+    @OptionGroup var store: StoreOptions
+
     func validate() throws {
         guard !out.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--out must name a directory, got ''") }
     }
@@ -254,7 +268,7 @@ struct Run: ParsableCommand {
         if !overwrite && out != Self.latestRun && FileManager.default.fileExists(atPath: finished.path) {
             throw ValidationError("\(out) holds a finished run (\(finished.lastPathComponent)); pass --overwrite to replace it, or choose another --out")
         }
-        try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json).run(resume: false)
+        try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json, store: store.path).run(resume: false)
     }
 }
 
@@ -291,6 +305,8 @@ struct RunDriver {
     let json: Bool
     /// Print the one-line (or JSON) summary on standard output at the end.
     var printSummary = true
+    /// The run store the finished run is recorded in (nil: none).
+    var store: String? = nil
 
     func run(resume: Bool) throws {
         InterruptHandling.install()
@@ -326,6 +342,10 @@ struct RunDriver {
             throw ValidationError(error.naming(ExperimentOptions.flag(for:)))
         }
         do { try RunReport.write(forRunIn: dir) } catch { logger.warning("could not write the report: \(error)") }
+        // The directory is the source of truth: a store that cannot take the run costs one warning, never the run.
+        if let store {
+            do { try RunStore(path: store).record(directory: dir) } catch { logger.warning("not recorded in the run store: \(error)") }
+        }
         let m = results.metrics
         func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", 100 * $0) } ?? "–" }
         if !printSummary {
@@ -365,6 +385,8 @@ struct Resume: ParsableCommand {
     @Flag(help: "Print the final summary as JSON on standard output.")
     var json = false
 
+    @OptionGroup var store: StoreOptions
+
     func run() throws {
         let configPath = URL(fileURLWithPath: directory).appendingPathComponent("config.yaml").path
         guard let text = try? String(contentsOfFile: configPath, encoding: .utf8) else {
@@ -374,6 +396,6 @@ struct Resume: ParsableCommand {
         do { configuration = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text) } catch {
             throw ValidationError("\(configPath): \(ConfigurationError.describe(error))")
         }
-        try RunDriver(configuration: configuration, directory: directory, quiet: quiet, json: json).run(resume: true)
+        try RunDriver(configuration: configuration, directory: directory, quiet: quiet, json: json, store: store.path).run(resume: true)
     }
 }

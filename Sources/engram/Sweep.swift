@@ -42,6 +42,8 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Print the summary as JSON on standard output.")
     var json = false
 
+    @OptionGroup var store: StoreOptions
+
     func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
     }
@@ -76,7 +78,7 @@ struct Sweep: ParsableCommand {
         }
         try FileManager.default.createDirectory(at: sweep.directory, withIntermediateDirectories: true)
         try text.write(to: sweep.directory.appendingPathComponent("sweep.yaml"), atomically: true, encoding: .utf8)
-        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json).run(sensitivity: true)
+        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path).run(sensitivity: true)
     }
 }
 
@@ -87,6 +89,8 @@ struct SweepExecutor {
     let jobs: Int
     let quiet: Bool
     let json: Bool
+    /// The run store every finished point is recorded in (nil: none).
+    let store: String?
 
     /// A point that did not finish: its name, why, and where its output is.
     struct Failure {
@@ -154,7 +158,7 @@ struct SweepExecutor {
             if !quiet { note("[\(index + 1)/\(todo.count)] \(resume ? "resuming" : "running") \(point.name)") }
             do {
                 try RunDriver(configuration: point.configuration, directory: dir.path, quiet: quiet, json: false,
-                          printSummary: !quiet && !json)
+                          printSummary: !quiet && !json, store: store)
                     .run(resume: resume)
             } catch {
                 if RunInterruption.isRequested { note("interrupted: rerun the same command to continue the sweep"); break }
@@ -196,8 +200,9 @@ struct SweepExecutor {
                 log.seekToEndOfFile()
                 let process = Process()
                 process.executableURL = executable
-                process.arguments = resume ? ["resume", dir.path, "--quiet"]
-                    : ["run", "--config", dir.appendingPathComponent("config.yaml").path, "--out", dir.path, "--quiet"]
+                let recording = store.map { ["--store", $0] } ?? ["--no-store"]
+                process.arguments = (resume ? ["resume", dir.path, "--quiet"]
+                    : ["run", "--config", dir.appendingPathComponent("config.yaml").path, "--out", dir.path, "--quiet"]) + recording
                 process.environment = environment
                 process.standardOutput = log
                 process.standardError = log

@@ -84,6 +84,26 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
         #expect(try matrix(dir) == expected)
     }
 
+    @Test("a finished run is recorded in the store --store names and listed by engram runs; a damaged store costs a warning, not the run")
+    func runStore() throws {
+        let dir = try temporaryDirectory("engram-cli-store")
+        let store = dir.appendingPathComponent("runs.sqlite").path
+        let log = dir.appendingPathComponent("out.txt")
+        #expect(try engram(["run", "--out", dir.appendingPathComponent("a").path, "--store", store] + common, log: log) == 0)
+        let listing = dir.appendingPathComponent("list.csv")
+        #expect(try engram(["runs", "--store", store, "--where", "strategy=mas", "--where", "hyperparameters.mas.lambda=1",
+                            "--format", "csv", "--out", listing.path], log: log) == 0)
+        let rows = try String(contentsOf: listing, encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == 2 && rows[1].contains("/a,mas,permuted-mnist,domain,3,"), "\(rows)")
+        // A damaged store: the run finishes and keeps its directory; the log says why it was not recorded.
+        let damaged = dir.appendingPathComponent("damaged.sqlite")
+        try Data(repeating: 0x41, count: 4096).write(to: damaged)
+        let b = dir.appendingPathComponent("b")
+        #expect(try engram(["run", "--out", b.path, "--store", damaged.path] + common, log: log) == 0)
+        #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent("results.json").path))
+        #expect(try String(contentsOf: b.appendingPathComponent("log.txt"), encoding: .utf8).contains("not recorded in the run store"))
+    }
+
     @Test("engram strategies --json lists every registered strategy with its options and defaults")
     func strategiesAreListed() throws {
         let dir = try temporaryDirectory("engram-cli-strategies")

@@ -8,11 +8,12 @@ import Yams
 
 /// The YAML files in `examples/` stay valid as the configuration grows.
 @Suite struct ExampleFilesTests {
-    static let files: [String] = {
-        let directory = repositoryRoot + "/examples"
+    /// The YAML files of `examples/` and `examples/protocols/`.
+    static let files: [String] = ["/examples", "/examples/protocols"].flatMap { folder -> [String] in
+        let directory = repositoryRoot + folder
         return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasSuffix(".yaml") }.sorted().map { directory + "/" + $0 }
-    }()
+    }
 
     @Test("there are example files to check")
     func examplesExist() { #expect(Self.files.count >= 7) }
@@ -22,6 +23,11 @@ import Yams
     func exampleIsValid(path: String) throws {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         if text.contains("\ngrid:") {
+            // A protocol's final sweep whose choices the validation sweep has not filled in yet is refused by name.
+            if text.hasSuffix("# chosen on validation (scripts/select_hyperparameters.py --write fills this in when the validation sweep has finished):\n") {
+                #expect { try YAMLDecoder().decode(SweepSpecification.self, from: text) } throws: { "\($0)".contains("grids is empty") }
+                return
+            }
             let specification = try YAMLDecoder().decode(SweepSpecification.self, from: text)
             let points = try specification.expand()
             #expect(!points.isEmpty)
