@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 /// Engram's layers, one target each; dependencies only point down:
@@ -10,6 +11,11 @@ import PackageDescription
 /// downloaded archives and other people's checkpoints, so a malformed value must stop cleanly, never corrupt
 /// memory. Hot kernels skip checks locally through unsafe buffer pointers over extents validated once.
 let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]
+
+/// Open MPI (Debian `libopenmpi-dev`): `engram sweep --mpi` is built only where its pkg-config file is found; without
+/// it the package and the tests build and pass, and `--mpi` says how to get it.
+let hasMPI = ["/usr/lib/x86_64-linux-gnu/pkgconfig/ompi-c.pc", "/usr/lib/aarch64-linux-gnu/pkgconfig/ompi-c.pc",
+              "/usr/lib/pkgconfig/ompi-c.pc", "/usr/local/lib/pkgconfig/ompi-c.pc"].contains { FileManager.default.fileExists(atPath: $0) }
 
 let package = Package(
     name: "Engram",
@@ -74,8 +80,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: optimized
+            ] + (hasMPI ? ["CMPI"] : []),
+            swiftSettings: optimized + (hasMPI ? [.define("ENGRAM_MPI")] : [])
         ),
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
         .testTarget(name: "EngramNNTests", dependencies: ["EngramTensor", "EngramNN"]),
@@ -85,6 +91,6 @@ let package = Package(
         .testTarget(name: "EngramCLTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
         .testTarget(name: "EngramStoreTests", dependencies: ["EngramCL", "EngramReport", "EngramStore"]),
-    ],
+    ] + (hasMPI ? [.systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])])] : []),
     swiftLanguageModes: [.v6]
 )

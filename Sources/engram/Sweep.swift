@@ -44,6 +44,9 @@ struct Sweep: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
+    @Flag(help: "Spread the points over the ranks of an MPI job: mpirun -n N engram sweep FILE --mpi (or srun). Rank 0 hands out points, records them and writes the summary; rerunning resumes.")
+    var mpi = false
+
     func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
     }
@@ -78,7 +81,7 @@ struct Sweep: ParsableCommand {
         }
         try FileManager.default.createDirectory(at: sweep.directory, withIntermediateDirectories: true)
         try text.write(to: sweep.directory.appendingPathComponent("sweep.yaml"), atomically: true, encoding: .utf8)
-        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path).run(sensitivity: true)
+        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path, mpi: mpi).run(sensitivity: true)
     }
 }
 
@@ -91,6 +94,8 @@ struct SweepExecutor {
     let json: Bool
     /// The run store every finished point is recorded in (nil: none).
     let store: String?
+    /// Spread the points over the ranks of an MPI job (`mpirun -n N engram sweep … --mpi`).
+    var mpi = false
 
     /// A point that did not finish: its name, why, and where its output is.
     struct Failure {
@@ -103,6 +108,25 @@ struct SweepExecutor {
     func note(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
     func run(sensitivity: Bool) throws {
+        var ranks = 1
+        if mpi {
+            #if ENGRAM_MPI
+            let (rank, size) = Self.joinMPI()
+            defer { Self.leaveMPI() }
+            ranks = size
+            // The other ranks only run what rank 0 hands them; rank 0 prints, records and summarises.
+            if rank != 0 { _ = work(rank: rank); return }
+            return try summarise(sensitivity: sensitivity, ranks: ranks)
+            #else
+            throw ValidationError("--mpi: this engram was built without MPI; install Open MPI (Debian: libopenmpi-dev) and build again")
+            #endif
+        }
+        try summarise(sensitivity: sensitivity, ranks: ranks)
+    }
+
+    /// Finds the unfinished points, runs them (here, in child processes, or over the MPI job's ranks), then prints
+    /// and writes the summary.
+    func summarise(sensitivity: Bool, ranks: Int) throws {
         var todo: [(SweepPoint, resume: Bool)] = []
         for point in sweep.points {
             let state: SweepPointState
@@ -115,7 +139,7 @@ struct SweepExecutor {
         }
         if !quiet {
             note("\(sweep.points.count) points, \(sweep.points.count - todo.count) finished, \(todo.count) to run"
-                 + (todo.isEmpty ? "" : " (\(jobs) at a time)") + " → \(sweep.directory.path)")
+                 + (todo.isEmpty ? "" : mpi ? " (over \(ranks) MPI ranks)" : " (\(jobs) at a time)") + " → \(sweep.directory.path)")
         }
         for (point, _) in todo {
             let dir = sweep.directory(for: point)
@@ -123,7 +147,12 @@ struct SweepExecutor {
             try point.configuration.resolved().yamlText().write(to: dir.appendingPathComponent("config.yaml"),
                                                                 atomically: true, encoding: .utf8)
         }
-        let failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo)
+        let failures: [Failure]
+        #if ENGRAM_MPI
+        if mpi { failures = try coordinate(todo, ranks: ranks) } else { failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo) }
+        #else
+        failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo)
+        #endif
 
         let finished: [(point: SweepPoint, results: RunResults)]
         do { finished = try sweep.finishedResults() } catch let error as SweepError { throw ValidationError(error.description) }
@@ -169,10 +198,33 @@ struct SweepExecutor {
         return failures
     }
 
+    /// Starts `engram run` (or `engram resume`) on `point` as a child process of this executable, its output appended to
+    /// `<point>/output.log`; `recording` says where it records itself (`--store PATH` or `--no-store`).
+    func launchChild(_ point: SweepPoint, resume: Bool, environment: [String: String], recording: [String]) throws
+        -> (process: Process, log: FileHandle, url: URL) {
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        let dir = sweep.directory(for: point)
+        let logURL = dir.appendingPathComponent("output.log")
+        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+        let log = try FileHandle(forWritingTo: logURL)
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = (resume ? ["resume", dir.path, "--quiet"]
+            : ["run", "--config", dir.appendingPathComponent("config.yaml").path, "--out", dir.path, "--quiet"]) + recording
+        process.environment = environment
+        process.standardOutput = log
+        process.standardError = log
+        do { try process.run() } catch {
+            try? log.close()
+            throw ValidationError("cannot start \(executable.path): \(error)")
+        }
+        return (process, log, logURL)
+    }
+
     /// `jobs` child processes of this executable at a time (`engram run --config …` or `engram resume …`),
     /// each writing its output to `<point>/output.log`.
     func runInProcesses(_ todo: [(SweepPoint, resume: Bool)]) throws -> [Failure] {
-        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
         var environment = ProcessInfo.processInfo.environment
         if environment["OPENBLAS_NUM_THREADS"] == nil {
             environment["OPENBLAS_NUM_THREADS"] = String(max(1, ProcessInfo.processInfo.activeProcessorCount / jobs))
@@ -194,24 +246,13 @@ struct SweepExecutor {
                     note("⋯ \(point.name): another process is running it, skipped")
                     continue
                 }
-                let logURL = dir.appendingPathComponent("output.log")
-                if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
-                let log = try FileHandle(forWritingTo: logURL)
-                log.seekToEndOfFile()
-                let process = Process()
-                process.executableURL = executable
-                let recording = store.map { ["--store", $0] } ?? ["--no-store"]
-                process.arguments = (resume ? ["resume", dir.path, "--quiet"]
-                    : ["run", "--config", dir.appendingPathComponent("config.yaml").path, "--out", dir.path, "--quiet"]) + recording
-                process.environment = environment
-                process.standardOutput = log
-                process.standardError = log
                 launched += 1
-                do { try process.run() } catch {
-                    failures.append(Failure(point: point, reason: "cannot start \(executable.path): \(error)", log: logURL))
-                    try? log.close()
+                let job: (process: Process, log: FileHandle, url: URL)
+                do { job = try launchChild(point, resume: resume, environment: environment, recording: store.map { ["--store", $0] } ?? ["--no-store"]) } catch {
+                    failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("output.log")))
                     continue
                 }
+                let (process, log, logURL) = job
                 if !quiet { note("[\(launched)/\(todo.count)] \(resume ? "resuming" : "started") \(point.name) (pid \(process.processIdentifier), log \(logURL.path))") }
                 running.append((point, process, log, logURL, Date()))
                 signals.children.insert(process.processIdentifier)

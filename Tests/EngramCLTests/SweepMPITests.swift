@@ -1,0 +1,120 @@
+import EngramCL
+import Foundation
+import Testing
+
+/// `engram sweep --mpi` under `mpirun --oversubscribe -n 3` on this machine. Skipped (with a note) where Open MPI's
+/// `mpirun` is not installed; `.ci/run` installs it.
+@Suite(.serialized) struct SweepMPITests {
+    static let mpirun: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// A sweep of six small points (two strategies × three seeds) writing to `out`.
+    static func specification(out: URL, epochs: Int = 1) throws -> URL {
+        let file = out.deletingLastPathComponent().appendingPathComponent("\(out.lastPathComponent).yaml")
+        let text = """
+            out: \(out.path)
+            base:
+              benchmark: permuted-mnist
+              tasks: 2
+              hidden: [32]
+              fraction: 0.02
+              data_dir: \(datasetsRoot)
+              training: {epochs: \(epochs), batch_size: 32}
+            grid:
+              strategy: [finetune, ewc]
+              training.seed: [0, 1, 2]
+            """
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    /// `mpirun --oversubscribe -n ranks engram sweep FILE --mpi …`, started; one OpenBLAS thread per process so the
+    /// numbers match a local sweep's bit for bit.
+    static func launchMPI(_ file: URL, ranks: Int, store: URL, log: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: mpirun!)
+        process.arguments = ["--oversubscribe", "-n", "\(ranks)", engramExecutable, "sweep", file.path, "--mpi", "--quiet", "--store", store.path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    static func matrices(_ out: URL) throws -> [String: [[Double?]]] {
+        var found: [String: [[Double?]]] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: out.path) {
+            let file = out.appendingPathComponent(name).appendingPathComponent("results.json")
+            guard let data = try? Data(contentsOf: file) else { continue }
+            found[name] = try JSONDecoder().decode(RunResults.self, from: data).matrix.values
+        }
+        return found
+    }
+
+    @Test("an MPI sweep of 6 points over 3 ranks gives the local sweep's results and records every point once")
+    func matchesLocalSweep() throws {
+        guard Self.mpirun != nil else { print("SweepMPITests: mpirun not installed, skipped"); return }
+        let root = try temporaryDirectory("engram-mpi")
+        let local = root.appendingPathComponent("local"), distributed = root.appendingPathComponent("mpi")
+        let log = root.appendingPathComponent("out.txt")
+        setenv("OPENBLAS_NUM_THREADS", "1", 1)
+        #expect(try engram(["sweep", Self.specification(out: local).path, "--quiet", "--no-store"], log: log) == 0)
+        let store = root.appendingPathComponent("runs.sqlite")
+        let mpi = try Self.launchMPI(Self.specification(out: distributed), ranks: 3, store: store, log: log)
+        mpi.waitUntilExit()
+        #expect(mpi.terminationStatus == 0, "\(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self))")
+        let expected = try Self.matrices(local), got = try Self.matrices(distributed)
+        #expect(expected.count == 6 && got == expected)
+        #expect(FileManager.default.fileExists(atPath: distributed.appendingPathComponent("summary.csv").path))
+        let listing = root.appendingPathComponent("list.csv")
+        #expect(try engram(["runs", "--store", store.path, "--format", "csv", "--out", listing.path], log: log) == 0)
+        #expect(try String(contentsOf: listing, encoding: .utf8).split(separator: "\n").count == 7)
+    }
+
+    @Test("a rank killed mid-sweep loses only its point: rerunning completes the grid without redoing finished points")
+    func killedRankResumes() throws {
+        guard Self.mpirun != nil else { print("SweepMPITests: mpirun not installed, skipped"); return }
+        let root = try temporaryDirectory("engram-mpi-kill")
+        let out = root.appendingPathComponent("mpi"), log = root.appendingPathComponent("out.txt")
+        let file = try Self.specification(out: out, epochs: 3)
+        let store = root.appendingPathComponent("runs.sqlite")
+        let first = try Self.launchMPI(file, ranks: 3, store: store, log: log)
+        // Wait until a point has finished and others are running, then kill one rank (not mpirun) with SIGKILL.
+        let deadline = Date().addingTimeInterval(300)
+        while first.isRunning && Date() < deadline && ((try? Self.matrices(out))?.isEmpty ?? true) { usleep(20_000) }
+        let ranks = Self.processes(containing: [file.path, "--mpi"]).filter { $0 != first.processIdentifier }
+        let victim = ranks.last
+        #expect(first.isRunning && victim != nil, "the sweep ended before a rank could be killed")
+        if let victim { kill(victim, SIGKILL) }
+        first.waitUntilExit()
+        #expect(first.terminationStatus != 0, "mpirun ends the job when a rank dies")
+        let done = try Self.matrices(out)
+        #expect(!done.isEmpty && done.count < 6)
+        let stamps = Dictionary(uniqueKeysWithValues: done.keys.map { name in
+            (name, (try? FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).appendingPathComponent("results.json").path)[.modificationDate]) as? Date)
+        })
+        let second = try Self.launchMPI(file, ranks: 3, store: store, log: log)
+        second.waitUntilExit()
+        #expect(second.terminationStatus == 0)
+        #expect(try Self.matrices(out).count == 6)
+        for (name, stamp) in stamps {
+            let now = (try? FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).appendingPathComponent("results.json").path)[.modificationDate]) as? Date
+            #expect(now == stamp, "\(name) was run again")
+        }
+    }
+
+    /// Process ids whose command line holds every one of `parts`.
+    static func processes(containing parts: [String]) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return parts.allSatisfy { line.contains($0) } && !line.contains("mpirun")
+        }.sorted()
+    }
+}
