@@ -66,8 +66,9 @@ enum ReportPage {
     }
 }
 
-/// The configuration as sorted `key: value` pairs with dotted keys (`training.lr`), as in `results.json`.
-func flattenedConfiguration(_ configuration: ExperimentConfiguration) -> [(key: String, value: String)] {
+/// The configuration as sorted `key: value` pairs with dotted keys (`training.lr`), as in `results.json` (and the run
+/// store's settings).
+public func flattenedConfiguration(_ configuration: ExperimentConfiguration) -> [(key: String, value: String)] {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     guard let data = try? encoder.encode(configuration), let json = try? JSONDecoder().decode(JSONValue.self, from: data) else { return [] }
@@ -92,11 +93,11 @@ func effectiveConfiguration(_ configuration: ExperimentConfiguration) -> [(key: 
         .sorted { $0.key < $1.key }
 }
 
-/// A parsed JSON value (for flattening encoded configurations portably).
-private indirect enum JSONValue: Decodable {
+/// A parsed JSON value (for flattening encoded configurations portably; the run store reads results.json with it).
+public indirect enum JSONValue: Decodable, Sendable, Equatable {
     case bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
@@ -106,7 +107,8 @@ private indirect enum JSONValue: Decodable {
         else { self = .object(try c.decode([String: JSONValue].self)) }
     }
 
-    var text: String {
+    /// The value as text: integral numbers without a fraction, others as the Float they were, lists in brackets.
+    public var text: String {
         switch self {
         case .bool(let b): b ? "true" : "false"
         case .number(let d):

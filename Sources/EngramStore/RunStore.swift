@@ -118,8 +118,12 @@ public final class RunStore {
         guard case let .object(object)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
             throw StoreError("\(resultsURL.path): not a JSON object")
         }
-        var settings: [String: String] = [:]
-        if case let .object(configuration)? = object["configuration"] { Self.flatten(configuration, prefix: "", into: &settings) }
+        let results: RunResults
+        do { results = try JSONDecoder().decode(RunResults.self, from: data) } catch {
+            throw StoreError("\(resultsURL.path): not an Engram results file (\(ConfigurationError.describe(error)))")
+        }
+        var settings = Dictionary(flattenedConfiguration(results.configuration).filter { $0.value != "null" }.map { ($0.key, $0.value) },
+                                  uniquingKeysWith: { a, _ in a })
         // The configuration's spelling (`scenario: task`, as typed) wins; results.json's (`task-il`) fills older files.
         for key in ["benchmark", "scenario", "strategy"] where settings[key] == nil {
             if case let .string(v)? = object[key] { settings[key] = v }
@@ -151,18 +155,6 @@ public final class RunStore {
         } catch {
             throw StoreError("\(self.path): cannot record \(path) (\(Self.reason(error))); the run directory is intact — "
                              + "add it later with: engram runs import \(path)")
-        }
-    }
-
-    /// Dotted keys of a configuration object: `training.lr`, `hyperparameters.mas.lambda`; lists as JSON text.
-    static func flatten(_ object: [String: JSONValue], prefix: String, into settings: inout [String: String]) {
-        for (key, value) in object {
-            let name = prefix.isEmpty ? key : "\(prefix).\(key)"
-            switch value {
-            case let .object(nested): flatten(nested, prefix: name, into: &settings)
-            case .null: continue
-            default: settings[name] = value.text
-            }
         }
     }
 
@@ -237,33 +229,6 @@ public final class RunStore {
         let dirty = git(["status", "--porcelain", "--untracked-files=no"]).map { !$0.isEmpty } ?? false
         return head + (dirty ? "+dirty" : "")
     }()
-}
-
-/// A JSON value as `results.json` holds it (booleans kept apart from numbers).
-enum JSONValue: Decodable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let x = try? c.decode(Double.self) { self = .number(x) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    /// The value as a setting's text: numbers shortest, lists in brackets.
-    var text: String {
-        switch self {
-        case .null: return "null"
-        case let .bool(b): return b ? "true" : "false"
-        case let .number(x): return x.formatted()
-        case let .string(s): return s
-        case let .array(items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case let .object(fields): return "{" + fields.keys.sorted().map { "\($0): \(fields[$0]!.text)" }.joined(separator: ", ") + "}"
-        }
-    }
 }
 
 /// Levenshtein distance, for naming the nearest key.

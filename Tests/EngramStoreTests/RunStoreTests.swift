@@ -6,21 +6,22 @@ import Testing
 /// The run store: recording, filtering and grouping on a fixture of runs, concurrent writers, rebuilding from the
 /// directories, and a damaged store refused in one message with the directories untouched.
 @Suite struct RunStoreTests {
-    /// A fresh folder holding `runs` fixture run directories: each a results.json with a configuration.
+    /// A fresh folder holding one run directory per entry of `runs`: a results.json as Engram writes it, for a
+    /// two-task task-incremental Split MNIST run whose final accuracies average `accuracy`.
     static func fixture(_ runs: [(strategy: String, lambda: Double, seed: Int, accuracy: Double)]) throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("engram-store-\(UUID().uuidString)")
         for (i, run) in runs.enumerated() {
             let directory = root.appendingPathComponent("run-\(i)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let json = """
-                {"schema_version": 2, "benchmark": "split-mnist", "scenario": "task-il", "strategy": "\(run.strategy)",
-                 "seed": \(run.seed), "average_accuracy": \(run.accuracy), "average_forgetting": \(1 - run.accuracy), "bwt": null,
-                 "headline_is_task_agnostic": false,
-                 "configuration": {"benchmark": "split-mnist", "scenario": "task", "strategy": "\(run.strategy)", "hidden": [400, 400],
-                                   "training": {"lr": 0.001, "seed": \(run.seed)},
-                                   "hyperparameters": {"\(run.strategy)": {"lambda": \(run.lambda)}}}}
-                """
-            try Data(json.utf8).write(to: directory.appendingPathComponent("results.json"))
+            var c = ExperimentConfiguration()
+            c.benchmark = "split-mnist"; c.scenario = "task"; c.strategy = run.strategy; c.tasks = 2
+            c.training.seed = UInt64(run.seed)
+            c.hyperparameters[run.strategy, "lambda"] = .double(run.lambda)
+            let matrix = try AccuracyMatrix(rows: [[1, 0.5], [run.accuracy, run.accuracy]], randomBaseline: [0.5, 0.5])
+            let results = RunResults(benchmark: "split-mnist", scenario: .taskIncremental, strategy: run.strategy, seed: UInt64(run.seed),
+                                     taskAwareMatrix: matrix, taskAgnostic: nil, secondsPerTask: [1, 1], strategyMemoryBytes: [0, 0],
+                                     parameterCount: 10, configuration: c.resolved(), wallSeconds: 2)
+            try results.jsonData().write(to: directory.appendingPathComponent("results.json"))
         }
         return root
     }
@@ -38,9 +39,9 @@ import Testing
         let all = try store.runs()
         #expect(all.count == 5)
         let first = try #require(all.first)
-        #expect(first.settings["hyperparameters.mas.lambda"] == "1" && first.settings["training.lr"] == "0.001")
+        #expect(first.settings["hyperparameters.mas.lambda"] == "1" && first.settings["training.lr"] == "0.01")
         #expect(first.settings["hidden"] == "[400, 400]" && first.settings["seed"] == "0" && first.settings["scenario"] == "task")
-        #expect(first.metrics["average_accuracy"] == 0.9 && first.metrics["bwt"] == nil && first.metrics["headline_is_task_agnostic"] == nil)
+        #expect(first.metrics["average_accuracy"] == 0.9 && first.metrics["wall_seconds"] == 2 && first.metrics["schema_version"] == 2)
         #expect(try store.runs(where: [RunFilter("strategy=mas")]).count == 3)
         #expect(try store.runs(where: [RunFilter("strategy=mas"), RunFilter("hyperparameters.mas.lambda=1.0")]).count == 2)
         #expect(try store.runs(where: [RunFilter("strategy=mas,ewc"), RunFilter("average_accuracy>=0.8")]).count == 3)
@@ -101,7 +102,7 @@ import Testing
         // A results.json that is not JSON is refused naming it; the store keeps the others.
         let bad = root.appendingPathComponent("bad")
         try FileManager.default.createDirectory(at: bad, withIntermediateDirectories: true)
-        try Data("{".utf8).write(to: bad.appendingPathComponent("results.json"))
+        try Data("{\"benchmark\": 1}".utf8).write(to: bad.appendingPathComponent("results.json"))
         let store = try RunStore(path: root.appendingPathComponent("fresh.sqlite").path)
         let imported = try store.importRuns([root])
         #expect(imported.recorded == 1 && imported.failed.count == 1 && imported.failed[0].contains("bad/results.json"))
