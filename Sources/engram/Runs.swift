@@ -20,6 +20,17 @@ struct Runs: ParsableCommand {
         subcommands: [List.self, Import.self, Rebuild.self],
         defaultSubcommand: List.self)
 
+    /// Records the run directories at or below `directories` (after emptying the store with `rebuild`), naming each
+    /// that could not be recorded; exits with an error when any could not.
+    static func record(_ directories: [String], in store: RunStore, rebuild: Bool) throws {
+        let urls = directories.map { URL(fileURLWithPath: $0).standardizedFileURL }
+        let result: (recorded: Int, failed: [String])
+        do { result = rebuild ? try store.rebuild(from: urls) : try store.importRuns(urls) } catch { throw ValidationError("\(error)") }
+        for failure in result.failed { print("not recorded: \(failure)") }
+        print("\(rebuild ? "rebuilt" : "recorded") \(result.recorded) runs in \(store.path)")
+        if !result.failed.isEmpty { throw ExitCode(1) }
+    }
+
     static func open(_ path: String) throws -> RunStore {
         guard path == RunStore.defaultPath || FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("--store \(path) does not exist (runs are recorded in \(RunStore.defaultPath) unless --store says otherwise)")
@@ -173,13 +184,7 @@ extension Runs {
         func run() throws {
             let store: RunStore
             do { store = try RunStore(path: self.store) } catch { throw ValidationError("\(error)") }
-            let result: (recorded: Int, failed: [String])
-            do { result = try store.importRuns(directories.map { URL(fileURLWithPath: $0).standardizedFileURL }) } catch {
-                throw ValidationError("\(error)")
-            }
-            for failure in result.failed { print("not recorded: \(failure)") }
-            print("recorded \(result.recorded) runs in \(store.path)")
-            if !result.failed.isEmpty { throw ExitCode(1) }
+            try Runs.record(directories, in: store, rebuild: false)
         }
     }
 
@@ -197,13 +202,7 @@ extension Runs {
                 print("\(self.store) could not be opened (\(error)); moved to \(aside)")
                 do { store = try RunStore(path: self.store) } catch { throw ValidationError("\(error)") }
             }
-            let result: (recorded: Int, failed: [String])
-            do { result = try store.rebuild(from: directories.map { URL(fileURLWithPath: $0).standardizedFileURL }) } catch {
-                throw ValidationError("\(error)")
-            }
-            for failure in result.failed { print("not recorded: \(failure)") }
-            print("rebuilt \(store.path): \(result.recorded) runs")
-            if !result.failed.isEmpty { throw ExitCode(1) }
+            try Runs.record(directories, in: store, rebuild: true)
         }
     }
 }
