@@ -20,9 +20,14 @@ struct Analyze: ParsableCommand {
         return folder.appendingPathComponent("analysis")
     }
 
+    /// A checkpoint's name in the files an analysis writes: its run directory's name, and the task for a kept task
+    /// checkpoint (`finetune-task-1`), so analyses of several runs' checkpoints do not overwrite each other.
     static func stem(_ url: URL) -> String {
         let name = url.deletingPathExtension().lastPathComponent
-        return name == "checkpoint" ? url.deletingLastPathComponent().lastPathComponent : name
+        let folder = url.deletingLastPathComponent()
+        if name == "checkpoint" { return folder.lastPathComponent }
+        if folder.lastPathComponent == "checkpoints" { return folder.deletingLastPathComponent().lastPathComponent + "-" + name }
+        return name
     }
 
     static func write<T: Encodable>(_ value: T, to url: URL) throws {
