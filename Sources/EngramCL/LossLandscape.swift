@@ -161,6 +161,8 @@ public struct Sharpness: Codable, Equatable, Sendable {
     public var eigenvalues: [Double]
     public var residuals: [Double]
     public var iterations: [Int]
+    /// Whether each eigenvalue's Rayleigh quotient settled within the tolerance before the iteration limit.
+    public var converged: [Bool]
     /// Hutchinson's estimate of tr(H) and its standard error over `hutchinson_samples` Rademacher vectors.
     public var trace: Double
     public var traceStandardError: Double?
@@ -170,7 +172,7 @@ public struct Sharpness: Codable, Equatable, Sendable {
     public var finiteDifferenceStep: Double
 
     enum CodingKeys: String, CodingKey {
-        case checkpoint, task, samples, parameters, loss, eigenvalues, residuals, iterations, trace
+        case checkpoint, task, samples, parameters, loss, eigenvalues, residuals, iterations, converged, trace
         case traceStandardError = "trace_standard_error", hutchinsonSamples = "hutchinson_samples"
         case hessianVectorProduct = "hessian_vector_product", finiteDifferenceStep = "finite_difference_step"
     }
@@ -231,7 +233,7 @@ public struct Sharpness: Codable, Equatable, Sendable {
         }
         return Sharpness(checkpoint: checkpoint.url.path, task: task + 1, samples: sample.count, parameters: theta.count,
                          loss: lossAtTheta, eigenvalues: pairs.map(\.value), residuals: pairs.map(\.residual),
-                         iterations: pairs.map(\.iterations), trace: trace, traceStandardError: error,
+                         iterations: pairs.map(\.iterations), converged: pairs.map(\.converged), trace: trace, traceStandardError: error,
                          hutchinsonSamples: hutchinsonSamples, hessianVectorProduct: "central difference of gradients",
                          finiteDifferenceStep: Double(step))
     }

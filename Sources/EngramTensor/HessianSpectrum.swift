@@ -12,13 +12,16 @@ public enum HessianSpectrum {
         return zip(plus, minus).map { ($0 - $1) / (2 * step) }
     }
 
-    /// One eigenpair of the Hessian: the Rayleigh quotient vᵀHv of the unit vector v, the residual ‖Hv − λv‖ and the
-    /// iterations spent.
+    /// One eigenpair of the Hessian: the Rayleigh quotient vᵀHv of the unit vector v, the residual ‖Hv − λv‖, the
+    /// iterations spent, and whether the quotient settled within the tolerance (if not, the first value is still a
+    /// lower bound of the largest eigenvalue — a Rayleigh quotient never exceeds it — and the residual says how far v
+    /// is from an eigenvector).
     public struct Eigenpair: Sendable {
         public let value: Double
         public let vector: [Float]
         public let residual: Double
         public let iterations: Int
+        public let converged: Bool
     }
 
     /// The `count` eigenvalues of largest magnitude, in the order found, by power iteration: from a seeded random
@@ -31,7 +34,7 @@ public enum HessianSpectrum {
         for _ in 0..<min(count, dimension) {
             var v = orthogonalized((0..<dimension).map { _ in random.nextNormal() }, against: found.map(\.vector))
             normalize(&v)
-            var value = 0.0, hv = product(v), iterations = 1
+            var value = 0.0, hv = product(v), iterations = 1, converged = false
             value = dot(v, hv)
             while iterations < maxIterations {
                 var next = orthogonalized(hv, against: found.map(\.vector))
@@ -40,12 +43,12 @@ public enum HessianSpectrum {
                 hv = product(v)
                 iterations += 1
                 let updated = dot(v, hv)
-                let converged = abs(updated - value) <= tolerance * max(abs(updated), 1e-12)
+                converged = abs(updated - value) <= tolerance * max(abs(updated), 1e-12)
                 value = updated
                 if converged { break }
             }
             let residual = zip(hv, v).reduce(0.0) { $0 + (Double($1.0) - value * Double($1.1)) * (Double($1.0) - value * Double($1.1)) }.squareRoot()
-            found.append(Eigenpair(value: value, vector: v, residual: residual, iterations: iterations))
+            found.append(Eigenpair(value: value, vector: v, residual: residual, iterations: iterations, converged: converged))
         }
         return found
     }

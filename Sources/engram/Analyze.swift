@@ -163,7 +163,8 @@ extension Analyze {
             }
             print("task \(task) of \(loaded.url.path): loss \(String(format: "%.4f", result.loss)) on \(result.samples) training samples, \(result.parameters) parameters")
             for (k, value) in result.eigenvalues.enumerated() {
-                print(String(format: "  λ%d = %.4g  (residual ‖Hv − λv‖ %.2g, %d iterations)", k + 1, value, result.residuals[k], result.iterations[k]))
+                print(String(format: "  λ%d = %.4g  (residual ‖Hv − λv‖ %.2g, %d iterations", k + 1, value, result.residuals[k], result.iterations[k])
+                      + (result.converged[k] ? ")" : "; not converged: raise --iterations — a Rayleigh quotient, at most the true λ₁)"))
             }
             print(String(format: "  tr(H) ≈ %.4g ± %.2g (Hutchinson, %d vectors)", result.trace, result.traceStandardError ?? .nan, result.hutchinsonSamples))
             print("  Hessian-vector products: central difference of gradients, ε = \(result.finiteDifferenceStep)")
