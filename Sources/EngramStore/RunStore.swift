@@ -137,7 +137,9 @@ public final class RunStore {
         let text = String(decoding: data, as: UTF8.self)
         let now = ISO8601DateFormatter().string(from: Date())
         do {
-            try database.write { db in
+            // IMMEDIATE: the write lock is taken at BEGIN (waiting through the busy timeout), never upgraded from a read,
+            // so concurrent writers queue instead of failing.
+            try database.writeWithoutTransaction { db in try db.inTransaction(.immediate) {
                 try db.execute(sql: "DELETE FROM runs WHERE directory = ?", arguments: [path])
                 try db.execute(sql: """
                     INSERT INTO runs (directory, benchmark, scenario, strategy, seed, recorded_at, git_commit, host, results)
@@ -151,7 +153,8 @@ public final class RunStore {
                 for (key, value) in metrics where value.isFinite {
                     try db.execute(sql: "INSERT INTO metrics (run_id, key, value) VALUES (?, ?, ?)", arguments: [id, key, value])
                 }
-            }
+                return .commit
+            } }
         } catch {
             throw StoreError("\(self.path): cannot record \(path) (\(Self.reason(error))); the run directory is intact — "
                              + "add it later with: engram runs import \(path)")

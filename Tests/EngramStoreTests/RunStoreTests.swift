@@ -67,20 +67,21 @@ import Testing
     }
 
     @Test("two processes' worth of writers at once lose no run, and the store rebuilds from the directories")
-    func concurrentWritersAndRebuild() async throws {
+    func concurrentWritersAndRebuild() throws {
         let runs = (0..<40).map { (strategy: "mas", lambda: Double($0), seed: 0, accuracy: 0.5) }
         let root = try Self.fixture(runs)
         let path = root.appendingPathComponent("store.sqlite").path
-        // Two connections, as two processes of a sweep would have, each recording half of the runs concurrently.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for half in 0..<2 {
-                group.addTask {
-                    let store = try RunStore(path: path)
-                    for i in stride(from: half, to: 40, by: 2) { try store.record(directory: root.appendingPathComponent("run-\(i)")) }
-                }
-            }
-            try await group.waitForAll()
+        _ = try RunStore(path: path)
+        // Two connections on two threads (not the test runner's cooperative pool), as two processes of a sweep would
+        // have, each recording half of the runs at the same time.
+        let errors = Errors()
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            do {
+                let store = try RunStore(path: path)
+                for i in stride(from: half, to: 40, by: 2) { try store.record(directory: root.appendingPathComponent("run-\(i)")) }
+            } catch { errors.add("\(error)") }
         }
+        #expect(errors.all.isEmpty, "\(errors.all)")
         let store = try RunStore(path: path)
         #expect(try store.runs().count == 40)
         try FileManager.default.removeItem(at: root.appendingPathComponent("run-3"))
@@ -107,4 +108,12 @@ import Testing
         let imported = try store.importRuns([root])
         #expect(imported.recorded == 1 && imported.failed.count == 1 && imported.failed[0].contains("bad/results.json"))
     }
+}
+
+/// Errors gathered from several threads.
+final class Errors: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ item: String) { lock.lock(); items.append(item); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return items }
 }
