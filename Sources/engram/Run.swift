@@ -297,6 +297,22 @@ enum InterruptHandling {
     }
 }
 
+/// A point of an MPI sweep runs as a child of its rank; when the rank dies (killed, or its job ended), the point must
+/// not run on as an orphan holding its directory's lock. With ENGRAM_EXIT_WITH_PARENT=1 (set by `sweep --mpi`) a
+/// thread watches the parent and exits when it is gone; the last checkpoint stays valid (written atomically), so the
+/// rerun of the sweep resumes the point from it.
+enum ParentWatch {
+    static func installIfRequested() {
+        guard ProcessInfo.processInfo.environment["ENGRAM_EXIT_WITH_PARENT"] == "1" else { return }
+        let parent = getppid()
+        Thread.detachNewThread {
+            while getppid() == parent { usleep(200_000) }
+            FileHandle.standardError.write(Data("engram: the sweep rank that started this point is gone; stopping (resume from the last checkpoint)\n".utf8))
+            exit(143)
+        }
+    }
+}
+
 /// Shared by `run` and `resume`: sets up logging and progress, runs, prints the summary.
 struct RunDriver {
     let configuration: ExperimentConfiguration
@@ -310,6 +326,7 @@ struct RunDriver {
 
     func run(resume: Bool) throws {
         InterruptHandling.install()
+        ParentWatch.installIfRequested()
         Runtime.configureAllocator()
         BLAS.setThreads(BLAS.threads)  // honours OPENBLAS_NUM_THREADS; enables single-threaded thin GEMMs
         let dir = URL(fileURLWithPath: directory)

@@ -35,7 +35,20 @@ enum SweepMPI {
         }
         // Children are not MPI processes: without this, Open MPI's variables make them try to join the job.
         for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") { environment[key] = nil }
+        // A point stops when its rank dies (ParentWatch), so a rerun finds no orphan holding the point's directory.
+        environment["ENGRAM_EXIT_WITH_PARENT"] = "1"
         return environment
+    }
+
+    /// Waits (up to `seconds`) until no process holds `directory`'s run lock — a point of a killed job still stopping;
+    /// true when it is free.
+    static func waitUntilFree(_ directory: URL, seconds: Double = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while RunDirectoryLock.isHeld(in: directory) {
+            if Date() > deadline { return false }
+            usleep(100_000)
+        }
+        return true
     }
 }
 
@@ -75,6 +88,10 @@ extension SweepExecutor {
 
     /// Runs one point as a child process and waits for it; true when it finished.
     func runChild(_ point: SweepPoint, resume: Bool, environment: [String: String], rank: Int) throws -> Bool {
+        guard SweepMPI.waitUntilFree(sweep.directory(for: point)) else {
+            note("rank \(rank): \(point.name) is held by another process; not started")
+            return false
+        }
         let process = try launchChild(point, resume: resume, environment: environment, recording: ["--no-store"])
         if !quiet { note("rank \(rank): \(resume ? "resuming" : "started") \(point.name)") }
         process.process.waitUntilExit()
@@ -124,6 +141,10 @@ extension SweepExecutor {
                 own = nil
             }
             if own == nil, let (point, resume) = queue.popFirst() {
+                guard SweepMPI.waitUntilFree(sweep.directory(for: point)) else {
+                    finished(point, ok: false, rank: 0)
+                    continue
+                }
                 let job = try launchChild(point, resume: resume, environment: environment, recording: ["--no-store"])
                 if !quiet { note("rank 0: \(resume ? "resuming" : "started") \(point.name)") }
                 own = (point, job.process, job.log, job.url)
