@@ -359,6 +359,11 @@ public final class ExperimentRun {
     public private(set) var dataFiles: [DataFileRecord]?
     /// Called after each checkpoint is written (tests use it to interrupt a run).
     public var afterCheckpoint: ((TrainingPosition) throws -> Void)?
+    /// The data-parallel group this process trains in (nil: alone); see ``Trainer/group``. Member 0 writes the
+    /// directory (checkpoints, results); the others write nothing, read the checkpoint when resuming, and return
+    /// the same results. After every task the members check that they hold bit-identical parameters, and a stop
+    /// requested on any member (Ctrl-C) stops all of them at the same checkpoint.
+    public var group: (any ProcessGroup)?
 
     public static let checkpointName = "checkpoint.safetensors"
     public static let resultsName = "results.json"
@@ -383,9 +388,13 @@ public final class ExperimentRun {
     public func run(resume: Bool = false, benchmark prebuilt: ContinualBenchmark? = nil) throws -> RunResults {
         let start = Date()
         wallSecondsBeforeResume = 0
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let lock = try RunDirectoryLock(directory: directory)
-        defer { lock.release() }
+        let writes = (group?.rank ?? 0) == 0
+        var lock: RunDirectoryLock?
+        if writes {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            lock = try RunDirectoryLock(directory: directory)
+        }
+        defer { lock?.release() }
         let benchmark: ContinualBenchmark
         if let prebuilt { benchmark = prebuilt } else {
             let (built, data) = try configuration.makeLocatedBenchmark()
@@ -396,6 +405,12 @@ public final class ExperimentRun {
         let trainer = try makeTrainer(for: benchmark)
         let model = trainer.context.model
         trainer.onEvent = onEvent
+        if let group {
+            if let reason = DataParallel.unsupportedReason(strategy: trainer.strategy) {
+                throw RunError("data-parallel training does not support \(configuration.strategy): \(reason)")
+            }
+            trainer.group = group
+        }
         var position = TrainingPosition()
         var results = StreamResult()
         if resume, FileManager.default.fileExists(atPath: checkpointURL.path) {
@@ -403,22 +418,35 @@ public final class ExperimentRun {
         }
         let wallBefore = wallSecondsBeforeResume
         trainer.onCheckpoint = { [unowned self] position, results in
-            try self.saveCheckpoint(trainer: trainer, position: position, results: results,
-                                    wallSeconds: wallBefore + Date().timeIntervalSince(start))
-            if self.configuration.keepTaskCheckpoints == true, position.epoch == 0, position.stepInTask == 0, position.task > 0 {
-                try self.keepCheckpoint(afterTask: position.task)
+            let taskEnd = position.epoch == 0 && position.stepInTask == 0
+            if let group = self.group, taskEnd, !DataParallel.membersAgree(on: model, group: group) {
+                throw RunError("data-parallel members hold different parameters after task \(position.task) (member \(group.rank) of \(group.size)); "
+                               + "the transport's sums differ between members — the run stops before writing a checkpoint")
+            }
+            if writes {
+                try self.saveCheckpoint(trainer: trainer, position: position, results: results,
+                                        wallSeconds: wallBefore + Date().timeIntervalSince(start))
+                if self.configuration.keepTaskCheckpoints == true, taskEnd, position.task > 0 {
+                    try self.keepCheckpoint(afterTask: position.task)
+                }
             }
             try self.afterCheckpoint?(position)
-            if RunInterruption.isRequested { throw RunInterrupted(position: position, directory: self.directory) }
+            var stop = RunInterruption.isRequested
+            if let group = self.group {
+                var requests = [stop ? 1.0 : 0.0]
+                group.sum(&requests)
+                stop = requests[0] > 0
+            }
+            if stop { throw RunInterrupted(position: position, directory: self.directory) }
         }
         let final = try trainer.run(from: position, results: results)
         let output = try makeResults(final, benchmark: benchmark, model: model,
                                      wallSeconds: wallBefore + Date().timeIntervalSince(start))
         let data = try output.jsonData()
-        try write(data, to: Self.resultsName)
+        if writes { try write(data, to: Self.resultsName) }
         // What the file holds (numbers rounded as written), so a run's return value equals its results.json read back.
         let written = try JSONDecoder().decode(RunResults.self, from: data)
-        try write(Data(written.matrix.csv().utf8), to: Self.matrixName)
+        if writes { try write(Data(written.matrix.csv().utf8), to: Self.matrixName) }
         return written
     }
 

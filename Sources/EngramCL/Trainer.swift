@@ -213,6 +213,14 @@ public final class Trainer {
     /// Training samples the loop of the last `train(from:results:)` processed in its task (including those of
     /// the position it resumed from).
     public private(set) var samplesInLastTask = 0
+    /// The data-parallel group this trainer is a member of (nil: it trains alone). Every member runs the same stream
+    /// with the same seed; in each of the trainer's steps a member takes its shard of the batch (``ProcessGroup/shard(of:)``),
+    /// scales its loss by its share, and the gradients (with the loss) are summed over the members in one buffer
+    /// before the strategy's `afterBackward` and the optimizer's step, so every member takes the step of the whole
+    /// batch; BatchNorm layers normalise with the whole batch's statistics, dropout applies the whole batch's mask.
+    /// Evaluation splits the test batches over the members and sums the counts. Everything else a strategy does
+    /// (its memory, importance, consolidation) runs whole on every member, identically.
+    public var group: (any ProcessGroup)?
 
     public init(model: Classifier, stream: any TaskStream, strategy: any Strategy, configuration: TrainingConfiguration) throws {
         try configuration.validate()
@@ -336,26 +344,35 @@ public final class Trainer {
 
     /// One optimizer step on `batch` of the current task with the strategy's hooks (routing, loss, `afterBackward`,
     /// `afterStep`); returns the loss.
-    private func step(on batch: Batch, epoch: Int, batchIndex b: Int) throws -> Float {
+    private func step(on whole: Batch, epoch: Int, batchIndex b: Int) throws -> Float {
         let model = context.model, task = context.task
-        try Self.route(batch, in: model, scenario: context.stream.scenario, task: task)
+        try Self.route(whole, in: model, scenario: context.stream.scenario, task: task)
+        // A data-parallel member trains on its rows of the batch, its loss scaled by its share of the mean.
+        let (rows, share) = group?.shard(of: whole.count) ?? (0..<whole.count, 1)
+        let batch = rows.count == whole.count ? whole : whole.rows(Array(rows))
+        if rows.count != whole.count { try Self.route(batch, in: model, scenario: context.stream.scenario, task: task) }
+        let restoreShards = group.map { DataParallel.enterShard(of: model, group: $0, rows: rows, total: whole.count) }
+        defer { restoreShards?() }
         var taskLoss: Tensor?
         func loss() -> Tensor {
             let output = model(batch.inputs)
             let task = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
             if taskLoss == nil { taskLoss = task }
-            return strategy.loss(taskLoss: task, output: output, batch: batch, context: context)
+            let total = strategy.loss(taskLoss: task, output: output, batch: batch, context: context)
+            return group == nil ? total : total * share
         }
         func failure(_ value: Float) -> String {
             "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
                 + "(task loss \(taskLoss?.item ?? .nan))" + Self.divergenceHint(taskLoss: taskLoss?.item ?? .nan, context: context)
         }
         let rho = context.configuration.samRho
+        let optimizer = context.optimizer
+        let synchronize = group.map { group in { (value: Float) in DataParallel.sumGradients(of: optimizer, loss: value, group: group) } }
         let value = rho > 0
-            ? try TrainingStep.takeSharpnessAware(rho: rho, optimizer: context.optimizer,
-                                                  afterBackward: { strategy.afterBackward(context: context) }, loss: loss, failure: failure)
-            : try TrainingStep.take(loss(), optimizer: context.optimizer, afterBackward: { strategy.afterBackward(context: context) },
-                                    failure: failure)
+            ? try TrainingStep.takeSharpnessAware(rho: rho, optimizer: optimizer, afterBackward: { strategy.afterBackward(context: context) },
+                                                  synchronize: synchronize, loss: loss, failure: failure)
+            : try TrainingStep.take(loss(), optimizer: optimizer, afterBackward: { strategy.afterBackward(context: context) },
+                                    synchronize: synchronize, failure: failure)
         strategy.afterStep(context: context)
         return value
     }
@@ -388,10 +405,17 @@ public final class Trainer {
         let restriction = parts.lazy.compactMap { $0 as? TaskAwareClassRestriction }.first
         let allowed = restriction?.evaluationClasses(task: task, outputs: context.stream.headSize(task: task))
         let scoring = parts.lazy.compactMap { $0 as? EvaluationScoring }.first
-        return Evaluator.accuracy(model: context.model,
-                                  batches: context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize),
-                                  task: task, allowedClasses: allowed,
-                                  scores: scoring.map { rule in { [context] in rule.evaluationScores($0, task: task, context: context) } })
+        let batches = context.stream.testBatches(task: task, batchSize: context.configuration.evaluationBatchSize)
+        let scores = scoring.map { rule in { [context] in rule.evaluationScores($0, task: task, context: context) } }
+        guard let group, group.size > 1 else {
+            return Evaluator.accuracy(model: context.model, batches: batches, task: task, allowedClasses: allowed, scores: scores)
+        }
+        // Test batch k on member k mod size; the counts summed give the whole test set's.
+        let mine = batches.enumerated().lazy.filter { $0.offset % group.size == group.rank }.map(\.element)
+        let (correct, total) = Evaluator.counts(model: context.model, batches: mine, task: task, allowedClasses: allowed, scores: scores)
+        var sums = [Double(correct), Double(total)]
+        group.sum(&sums)
+        return sums[1] == 0 ? 0 : Float(Int(sums[0])) / Float(Int(sums[1]))
     }
 }
 
@@ -402,13 +426,21 @@ public enum TrainingStep {
     /// Takes one step on `loss`; returns its value. A non-finite loss throws a `TrainingError` with `failure`'s
     /// message before anything changes.
     @discardableResult
+    /// `synchronize` (a data-parallel member's) sums the gradients and the loss over the group after the backward
+    /// pass and returns the summed loss, which is then the one checked and returned.
     public static func take(_ loss: Tensor, optimizer: any Optimizer, gate: [String: [Float]]? = nil,
                             parameters: @autoclosure () -> [(String, Tensor)] = [],
-                            afterBackward: () -> Void = {}, failure: (Float) -> String) throws -> Float {
-        let value = loss.item
-        guard value.isFinite else { throw TrainingError(description: failure(value)) }
+                            afterBackward: () -> Void = {}, synchronize: ((Float) -> Float)? = nil,
+                            failure: (Float) -> String) throws -> Float {
+        var value = loss.item
+        // A member alone may stop before the backward pass; members of a group decide together on the summed loss.
+        guard synchronize != nil || value.isFinite else { throw TrainingError(description: failure(value)) }
         optimizer.zeroGrad()
         loss.backward()
+        if let synchronize {
+            value = synchronize(value)
+            guard value.isFinite else { optimizer.zeroGrad(); throw TrainingError(description: failure(value)) }
+        }
         if let gate {
             for (name, p) in parameters() {
                 guard let g = p.grad, let m = gate[name] else { continue }
@@ -432,12 +464,17 @@ public enum TrainingStep {
     /// passes, as in `sam.py` without its `disable_running_stats`). Returns the loss at θ.
     @discardableResult
     public static func takeSharpnessAware(rho: Float, optimizer: any Optimizer, afterBackward: () -> Void = {},
+                                          synchronize: ((Float) -> Float)? = nil,
                                           loss: () -> Tensor, failure: (Float) -> String) throws -> Float {
         let first = loss()
-        let value = first.item
-        guard value.isFinite else { throw TrainingError(description: failure(value)) }
+        var value = first.item
+        guard synchronize != nil || value.isFinite else { throw TrainingError(description: failure(value)) }
         optimizer.zeroGrad()
         first.backward()
+        if let synchronize {
+            value = synchronize(value)
+            guard value.isFinite else { optimizer.zeroGrad(); throw TrainingError(description: failure(value)) }
+        }
         var directions: [(Tensor, [Float])] = []
         var squared: Double = 0
         for (name, p) in optimizer.parameters where !optimizer.frozen.contains(name) {
@@ -452,12 +489,18 @@ public enum TrainingStep {
         for (p, g) in directions { p.scalars.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] += scale * g[i] } } }
         optimizer.zeroGrad()
         let second = loss()
-        guard second.item.isFinite else {
+        var perturbed = second.item
+        if synchronize == nil, !perturbed.isFinite {
             for (p, theta) in saved { p.scalars = theta }
-            throw TrainingError(description: failure(second.item) + " (at SAM's perturbed point)")
+            throw TrainingError(description: failure(perturbed) + " (at SAM's perturbed point)")
         }
         second.backward()
+        if let synchronize { perturbed = synchronize(perturbed) }
         for (p, theta) in saved { p.scalars = theta }
+        guard perturbed.isFinite else {
+            optimizer.zeroGrad()
+            throw TrainingError(description: failure(perturbed) + " (at SAM's perturbed point)")
+        }
         afterBackward()
         optimizer.step()
         return value
@@ -470,6 +513,13 @@ public enum Evaluator {
     /// `scores` replaces the model's outputs (a strategy's own classification rule).
     public static func accuracy(model: Classifier, batches: some Sequence<Batch>, task: Int, allowedClasses: [Int]? = nil,
                                 scores: ((Tensor) -> Tensor)? = nil) -> Float {
+        let (correct, total) = counts(model: model, batches: batches, task: task, allowedClasses: allowedClasses, scores: scores)
+        return total == 0 ? 0 : Float(correct) / Float(total)
+    }
+
+    /// The samples of `batches` classified correctly, and the samples, as ``accuracy(model:batches:task:allowedClasses:scores:)`` counts them.
+    public static func counts(model: Classifier, batches: some Sequence<Batch>, task: Int, allowedClasses: [Int]? = nil,
+                              scores: ((Tensor) -> Tensor)? = nil) -> (correct: Int, total: Int) {
         let restoreMode = model.enterEvaluationMode()
         defer { restoreMode() }
         model.setActiveTask(task)
@@ -489,6 +539,6 @@ public enum Evaluator {
                 total += batch.labels.count
             }
         }
-        return total == 0 ? 0 : Float(correct) / Float(total)
+        return (correct, total)
     }
 }

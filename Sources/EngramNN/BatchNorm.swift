@@ -14,6 +14,9 @@ public final class BatchNorm: Module {
     public var momentum: Float?
     public let epsilon: Float
     public var isTraining = true
+    /// In training, the data-parallel group whose members hold the other shards of the batch: the layer then
+    /// normalises with the whole batch's statistics (synchronised BatchNorm); nil: this process's batch alone.
+    public var group: (any ProcessGroup)?
 
     public init(_ channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, affine: Bool = true) {
         precondition(channels > 0, "BatchNorm needs a positive channel count")
@@ -40,7 +43,7 @@ public final class BatchNorm: Module {
     public func forward(_ x: Tensor) -> Tensor {
         let (y, mean, variance) = Tensor.batchNorm(x, gamma: gamma, beta: beta,
                                                    runningMean: runningMean.scalars, runningVariance: runningVariance.scalars,
-                                                   training: isTraining, epsilon: epsilon)
+                                                   training: isTraining, epsilon: epsilon, group: group)
         if isTraining {
             batchesTracked.scalars[0] += 1
             let m = momentum ?? 1 / batchesTracked.scalars[0]

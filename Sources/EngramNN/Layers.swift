@@ -47,6 +47,11 @@ public final class Dropout: Module {
     public let probability: Float
     public var generator: RandomGenerator
     public var isTraining = true
+    /// Set while a data-parallel member trains on rows `rows` of a batch of `total` samples: the layer draws the
+    /// whole batch's mask and applies its rows' part, so every member's generator advances alike and the masks are
+    /// those of one process training the whole batch. Inputs of another row count (a replayed batch every member
+    /// holds whole) draw their own mask as usual.
+    public var rowShard: (rows: Range<Int>, total: Int)?
 
     public init(_ probability: Float, using rng: inout RandomGenerator) {
         precondition(probability >= 0 && probability < 1, "Dropout probability must be in [0, 1), got \(probability)")
@@ -58,6 +63,12 @@ public final class Dropout: Module {
     public func forward(_ x: Tensor) -> Tensor {
         guard isTraining && probability > 0 else { return x }
         let keep = 1 - probability, scale = 1 / keep
+        if let shard = rowShard, x.rank > 0, x.shape[0] == shard.rows.count, shard.total != shard.rows.count {
+            let width = x.count / Swift.max(x.shape[0], 1)
+            var whole = [Float](repeating: 0, count: shard.total * width)
+            for i in 0..<whole.count { whole[i] = generator.nextFloat() < keep ? scale : 0 }
+            return x * Tensor(shape: x.shape, scalars: Array(whole[shard.rows.lowerBound * width ..< shard.rows.upperBound * width]))
+        }
         var mask = [Float](repeating: 0, count: x.count)
         for i in 0..<mask.count { mask[i] = generator.nextFloat() < keep ? scale : 0 }
         return x * Tensor(shape: x.shape, scalars: mask)

@@ -3,21 +3,50 @@ extension Tensor {
     /// y = γ·(x − μ)/√(σ² + ε) + β, with μ, σ² the batch statistics per channel when `training`,
     /// else the given running statistics.
     ///
+    /// - Parameter group: in training, the members of a data-parallel group that each hold a shard of the batch
+    ///   (synchronised BatchNorm): μ and σ² are those of the whole batch, M = Σ_r m_r values per channel — the sums
+    ///   Σx, then Σ(x − μ)² are summed over the members — and the backward pass sums Σg and Σg·x̂ over them, so
+    ///   dx is the whole batch's. γ's and β's gradients stay this member's (the trainer sums parameter gradients).
     /// - Returns: the output and, in training, the batch mean and *unbiased* variance per channel
     ///   (what PyTorch blends into its running statistics).
     public static func batchNorm(_ x: Tensor, gamma: Tensor?, beta: Tensor?, runningMean: [Float], runningVariance: [Float],
-                                 training: Bool, epsilon: Float = 1e-5) -> (output: Tensor, mean: [Float], variance: [Float]) {
+                                 training: Bool, epsilon: Float = 1e-5,
+                                 group: (any ProcessGroup)? = nil) -> (output: Tensor, mean: [Float], variance: [Float]) {
         precondition(x.rank == 2 || x.rank == 4, "batchNorm needs [N, C] or [N, C, H, W] input, shape is \(x.shape)")
         let (n, c) = (x.shape[0], x.shape[1])
         let inner = x.rank == 4 ? x.shape[2] * x.shape[3] : 1
-        let m = n * inner
-        precondition(runningMean.count == c && runningVariance.count == c, "batchNorm: statistics do not have \(c) channels")
-        precondition(!training || m > 1, "batchNorm: training needs more than one value per channel, input \(x.shape)")
+        let group = training ? group : nil
+        let localCount = n * inner
+        var m = localCount
         var mean = [Float](repeating: 0, count: c)
         var invStd = [Float](repeating: 0, count: c)
         var unbiased = [Float](repeating: 0, count: c)
         let xv = x.scalars
-        xv.withUnsafeBufferPointer { px in
+        if let group {
+            // Two sums over the members: Σx with the counts, then Σ(x − μ)² about the whole batch's μ.
+            var sums = [Double](repeating: 0, count: c + 1)
+            xv.withUnsafeBufferPointer { px in
+                for ch in 0..<c { for b in 0..<n { sums[ch] += Double(reduceSum(px.baseAddress! + (b * c + ch) * inner, inner)) } }
+            }
+            sums[c] = Double(localCount)
+            group.sum(&sums)
+            m = Int(sums[c])
+            for ch in 0..<c { mean[ch] = Float(sums[ch] / sums[c]) }
+            var squares = [Double](repeating: 0, count: c)
+            xv.withUnsafeBufferPointer { px in
+                for ch in 0..<c {
+                    for b in 0..<n { squares[ch] += Double(reduceSquaredDeviation(px.baseAddress! + (b * c + ch) * inner, mean[ch], inner)) }
+                }
+            }
+            group.sum(&squares)
+            for ch in 0..<c {
+                invStd[ch] = Float(1 / (squares[ch] / Double(m) + Double(epsilon)).squareRoot())
+                unbiased[ch] = Float(squares[ch] / Double(Swift.max(m - 1, 1)))
+            }
+        }
+        precondition(runningMean.count == c && runningVariance.count == c, "batchNorm: statistics do not have \(c) channels")
+        precondition(!training || m > 1, "batchNorm: training needs more than one value per channel, input \(x.shape)")
+        if group == nil { xv.withUnsafeBufferPointer { px in
             for ch in 0..<c {
                 if training {
                     var s: Double = 0
@@ -33,7 +62,7 @@ extension Tensor {
                     invStd[ch] = 1 / (runningVariance[ch] + epsilon).squareRoot()
                 }
             }
-        }
+        } }
         let gv = gamma?.scalars, bv = beta?.scalars
         var xhat = [Float](repeating: 0, count: xv.count)
         var values = [Float](repeating: 0, count: xv.count)
@@ -76,13 +105,20 @@ extension Tensor {
                         dbeta[ch] = sg
                         dgamma[ch] = sgh
                     }
+                    // The whole batch's Σg and Σg·x̂ for dx; γ's and β's gradients stay this member's.
+                    var batchSums = dbeta + dgamma
+                    if let group {
+                        var sums = batchSums.map(Double.init)
+                        group.sum(&sums)
+                        batchSums = sums.map(Float.init)
+                    }
                     dx.withUnsafeMutableBufferPointer { pd in
                         for ch in 0..<c {
                             let gm = gv?[ch] ?? 1
                             let scale = gm * invStd[ch]
                             if training {
                                 // dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))
-                                let mg = dbeta[ch] / Float(m), mgh = dgamma[ch] / Float(m)
+                                let mg = batchSums[ch] / Float(m), mgh = batchSums[c + ch] / Float(m)
                                 for b in 0..<n {
                                     let base = (b * c + ch) * inner
                                     let ds = pd.baseAddress! + base, gs = pg.baseAddress! + base, hs = ph.baseAddress! + base

@@ -256,6 +256,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Replace a finished run in --out (without it, a directory holding results.json is refused; the default runs/latest is always replaced).")
     var overwrite = false
 
+    @Flag(help: "Train data-parallel over the ranks of an MPI job: mpirun -n N engram run … --data-parallel (or srun). Each rank trains on its shard of every batch; gradients are summed in one allreduce per step, BatchNorm statistics synchronised; rank 0 writes the run.")
+    var dataParallel = false
+
     @OptionGroup var store: StoreOptions
 
     func validate() throws {
@@ -268,7 +271,8 @@ struct Run: ParsableCommand {
         if !overwrite && out != Self.latestRun && FileManager.default.fileExists(atPath: finished.path) {
             throw ValidationError("\(out) holds a finished run (\(finished.lastPathComponent)); pass --overwrite to replace it, or choose another --out")
         }
-        try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json, store: store.path).run(resume: false)
+        try RunDriver(configuration: configuration, directory: out, quiet: quiet, json: json, store: store.path,
+                      dataParallel: dataParallel).run(resume: false)
     }
 }
 
@@ -323,8 +327,43 @@ struct RunDriver {
     var printSummary = true
     /// The run store the finished run is recorded in (nil: none).
     var store: String? = nil
+    /// Train as a member of the MPI job's data-parallel group (`--data-parallel`).
+    var dataParallel = false
 
     func run(resume: Bool) throws {
+        guard dataParallel else { return try run(resume: resume, group: nil) }
+        guard let group = DataParallelMPI.join() else {
+            throw ValidationError("--data-parallel: this engram was built without MPI; install Open MPI (Debian: libopenmpi-dev) and build again")
+        }
+        if let threads = DataParallelMPI.threadsPerRank() { setenv("OPENBLAS_NUM_THREADS", String(threads), 1); BLAS.setThreads(threads) }
+        do {
+            if group.rank == 0 {
+                try run(resume: resume, group: group)
+            } else {
+                // The other ranks compute as rank 0 does and write nothing: no directory, log or summary.
+                InterruptHandling.install()
+                Runtime.configureAllocator()
+                BLAS.setThreads(BLAS.threads)
+                let run = try ExperimentRun(configuration: configuration, directory: URL(fileURLWithPath: directory))
+                run.group = group
+                _ = try run.run(resume: resume)
+            }
+        } catch let exit as ExitCode where exit.rawValue == 130 {
+            DataParallelMPI.leave()
+            throw exit
+        } catch is RunInterrupted {
+            DataParallelMPI.leave()
+            throw ExitCode(130)
+        } catch {
+            // The other ranks may be waiting in a collective for this one: end the job.
+            let message = (error as? ValidationError)?.message ?? "\(error)"
+            FileHandle.standardError.write(Data("engram run --data-parallel (rank \(group.rank) of \(group.size)): \(message)\n".utf8))
+            DataParallelMPI.abort(1)
+        }
+        DataParallelMPI.leave()
+    }
+
+    private func run(resume: Bool, group: (any ProcessGroup)?) throws {
         InterruptHandling.install()
         ParentWatch.installIfRequested()
         Runtime.configureAllocator()
@@ -340,10 +379,12 @@ struct RunDriver {
         _ = try logHandle.seekToEnd()
         let logFile = LogFile(handle: logHandle, path: logURL.path)
         let logger = Logger(label: "engram.run") { _ in RunLogHandler(file: logFile, console: !quiet) }
-        logger.info("\(resume ? "resuming" : "starting") \(configuration.strategy) on \(configuration.benchmark) (\(configuration.scenario)-incremental, \(configuration.tasks) tasks, seed \(configuration.training.seed)) → \(directory)")
+        let parallel = group.map { " — data-parallel over \($0.size) MPI ranks, \(BLAS.threads) OpenBLAS thread\(BLAS.threads == 1 ? "" : "s") each" } ?? ""
+        logger.info("\(resume ? "resuming" : "starting") \(configuration.strategy) on \(configuration.benchmark) (\(configuration.scenario)-incremental, \(configuration.tasks) tasks, seed \(configuration.training.seed)) → \(directory)\(parallel)")
         let progress = ProgressReporter(logger: logger, quiet: quiet, taskCount: configuration.tasks,
                                         epochs: configuration.training.iterations == nil ? configuration.training.epochs : nil)
         let run = try ExperimentRun(configuration: configuration, directory: dir)
+        run.group = group
         run.onEvent = progress.handle
         run.onDataLocated = { data in
             for place in data.rejected { logger.info("data: not using \(place.path): \(place.reason)") }
@@ -402,6 +443,9 @@ struct Resume: ParsableCommand {
     @Flag(help: "Print the final summary as JSON on standard output.")
     var json = false
 
+    @Flag(help: "Train data-parallel over the ranks of an MPI job: mpirun -n N engram run … --data-parallel (or srun). Each rank trains on its shard of every batch; gradients are summed in one allreduce per step, BatchNorm statistics synchronised; rank 0 writes the run.")
+    var dataParallel = false
+
     @OptionGroup var store: StoreOptions
 
     func run() throws {
@@ -413,6 +457,7 @@ struct Resume: ParsableCommand {
         do { configuration = try YAMLDecoder().decode(ExperimentConfiguration.self, from: text) } catch {
             throw ValidationError("\(configPath): \(ConfigurationError.describe(error))")
         }
-        try RunDriver(configuration: configuration, directory: directory, quiet: quiet, json: json, store: store.path).run(resume: true)
+        try RunDriver(configuration: configuration, directory: directory, quiet: quiet, json: json, store: store.path,
+                      dataParallel: dataParallel).run(resume: true)
     }
 }
