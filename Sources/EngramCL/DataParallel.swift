@@ -1,5 +1,6 @@
 import EngramTensor
 import EngramNN
+import EngramData
 
 /// Data-parallel training: the pieces a ``Trainer`` with a ``Trainer/group`` uses.
 ///
@@ -22,6 +23,13 @@ public enum DataParallel {
             for n in norms { n.group = nil }
             for d in dropouts { d.rowShard = nil }
         }
+    }
+
+    /// The rows of a test batch this member classifies: the block ⌊n·r/size⌋ ..< ⌊n·(r+1)/size⌋ of its n rows (nil
+    /// when empty), so the members together count every test sample once.
+    public static func evaluationShard(of batch: Batch, group: any ProcessGroup) -> Batch? {
+        let rows = batch.count * group.rank / group.size ..< batch.count * (group.rank + 1) / group.size
+        return rows.isEmpty ? nil : rows.count == batch.count ? batch : batch.rows(Array(rows))
     }
 
     /// Sums the gradients of the optimizer's parameters that may change, and `loss`, over the group — one buffer,

@@ -79,8 +79,10 @@ public enum TaskAgnosticEvaluation {
     }
 
     /// (accuracy, task-prediction accuracy) on each task 0..<`seenTasks` under `rule`.
+    /// With a data-parallel `group`, each member classifies its block of every test batch's rows and the counts are
+    /// summed over the members.
     public static func evaluate(strategy: any Strategy, context: TrainingContext, seenTasks: Int,
-                                rule: String) -> (accuracy: [Float], taskPrediction: [Float]) {
+                                rule: String, group: (any ProcessGroup)? = nil) -> (accuracy: [Float], taskPrediction: [Float]) {
         let model = context.model
         let restoreMode = model.enterEvaluationMode()
         let active = model.activeTask
@@ -89,7 +91,8 @@ public enum TaskAgnosticEvaluation {
         var accuracy: [Float] = [], taskPrediction: [Float] = []
         for j in 0..<seenTasks {
             var correct = 0, taskCorrect = 0, total = 0
-            for batch in context.stream.testBatches(task: j, batchSize: context.configuration.evaluationBatchSize) {
+            let batches = context.stream.testBatches(task: j, batchSize: context.configuration.evaluationBatchSize)
+            for batch in batches.lazy.compactMap({ whole in group.map { DataParallel.evaluationShard(of: whole, group: $0) } ?? whole }) {
                 let (labels, tasks) = GradMode.withoutGrad { () -> ([Int], [Int]) in
                     if let p = predictor(strategy) {
                         return p.predictTaskAgnostic(inputs: batch.inputs, model: model, seenTasks: seenTasks, rule: rule)
@@ -102,6 +105,11 @@ public enum TaskAgnosticEvaluation {
                     if labels[r] == y && (rightTask || !multiHead) { correct += 1 }
                 }
                 total += batch.labels.count
+            }
+            if let group {
+                var sums = [Double(correct), Double(taskCorrect), Double(total)]
+                group.sum(&sums)
+                (correct, taskCorrect, total) = (Int(sums[0]), Int(sums[1]), Int(sums[2]))
             }
             accuracy.append(total == 0 ? 0 : Float(correct) / Float(total))
             taskPrediction.append(total == 0 ? 0 : Float(taskCorrect) / Float(total))

@@ -218,7 +218,7 @@ public final class Trainer {
     /// scales its loss by its share, and the gradients (with the loss) are summed over the members in one buffer
     /// before the strategy's `afterBackward` and the optimizer's step, so every member takes the step of the whole
     /// batch; BatchNorm layers normalise with the whole batch's statistics, dropout applies the whole batch's mask.
-    /// Evaluation splits the test batches over the members and sums the counts. Everything else a strategy does
+    /// Evaluation splits every test batch's rows over the members and sums the counts. Everything else a strategy does
     /// (its memory, importance, consolidation) runs whole on every member, identically.
     public var group: (any ProcessGroup)?
 
@@ -385,7 +385,7 @@ public final class Trainer {
         var records = result.taskAgnostic ?? rules.map { TaskAgnosticRecord(rule: $0) }
         for k in records.indices {
             let (accuracy, prediction) = TaskAgnosticEvaluation.evaluate(strategy: strategy, context: context,
-                                                                         seenTasks: task + 1, rule: records[k].rule)
+                                                                         seenTasks: task + 1, rule: records[k].rule, group: group)
             records[k].accuracy.append(accuracy)
             records[k].taskPrediction.append(prediction)
         }
@@ -410,8 +410,9 @@ public final class Trainer {
         guard let group, group.size > 1 else {
             return Evaluator.accuracy(model: context.model, batches: batches, task: task, allowedClasses: allowed, scores: scores)
         }
-        // Test batch k on member k mod size; the counts summed give the whole test set's.
-        let mine = batches.enumerated().lazy.filter { $0.offset % group.size == group.rank }.map(\.element)
+        // Each member classifies its block of rows of every test batch (possibly none); the counts summed are the
+        // whole test set's.
+        let mine = batches.lazy.compactMap { DataParallel.evaluationShard(of: $0, group: group) }
         let (correct, total) = Evaluator.counts(model: context.model, batches: mine, task: task, allowedClasses: allowed, scores: scores)
         var sums = [Double(correct), Double(total)]
         group.sum(&sums)
