@@ -18,25 +18,15 @@ import Testing
 
     @Test("two MPI ranks train the run of one process to 1e-5, rank 0 alone writes it, and the log says how it ran")
     func matchesOneProcess() throws {
-        guard let mpirun = SweepMPITests.mpirun else { print("DataParallelMPITests: mpirun not installed, skipped"); return }
+        guard SweepMPITests.mpirun != nil else { print("DataParallelMPITests: mpirun not installed, skipped"); return }
         let root = try temporaryDirectory("engram-dp-mpi")
         let single = root.appendingPathComponent("single"), parallel = root.appendingPathComponent("parallel")
         let log = root.appendingPathComponent("out.txt")
         setenv("OPENBLAS_NUM_THREADS", "1", 1)
         #expect(try engram(Self.flags(out: single), log: log) == 0)
+        #expect(FileManager.default.fileExists(atPath: single.appendingPathComponent("results.json").path))
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: mpirun)
-        process.arguments = ["--oversubscribe", "-n", "2", engramExecutable] + Self.flags(out: parallel) + ["--data-parallel"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        process.environment = environment
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try SweepMPITests.launchMPIJob(ranks: 2, Self.flags(out: parallel) + ["--data-parallel"], log: log)
         process.waitUntilExit()
         let output = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
         #expect(process.terminationStatus == 0, "\(output)")
@@ -59,22 +49,11 @@ import Testing
 
     @Test("a strategy a shard cannot train is refused on every rank with one line, and the job ends")
     func refusesUnsupportedStrategy() throws {
-        guard let mpirun = SweepMPITests.mpirun else { return }
+        guard SweepMPITests.mpirun != nil else { return }
         let root = try temporaryDirectory("engram-dp-mpi-der")
         let log = root.appendingPathComponent("out.txt")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: mpirun)
-        process.arguments = ["--oversubscribe", "-n", "2", engramExecutable]
-            + Self.flags(out: root.appendingPathComponent("run")).map { $0 == "finetune" ? "der" : $0 } + ["--data-parallel"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        process.environment = environment
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try SweepMPITests.launchMPIJob(
+            ranks: 2, Self.flags(out: root.appendingPathComponent("run")).map { $0 == "finetune" ? "der" : $0 } + ["--data-parallel"], log: log)
         process.waitUntilExit()
         let output = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
         #expect(process.terminationStatus != 0)

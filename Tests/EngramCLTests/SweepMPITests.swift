@@ -30,9 +30,15 @@ import Testing
     /// `mpirun --oversubscribe -n ranks engram sweep FILE --mpi …`, started; one OpenBLAS thread per process so the
     /// numbers match a local sweep's bit for bit.
     static func launchMPI(_ file: URL, ranks: Int, store: URL, log: URL) throws -> Process {
+        try launchMPIJob(ranks: ranks, ["sweep", file.path, "--mpi", "--quiet", "--store", store.path], log: log)
+    }
+
+    /// `mpirun --oversubscribe -n ranks engram ARGUMENTS`, started (as root where the tests run so), one OpenBLAS
+    /// thread per process; output to `log`.
+    static func launchMPIJob(ranks: Int, _ arguments: [String], log: URL) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: mpirun!)
-        process.arguments = ["--oversubscribe", "-n", "\(ranks)", engramExecutable, "sweep", file.path, "--mpi", "--quiet", "--store", store.path]
+        process.arguments = ["--oversubscribe", "-n", "\(ranks)", engramExecutable] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
