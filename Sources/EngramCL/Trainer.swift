@@ -425,10 +425,9 @@ public final class Trainer {
 /// (0 in its mask) zeroed, `afterBackward`, the optimizer's step.
 public enum TrainingStep {
     /// Takes one step on `loss`; returns its value. A non-finite loss throws a `TrainingError` with `failure`'s
-    /// message before anything changes.
+    /// message before anything changes. `synchronize` (a data-parallel member's) sums the gradients and the loss over
+    /// the group after the backward pass and returns the summed loss, which is then the one checked and returned.
     @discardableResult
-    /// `synchronize` (a data-parallel member's) sums the gradients and the loss over the group after the backward
-    /// pass and returns the summed loss, which is then the one checked and returned.
     public static func take(_ loss: Tensor, optimizer: any Optimizer, gate: [String: [Float]]? = nil,
                             parameters: @autoclosure () -> [(String, Tensor)] = [],
                             afterBackward: () -> Void = {}, synchronize: ((Float) -> Float)? = nil,
