@@ -105,12 +105,14 @@ extension Tensor {
                         dbeta[ch] = sg
                         dgamma[ch] = sgh
                     }
-                    // The whole batch's Σg and Σg·x̂ for dx; γ's and β's gradients stay this member's.
-                    var batchSums = dbeta + dgamma
+                    // The whole batch's Σg and Σg·x̂ for dx (this process's alone: no copy); γ's and β's gradients
+                    // stay this member's.
+                    var batchG = dbeta, batchGH = dgamma
                     if let group {
-                        var sums = batchSums.map(Double.init)
+                        var sums = (dbeta + dgamma).map(Double.init)
                         group.sum(&sums)
-                        batchSums = sums.map(Float.init)
+                        batchG = sums[..<c].map(Float.init)
+                        batchGH = sums[c...].map(Float.init)
                     }
                     dx.withUnsafeMutableBufferPointer { pd in
                         for ch in 0..<c {
@@ -118,7 +120,7 @@ extension Tensor {
                             let scale = gm * invStd[ch]
                             if training {
                                 // dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))
-                                let mg = batchSums[ch] / Float(m), mgh = batchSums[c + ch] / Float(m)
+                                let mg = batchG[ch] / Float(m), mgh = batchGH[ch] / Float(m)
                                 for b in 0..<n {
                                     let base = (b * c + ch) * inner
                                     let ds = pd.baseAddress! + base, gs = pg.baseAddress! + base, hs = ph.baseAddress! + base

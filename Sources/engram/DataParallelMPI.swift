@@ -32,14 +32,6 @@ enum DataParallelMPI {
         #endif
         exit(code)
     }
-
-    /// OpenBLAS threads per rank: this machine's cores ÷ the ranks on it, unless OPENBLAS_NUM_THREADS is set.
-    static func threadsPerRank() -> Int? {
-        let environment = ProcessInfo.processInfo.environment
-        guard environment["OPENBLAS_NUM_THREADS"] == nil else { return nil }
-        let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
-        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1))
-    }
 }
 
 #if ENGRAM_MPI

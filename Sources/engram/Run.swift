@@ -335,15 +335,13 @@ struct RunDriver {
         guard let group = DataParallelMPI.join() else {
             throw ValidationError("--data-parallel: this engram was built without MPI; install Open MPI (Debian: libopenmpi-dev) and build again")
         }
-        if let threads = DataParallelMPI.threadsPerRank() { setenv("OPENBLAS_NUM_THREADS", String(threads), 1); BLAS.setThreads(threads) }
+        if let threads = SweepMPI.threadsPerRank() { setenv("OPENBLAS_NUM_THREADS", String(threads), 1); BLAS.setThreads(threads) }
         do {
             if group.rank == 0 {
                 try run(resume: resume, group: group)
             } else {
                 // The other ranks compute as rank 0 does and write nothing: no directory, log or summary.
-                InterruptHandling.install()
-                Runtime.configureAllocator()
-                BLAS.setThreads(BLAS.threads)
+                Self.prepareProcess()
                 let run = try ExperimentRun(configuration: configuration, directory: URL(fileURLWithPath: directory))
                 run.group = group
                 _ = try run.run(resume: resume)
@@ -363,11 +361,17 @@ struct RunDriver {
         DataParallelMPI.leave()
     }
 
-    private func run(resume: Bool, group: (any ProcessGroup)?) throws {
+    /// What every process that trains sets up first: Ctrl-C handling, the parent watch of a sweep's point, the
+    /// allocator, and OpenBLAS's threads (honours OPENBLAS_NUM_THREADS; enables single-threaded thin GEMMs).
+    static func prepareProcess() {
         InterruptHandling.install()
         ParentWatch.installIfRequested()
         Runtime.configureAllocator()
-        BLAS.setThreads(BLAS.threads)  // honours OPENBLAS_NUM_THREADS; enables single-threaded thin GEMMs
+        BLAS.setThreads(BLAS.threads)
+    }
+
+    private func run(resume: Bool, group: (any ProcessGroup)?) throws {
+        Self.prepareProcess()
         let dir = URL(fileURLWithPath: directory)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("cannot create --out \(directory): \(error.localizedDescription)")

@@ -29,15 +29,21 @@ enum SweepMPI {
     /// The environment of the points' processes: OpenBLAS threads = this machine's cores ÷ the ranks on it.
     static func childEnvironment() -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
-        if environment["OPENBLAS_NUM_THREADS"] == nil {
-            let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
-            environment["OPENBLAS_NUM_THREADS"] = String(max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1)))
-        }
+        if let threads = threadsPerRank() { environment["OPENBLAS_NUM_THREADS"] = String(threads) }
         // Children are not MPI processes: without this, Open MPI's variables make them try to join the job.
         for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") { environment[key] = nil }
         // A point stops when its rank dies (ParentWatch), so a rerun finds no orphan holding the point's directory.
         environment["ENGRAM_EXIT_WITH_PARENT"] = "1"
         return environment
+    }
+
+    /// OpenBLAS threads for each rank: this machine's cores ÷ the ranks on it (`OMPI_COMM_WORLD_LOCAL_SIZE`, or
+    /// `SLURM_NTASKS_PER_NODE`); nil when OPENBLAS_NUM_THREADS is set (the user's choice stands).
+    static func threadsPerRank() -> Int? {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["OPENBLAS_NUM_THREADS"] == nil else { return nil }
+        let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1))
     }
 
     /// Waits (up to `seconds`) until no process holds `directory`'s run lock — a point of a killed job still stopping;
