@@ -17,6 +17,10 @@ let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuratio
 let hasMPI = ["/usr/lib/x86_64-linux-gnu/pkgconfig/ompi-c.pc", "/usr/lib/aarch64-linux-gnu/pkgconfig/ompi-c.pc",
               "/usr/lib/pkgconfig/ompi-c.pc", "/usr/local/lib/pkgconfig/ompi-c.pc"].contains { FileManager.default.fileExists(atPath: $0) }
 
+/// oneDNN (Debian `libdnnl-dev`): convolutions run through it where its header is found (`ConvolutionBackend`); without
+/// it they use im2col + OpenBLAS, with the same results up to rounding.
+let hasOneDNN = ["/usr/include/oneapi/dnnl/dnnl.h", "/usr/local/include/oneapi/dnnl/dnnl.h"].contains { FileManager.default.fileExists(atPath: $0) }
+
 let package = Package(
     name: "Engram",
     platforms: [.macOS(.v13)],
@@ -48,7 +52,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: optimized),
+        .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc"] + (hasOneDNN ? ["CEngramDNNL"] : []),
+                swiftSettings: optimized + (hasOneDNN ? [.define("ENGRAM_DNNL")] : [])),
         .target(
             name: "EngramNN",
             dependencies: ["EngramTensor", .product(name: "Crypto", package: "swift-crypto")],
@@ -91,6 +96,7 @@ let package = Package(
         .testTarget(name: "EngramCLTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
         .testTarget(name: "EngramStoreTests", dependencies: ["EngramCL", "EngramReport", "EngramStore"]),
-    ] + (hasMPI ? [.systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])])] : []),
+    ] + (hasMPI ? [.systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])])] : [])
+      + (hasOneDNN ? [.target(name: "CEngramDNNL", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dnnl")])] : []),
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,12 @@
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if ENGRAM_DNNL
+import CEngramDNNL
+#endif
 
 /// Geometry of a 2-D convolution or pooling window over NCHW input.
 public struct Conv2dGeometry: Sendable, Equatable {
@@ -94,9 +102,109 @@ func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutabl
     }
 }
 
+/// How 2-D convolutions are computed.
+///
+/// `oneDNN` (the default when Engram was built with Debian's `libdnnl-dev`, the library PyTorch runs its CPU
+/// convolutions with): direct convolution kernels for this CPU, primitives created once per shape, operands reordered
+/// into the primitive's blocked layout and back on every call. `im2col`: unfold the input, one OpenBLAS GEMM — the
+/// fallback, used whenever oneDNN is absent or declines a shape. Both compute the same cross-correlation; they differ by
+/// rounding (summation order), ≈ 1e-6 relative. `ENGRAM_CONVOLUTION=im2col` in the environment selects the fallback.
+public enum ConvolutionBackend: String, Sendable, CaseIterable {
+    case oneDNN = "onednn"
+    case im2col
+
+    /// True when Engram was built with oneDNN and it created a CPU engine.
+    public static let isOneDNNAvailable: Bool = {
+        #if ENGRAM_DNNL
+        return engram_dnnl_available() != 0
+        #else
+        return false
+        #endif
+    }()
+
+    nonisolated(unsafe) private static var selected: ConvolutionBackend = {
+        if let name = getenvString("ENGRAM_CONVOLUTION"), let chosen = ConvolutionBackend(rawValue: name.lowercased()) {
+            return chosen == .oneDNN && !isOneDNNAvailable ? .im2col : chosen
+        }
+        return isOneDNNAvailable ? .oneDNN : .im2col
+    }()
+
+    @TaskLocal private static var scoped: ConvolutionBackend?
+
+    /// The backend convolutions use: the one `using(_:_:)` set for the running code, else the process-wide choice.
+    /// Setting `.oneDNN` where it is unavailable keeps `.im2col`.
+    public static var current: ConvolutionBackend {
+        get { scoped ?? selected }
+        set { selected = newValue == .oneDNN && !isOneDNNAvailable ? .im2col : newValue }
+    }
+
+    /// The backends this build can run: im2col always, oneDNN where available.
+    public static var usable: [ConvolutionBackend] { isOneDNNAvailable ? [.im2col, .oneDNN] : [.im2col] }
+
+    /// Runs `body` with convolutions computed by `backend` (on this task and the code it calls only).
+    public static func using<R>(_ backend: ConvolutionBackend, _ body: () throws -> R) rethrows -> R {
+        try $scoped.withValue(backend == .oneDNN && !isOneDNNAvailable ? .im2col : backend, operation: body)
+    }
+
+    private static func getenvString(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        return String(cString: value)
+    }
+}
+
+#if ENGRAM_DNNL
+extension Conv2dGeometry {
+    func oneDNNShape(outChannels: Int) -> EngramConvShape {
+        EngramConvShape(batch: Int32(batch), channels: Int32(channels), height: Int32(height), width: Int32(width),
+                        outChannels: Int32(outChannels), kernelHeight: Int32(kernelHeight),
+                        kernelWidth: Int32(kernelWidth), stride: Int32(stride), padding: Int32(padding))
+    }
+}
+#endif
+
+/// The three gradients of a convolution through im2col and GEMM, from the output gradient g [N, O, Ho, Wo]:
+/// ∂L/∂W = g₂ · colsᵀ, ∂L/∂x = col2im(Wᵀ · g₂), ∂L/∂b = Σ g₂ over columns, with g₂ = g as [O, N·Ho·Wo].
+/// `cols` gives the unfolded input (the forward pass's, or unfolded anew); it is called only for ∂L/∂W.
+private func conv2dBackwardIm2col(_ g: [Float], weight wv: [Float], geometry geo: Conv2dGeometry, outChannels outC: Int,
+                                  cols: () -> [Float], needX: Bool, needW: Bool, needB: Bool)
+    -> (gx: [Float]?, gw: [Float]?, gb: [Float]?) {
+    let (k, columns, ohw) = (geo.patchSize, geo.columns, geo.outHeight * geo.outWidth)
+    // gradient in [O, N·HWo] layout
+    var gb = needB ? [Float](repeating: 0, count: outC) : nil
+    let g2 = [Float](unsafeUninitializedCapacity: outC * columns) { pg2, initialized in
+        initialized = outC * columns
+        g.withUnsafeBufferPointer { pg in
+            for o in 0..<outC {
+                var s: Float = 0
+                for n in 0..<geo.batch {
+                    let src = pg.baseAddress! + (n * outC + o) * ohw
+                    let dst = pg2.baseAddress! + o * columns + n * ohw
+                    for i in 0..<ohw { dst[i] = src[i]; s += src[i] }
+                }
+                gb?[o] = s
+            }
+        }
+    }
+    var gw: [Float]? = nil
+    if needW {
+        gw = gemm(g2, transA: false, cols(), transB: true, m: outC, n: k, k: columns)
+    }
+    var gx: [Float]? = nil
+    if needX {
+        let gcols = gemm(wv, transA: true, g2, transB: false, m: k, n: columns, k: outC)
+        var dx = [Float](repeating: 0, count: geo.batch * geo.channels * geo.height * geo.width)
+        gcols.withUnsafeBufferPointer { pc in
+            dx.withUnsafeMutableBufferPointer { pd in col2im(pc.baseAddress!, geo, pd.baseAddress!) }
+        }
+        gx = dx
+    }
+    return (gx, gw, gb)
+}
+
 extension Tensor {
     /// 2-D convolution (cross-correlation, as in PyTorch) of NCHW input with weight [O, C, kh, kw]
-    /// and optional bias [O]: im2col over the whole batch, then one GEMM W·cols.
+    /// and optional bias [O]: y[n, o, i, j] = b[o] + Σ_{c, u, v} W[o, c, u, v] · x[n, c, i·s − p + u, j·s − p + v].
+    /// Computed by `ConvolutionBackend.current` (oneDNN, or im2col over the whole batch and one GEMM W·cols).
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                      "conv2d: input \(x.shape) does not fit weight \(weight.shape)")
@@ -104,6 +212,11 @@ extension Tensor {
         let geo = Conv2dGeometry(batch: x.shape[0], channels: x.shape[1], height: x.shape[2], width: x.shape[3],
                                  kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], stride: stride, padding: padding)
         precondition(geo.outHeight > 0 && geo.outWidth > 0, "conv2d: kernel larger than padded input \(x.shape)")
+        #if ENGRAM_DNNL
+        if ConvolutionBackend.current == .oneDNN, let y = conv2dOneDNN(x, weight: weight, bias: bias, geometry: geo) {
+            return y
+        }
+        #endif
         let outC = weight.shape[0]
         let (k, cols, ohw) = (geo.patchSize, geo.columns, geo.outHeight * geo.outWidth)
         let colsBuf = [Float](unsafeUninitializedCapacity: k * cols) { pc, initialized in
@@ -133,39 +246,89 @@ extension Tensor {
             return Tensor(shape: [geo.batch, outC, geo.outHeight, geo.outWidth], scalars: values)
         }
         let (needX, needW, needB) = (x.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false)
-        let inCount = x.count
         return differentiable(shape: [geo.batch, outC, geo.outHeight, geo.outWidth], scalars: values, inputs: inputs) { g in
-            // gradient in [O, N·HWo] layout
-            var gb = needB ? [Float](repeating: 0, count: outC) : []
-            let g2 = [Float](unsafeUninitializedCapacity: outC * cols) { pg2, initialized in
-                initialized = outC * cols
-                g.withUnsafeBufferPointer { pg in
-                    for o in 0..<outC {
-                        var s: Float = 0
-                        for n in 0..<geo.batch {
-                            let src = pg.baseAddress! + (n * outC + o) * ohw
-                            let dst = pg2.baseAddress! + o * cols + n * ohw
-                            for i in 0..<ohw { dst[i] = src[i]; s += src[i] }
-                        }
-                        if needB { gb[o] = s }
-                    }
-                }
-            }
-            let gw = needW ? gemm(g2, transA: false, colsBuf, transB: true, m: outC, n: k, k: cols) : nil
-            var gx: [Float]? = nil
-            if needX {
-                let gcols = gemm(wv, transA: true, g2, transB: false, m: k, n: cols, k: outC)
-                var dx = [Float](repeating: 0, count: inCount)
-                gcols.withUnsafeBufferPointer { pc in
-                    dx.withUnsafeMutableBufferPointer { pd in col2im(pc.baseAddress!, geo, pd.baseAddress!) }
-                }
-                gx = dx
-            }
-            var result: [[Float]?] = [gx, gw]
-            if bias != nil { result.append(needB ? gb : nil) }
+            let grads = conv2dBackwardIm2col(g, weight: wv, geometry: geo, outChannels: outC, cols: { colsBuf },
+                                             needX: needX, needW: needW, needB: needB)
+            var result: [[Float]?] = [grads.gx, grads.gw]
+            if bias != nil { result.append(grads.gb) }
             return result
         }
     }
+
+    #if ENGRAM_DNNL
+    /// The convolution through oneDNN, or nil when oneDNN declines this shape (the caller then uses im2col).
+    /// Backward runs oneDNN's backward-data and backward-weights primitives; should one of them decline, that
+    /// gradient comes from the im2col path instead.
+    private static func conv2dOneDNN(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry geo: Conv2dGeometry) -> Tensor? {
+        let outC = weight.shape[0]
+        let shape = geo.oneDNNShape(outChannels: outC)
+        let outShape = [geo.batch, outC, geo.outHeight, geo.outWidth]
+        let xv = x.scalars, wv = weight.scalars, bv = bias?.scalars
+        var status: Int32 = 0
+        let values = [Float](unsafeUninitializedCapacity: outShape.reduce(1, *)) { po, initialized in
+            status = xv.withUnsafeBufferPointer { px in
+                wv.withUnsafeBufferPointer { pw in
+                    if let bv {
+                        return bv.withUnsafeBufferPointer { pb in
+                            engram_dnnl_conv_forward(shape, px.baseAddress!, pw.baseAddress!, pb.baseAddress!, po.baseAddress!)
+                        }
+                    }
+                    return engram_dnnl_conv_forward(shape, px.baseAddress!, pw.baseAddress!, nil, po.baseAddress!)
+                }
+            }
+            initialized = status == 0 ? po.count : 0
+        }
+        guard status == 0 else { return nil }
+        guard needsGrad(x, weight) || (bias?.requiresGrad ?? false) else { return Tensor(shape: outShape, scalars: values) }
+        let (needX, needW, needB) = (x.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false)
+        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        return differentiable(shape: outShape, scalars: values, inputs: inputs) { g in
+            var gx: [Float]? = nil, gw: [Float]? = nil, gb: [Float]? = nil
+            var declined = false
+            g.withUnsafeBufferPointer { pg in
+                if needX {
+                    var dataStatus: Int32 = 0
+                    let dx = [Float](unsafeUninitializedCapacity: xv.count) { pd, initialized in
+                        dataStatus = wv.withUnsafeBufferPointer { pw in
+                            engram_dnnl_conv_backward_data(shape, pw.baseAddress!, pg.baseAddress!, pd.baseAddress!)
+                        }
+                        initialized = dataStatus == 0 ? pd.count : 0
+                    }
+                    if dataStatus == 0 { gx = dx } else { declined = true }
+                }
+                if needW || needB {
+                    var weightStatus: Int32 = 0
+                    var db = [Float](repeating: 0, count: bv == nil ? 0 : outC)
+                    let dw = [Float](unsafeUninitializedCapacity: wv.count) { pw, initialized in
+                        weightStatus = xv.withUnsafeBufferPointer { px in
+                            db.withUnsafeMutableBufferPointer { pb in
+                                engram_dnnl_conv_backward_weights(shape, px.baseAddress!, pg.baseAddress!, pw.baseAddress!,
+                                                                  bv == nil ? nil : pb.baseAddress!)
+                            }
+                        }
+                        initialized = weightStatus == 0 ? pw.count : 0
+                    }
+                    if weightStatus == 0 { gw = needW ? dw : nil; gb = needB ? db : nil } else { declined = true }
+                }
+            }
+            if declined {
+                let unfold = {
+                    [Float](unsafeUninitializedCapacity: geo.patchSize * geo.columns) { pc, initialized in
+                        xv.withUnsafeBufferPointer { px in im2col(px.baseAddress!, geo, pc.baseAddress!) }
+                        initialized = geo.patchSize * geo.columns
+                    }
+                }
+                let fallback = conv2dBackwardIm2col(g, weight: wv, geometry: geo, outChannels: outC, cols: unfold,
+                                                    needX: needX && gx == nil, needW: needW && gw == nil,
+                                                    needB: needB && gb == nil)
+                gx = gx ?? fallback.gx; gw = gw ?? fallback.gw; gb = gb ?? fallback.gb
+            }
+            var result: [[Float]?] = [gx, gw]
+            if bias != nil { result.append(gb) }
+            return result
+        }
+    }
+    #endif
 
     /// Max pooling over kh×kw windows of NCHW input (padding with −∞); the gradient goes to each window's arg-max.
     public func maxPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0) -> Tensor {

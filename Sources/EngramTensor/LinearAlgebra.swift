@@ -1,4 +1,7 @@
 import COpenBLAS
+#if ENGRAM_DNNL
+import CEngramDNNL
+#endif
 
 /// C = α·op(A)·op(B) + β·C through `cblas_sgemm`, row-major, op = transpose when asked (no copies).
 /// `m×k` is op(A)'s shape, `k×n` op(B)'s.
@@ -34,10 +37,14 @@ func gemm(_ a: [Float], transA: Bool, _ b: [Float], transB: Bool, m: Int, n: Int
 
 /// Process-wide BLAS settings.
 public enum BLAS {
-    /// Sets the number of threads OpenBLAS uses for GEMM. Results are deterministic for a fixed count.
+    /// Sets the number of threads OpenBLAS uses for GEMM (and oneDNN for convolutions, when built with it).
+    /// Results are deterministic for a fixed count.
     public static func setThreads(_ n: Int) {
         configuredThreads = max(n, 1)
         openblas_set_num_threads(Int32(n))
+        #if ENGRAM_DNNL
+        engram_dnnl_set_threads(Int32(max(n, 1)))
+        #endif
     }
     /// The thread count set through `setThreads` (1 until then: OpenBLAS's own default is kept).
     nonisolated(unsafe) static var configuredThreads = 1

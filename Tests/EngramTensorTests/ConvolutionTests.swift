@@ -55,20 +55,23 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
         return (x, w, b)
     }
 
-    @Test("conv2d equals a direct convolution loop", arguments: ConvCase.all)
-    func values(c: ConvCase) {
+    @Test("conv2d equals a direct convolution loop, on every backend", arguments: ConvolutionBackend.usable, ConvCase.all)
+    func values(backend: ConvolutionBackend, c: ConvCase) {
         let (x, w, b) = operands(c, seed: 90)
-        let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
+        let y = ConvolutionBackend.using(backend) { Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding) }
         let (shape, expected) = naiveConv2d(x, w, b, stride: c.stride, padding: c.padding)
         #expect(y.shape == shape)
         expectClose(y.scalars, expected, rtol: 1e-5, atol: 1e-5)
     }
 
-    @Test("conv2d's gradients match central differences for input, weight and bias", arguments: ConvCase.all)
-    func gradients(c: ConvCase) {
+    @Test("conv2d's gradients match central differences for input, weight and bias, on every backend",
+          arguments: ConvolutionBackend.usable, ConvCase.all)
+    func gradients(backend: ConvolutionBackend, c: ConvCase) {
         let (x, w, b) = operands(c, seed: 93)
-        checkGradients(wrt: [x, w] + (b.map { [$0] } ?? [])) {
-            Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
+        ConvolutionBackend.using(backend) {
+            checkGradients(wrt: [x, w] + (b.map { [$0] } ?? [])) {
+                Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
+            }
         }
     }
 
@@ -79,6 +82,55 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
         let y1 = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
         let y2 = GradMode.withoutGrad { Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding) }
         #expect(y1.scalars == y2.scalars && y1.requiresGrad && !y2.requiresGrad)
+    }
+}
+
+/// Convolutions of the shapes the models use (channel counts that are and are not multiples of oneDNN's blocks of
+/// 8/16, stride-2 3×3 and 1×1 shortcuts, a single sample), computed by oneDNN and by im2col + GEMM.
+@Suite struct ConvolutionBackendTests {
+    static let modelCases: [ConvCase] = [
+        .init(input: [4, 3, 32, 32], outChannels: 20, kernel: 3, stride: 1, padding: 1, bias: false),
+        .init(input: [3, 20, 16, 16], outChannels: 40, kernel: 3, stride: 2, padding: 1, bias: false),
+        .init(input: [3, 20, 16, 16], outChannels: 40, kernel: 1, stride: 2, padding: 0, bias: false),
+        .init(input: [5, 16, 14, 14], outChannels: 16, kernel: 3, stride: 1, padding: 1, bias: true),
+        .init(input: [1, 1, 28, 28], outChannels: 8, kernel: 5, stride: 1, padding: 0, bias: true),
+        .init(input: [2, 64, 4, 4], outChannels: 160, kernel: 3, stride: 1, padding: 1, bias: false),
+    ]
+
+    /// Output and the gradients of Σ y·r for a fixed random r, under one backend.
+    func run(_ backend: ConvolutionBackend, _ c: ConvCase) -> [[Float]] {
+        let x = randomTensor(c.input, seed: 7)
+        let w = randomTensor([c.outChannels, c.input[1], c.kernel, c.kernel], seed: 8, std: 0.2)
+        let b = c.bias ? randomTensor([c.outChannels], seed: 9) : nil
+        return ConvolutionBackend.using(backend) {
+            let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
+            let r = randomTensor(y.shape, seed: 10, requiresGrad: false)
+            (y * r).sum().backward()
+            return [y.scalars, x.grad!.scalars, w.grad!.scalars] + (b.map { [$0.grad!.scalars] } ?? [])
+        }
+    }
+
+    @Test("oneDNN and im2col agree on output and all gradients to 1e-5 relative", arguments: modelCases)
+    func backendsAgree(c: ConvCase) throws {
+        try #require(ConvolutionBackend.isOneDNNAvailable, "built without oneDNN: nothing to compare")
+        let reference = run(.im2col, c), fast = run(.oneDNN, c)
+        for (a, b) in zip(fast, reference) {
+            let scale = b.map { Swift.abs($0) }.max() ?? 1
+            expectClose(a, b, rtol: 1e-5, atol: 1e-5 * Swift.max(scale, 1))
+        }
+    }
+
+    @Test("oneDNN convolutions give bit-identical results when repeated with the same thread count")
+    func oneDNNIsDeterministic() throws {
+        try #require(ConvolutionBackend.isOneDNNAvailable, "built without oneDNN")
+        for c in Self.modelCases.prefix(3) { #expect(run(.oneDNN, c) == run(.oneDNN, c)) }
+    }
+
+    @Test("using(_:_:) scopes the backend to its body")
+    func scopedBackend() {
+        let before = ConvolutionBackend.current
+        ConvolutionBackend.using(.im2col) { #expect(ConvolutionBackend.current == .im2col) }
+        #expect(ConvolutionBackend.current == before)
     }
 }
 
