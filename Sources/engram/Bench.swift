@@ -7,9 +7,12 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput (samples/s of a full SGD-momentum step) on the standard workloads.",
         discussion: """
-        Workloads: mlp400_b10, mlp400_b128 (MLP 784-400-400-10), mlp1000_b256 (MLP 784-1000-1000-10),
-        resnet18r_b32 (reduced ResNet-18, nf = 20, 3×32×32 input, 100 classes). benchmarks/pytorch_peer.py
-        times the same workloads in PyTorch and prints the same JSON keys.
+        Training steps: mlp400_b10, mlp400_b128 (MLP 784-400-400-10), mlp1000_b256 (MLP 784-1000-1000-10),
+        resnet18r_b32 (reduced ResNet-18, nf = 20, 3×32×32 input, 100 classes), resnet20_b32 (CIFAR ResNet-20 with
+        option-A shortcuts on 1×28×28 input, 10 classes). Evaluation (forward only, eval mode, no gradients):
+        eval_mlp400_b1000, eval_resnet20_b1000. benchmarks/pytorch_peer.py times the same workloads in PyTorch and
+        prints the same JSON keys; `--peer benchmarks/pytorch_peer.py` runs it alternately with Engram (--rounds
+        rounds) and reports both medians and their ratio.
         """
     )
 
@@ -28,12 +31,22 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per workload and line: {\"workload\", \"batch\", \"threads\", \"samples_per_second\"}.")
     var json = false
 
+    @Option(help: "The PyTorch peer script (benchmarks/pytorch_peer.py): time it on the same workloads, alternating with Engram, and report the ratio of the medians.")
+    var peer: String?
+
+    @Option(help: "Rounds of Engram and the peer, alternating, when --peer is given (medians are reported).")
+    var rounds: Int = 3
+
     @Flag(help: "Also time the data loaders alone (Permuted MNIST batch 128; CIFAR-shaped 3×32×32 with crop and flip, batch 32) and give their ratio to the matching training step.")
     var loader = false
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+        if let peer, !FileManager.default.isReadableFile(atPath: peer) {
+            throw ValidationError("--peer: cannot read '\(peer)'")
+        }
         for name in workloads.split(separator: ",") where BenchWorkload(rawValue: String(name)) == nil {
             throw ValidationError("unknown workload '\(name)'; known: \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -43,20 +56,33 @@ struct Bench: ParsableCommand {
         Runtime.configureAllocator()
         BLAS.setThreads(threads)
         let selected = workloads.split(separator: ",").compactMap { BenchWorkload(rawValue: String($0)) }
-        if !json { print("workload          batch  threads  samples/s    ms/step") }
+        if !json {
+            print("workload             batch  threads  samples/s    ms/step" + (peer == nil ? "" : "  PyTorch s/s   ratio"))
+        }
         var stepsPerSecond: [BenchWorkload: Double] = [:]
         for workload in selected {
-            let result = workload.measure(seconds: seconds, seed: seed)
-            stepsPerSecond[workload] = result.samplesPerSecond / Double(workload.batch)
+            var engram: [Double] = [], pytorch: [Double] = []
+            for _ in 0..<(peer == nil ? 1 : rounds) {
+                engram.append(workload.measure(seconds: seconds, seed: seed).samplesPerSecond)
+                if let peer { pytorch.append(try Bench.peerSamplesPerSecond(script: peer, workload: workload, threads: threads, seconds: seconds)) }
+            }
+            let median = Bench.median(engram), peerMedian = pytorch.isEmpty ? nil : Bench.median(pytorch)
+            stepsPerSecond[workload] = median / Double(workload.batch)
             if json {
-                let line: [String: Any] = ["workload": workload.rawValue, "batch": workload.batch, "threads": threads,
-                                           "samples_per_second": (result.samplesPerSecond * 10).rounded() / 10]
+                var line: [String: Any] = ["workload": workload.rawValue, "batch": workload.batch, "threads": threads,
+                                           "samples_per_second": (median * 10).rounded() / 10]
+                if let peerMedian {
+                    line["peer_samples_per_second"] = (peerMedian * 10).rounded() / 10
+                    line["ratio"] = (median / peerMedian * 1000).rounded() / 1000
+                    line["rounds"] = rounds
+                }
                 let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print(workload.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)
-                      + String(format: "%5d  %7d  %9.1f  %9.3f", workload.batch, threads, result.samplesPerSecond,
-                               1000 * Double(workload.batch) / result.samplesPerSecond))
+                print(workload.rawValue.padding(toLength: 21, withPad: " ", startingAt: 0)
+                      + String(format: "%5d  %7d  %9.1f  %9.3f", workload.batch, threads, median,
+                               1000 * Double(workload.batch) / median)
+                      + (peerMedian.map { String(format: "  %11.1f  %5.2f×", $0, median / $0) } ?? ""))
             }
         }
         if loader { try benchLoaders(trainingStepsPerSecond: stepsPerSecond) }
@@ -94,6 +120,34 @@ struct Bench: ParsableCommand {
         }
     }
 
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    /// One timing of `workload` by the PyTorch peer script (a separate process, so the two never share the cores).
+    static func peerSamplesPerSecond(script: String, workload: BenchWorkload, threads: Int, seconds: Double) throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "--workloads", workload.rawValue, "--threads", String(threads),
+                             "--seconds", String(seconds), "--json"]
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+              let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let rate = object["samples_per_second"] as? Double else {
+            let reason = errorText.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
+            throw ValidationError("--peer \(script) failed on \(workload.rawValue): \(reason)")
+        }
+        return rate
+    }
+
     static func randomPair(channels: Int, side: Int, classes: Int, count: Int, rng: inout RandomGenerator) throws -> DatasetPair {
         func make(_ n: Int, _ name: String) throws -> ImageDataset {
             var pixels = [UInt8](repeating: 0, count: n * channels * side * side)
@@ -108,25 +162,29 @@ struct Bench: ParsableCommand {
 
 /// The benchmark workloads of the engine issue.
 enum BenchWorkload: String, CaseIterable {
-    case mlp400_b10, mlp400_b128, mlp1000_b256, resnet18r_b32
+    case mlp400_b10, mlp400_b128, mlp1000_b256, resnet18r_b32, resnet20_b32, eval_mlp400_b1000, eval_resnet20_b1000
 
     var batch: Int {
         switch self {
         case .mlp400_b10: 10
         case .mlp400_b128: 128
         case .mlp1000_b256: 256
-        case .resnet18r_b32: 32
+        case .resnet18r_b32, .resnet20_b32: 32
+        case .eval_mlp400_b1000, .eval_resnet20_b1000: 1000
         }
     }
 
-    /// Times full training steps for about `seconds` after a warm-up.
+    /// Forward passes only (eval mode, no autodiff graph), as when a run scores its test sets.
+    var isEvaluation: Bool { self == .eval_mlp400_b1000 || self == .eval_resnet20_b1000 }
+
+    /// Times full training steps (or forward passes, for the evaluation workloads) for about `seconds` after a warm-up.
     func measure(seconds: Double, seed: UInt64) -> (samplesPerSecond: Double, steps: Int) {
         var rng = RandomGenerator(seed: seed, label: "bench/\(rawValue)")
         let model: Classifier
         let inputShape: [Int]
         let classes: Int
         switch self {
-        case .mlp400_b10, .mlp400_b128:
+        case .mlp400_b10, .mlp400_b128, .eval_mlp400_b1000:
             model = Models.mlp(input: 784, hidden: [400, 400], classes: 10, using: &rng)
             inputShape = [784]; classes = 10
         case .mlp1000_b256:
@@ -135,8 +193,11 @@ enum BenchWorkload: String, CaseIterable {
         case .resnet18r_b32:
             model = Models.resnet18Reduced(inputChannels: 3, classes: 100, nf: 20, using: &rng)
             inputShape = [3, 32, 32]; classes = 100
+        case .resnet20_b32, .eval_resnet20_b1000:
+            model = Models.cifarResNet(depth: 20, inputChannels: 1, classes: 10, using: &rng)
+            inputShape = [1, 28, 28]; classes = 10
         }
-        model.train()
+        if isEvaluation { model.eval() } else { model.train() }
         let optimizer = SGD(model.namedParameters(), learningRate: 0.01, momentum: 0.9)
         // A small pool of synthetic batches, so data generation is outside the timed loop.
         let pool = (0..<4).map { _ in
@@ -147,6 +208,10 @@ enum BenchWorkload: String, CaseIterable {
         var phase = [Duration](repeating: .zero, count: 3)
         func step(_ i: Int) {
             let (x, y) = pool[i % pool.count]
+            if isEvaluation {
+                _ = GradMode.withoutGrad { model(x) }
+                return
+            }
             let t0 = clock0.now
             let loss = Losses.crossEntropy(model(x), targets: y)
             let t1 = clock0.now
@@ -157,7 +222,7 @@ enum BenchWorkload: String, CaseIterable {
             if profile { phase[0] += t1 - t0; phase[1] += t2 - t1; phase[2] += clock0.now - t2 }
         }
         defer { if profile { print("  forward \(phase[0]) backward \(phase[1]) step \(phase[2])") } }
-        let warmup = self == .resnet18r_b32 ? 2 : 10
+        let warmup = [.resnet18r_b32, .resnet20_b32, .eval_resnet20_b1000].contains(self) ? 2 : 10
         for i in 0..<warmup { step(i) }
         let clock = ContinuousClock()
         let start = clock.now

@@ -13,11 +13,12 @@ import Testing
     static func onThreads<T: Sendable>(_ size: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
         let results = Locked<[Int: Result<T, any Error>]>([:])
         let done = DispatchGroup()
+        let backend = ConvolutionBackend.current  // a scoped choice does not reach new threads by itself
         for rank in 0..<size {
             done.enter()
             // Large stacks: the trainer's recursion (autograd) runs on these threads.
             let thread = Thread {
-                let r = Result { try body(rank) }
+                let r = ConvolutionBackend.using(backend) { Result { try body(rank) } }
                 results.mutate { $0[rank] = r }
                 done.leave()
             }
@@ -132,7 +133,11 @@ import Testing
           arguments: [("resnet20 finetune", 2), ("resnet20 finetune", 3), ("mlp dropout ewc sam", 2), ("mlp dropout ewc sam", 3)])
     func equalsOneProcess(_ setting: String, _ size: Int) throws {
         let configuration = setting.hasPrefix("resnet") ? Self.resnet(strategy: "finetune") : Self.mlpWithDropout()
-        let (alone, together, results, single) = try Self.alongside(configuration, size: size)
+        // The ResNet's BatchNorm channels of near-zero variance amplify rounding (see `resnet`); oneDNN's convolutions
+        // sum a shard's weight gradient in another order than the whole batch's (9e-3 apart after 5 steps), so this
+        // comparison of the data-parallel algorithm runs on im2col + GEMM, whose sums split at the shard boundary.
+        // DataParallelMPITests checks oneDNN's convolutions under data parallelism (a conv net, to 1e-5).
+        let (alone, together, results, single) = try ConvolutionBackend.using(.im2col) { try Self.alongside(configuration, size: size) }
         #expect(alone.keys.sorted() == together.keys.sorted())
         var worst: Float = 0, worstName = ""
         for (name, t) in alone {

@@ -95,6 +95,7 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
         .init(input: [5, 16, 14, 14], outChannels: 16, kernel: 3, stride: 1, padding: 1, bias: true),
         .init(input: [1, 1, 28, 28], outChannels: 8, kernel: 5, stride: 1, padding: 0, bias: true),
         .init(input: [2, 64, 4, 4], outChannels: 160, kernel: 3, stride: 1, padding: 1, bias: false),
+        .init(input: [3, 2, 4, 4], outChannels: 2, kernel: 3, stride: 1, padding: 1, bias: false),
     ]
 
     /// Output and the gradients of Σ y·r for a fixed random r, under one backend.
