@@ -69,8 +69,8 @@ public enum Importance {
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
         let restoreMode = model.enterEvaluationMode()
         defer { restoreMode() }
-        let linears = linearLayers(of: model)
-        let onlyLinear = linearsCoverAllParameters(model: model, linears: linears)
+        let recorders = perSampleRecorders(of: model)
+        let batchedExact = recordersCoverAllParameters(model: model, recorders: recorders)
         func outputNorm(_ x: Tensor) -> Tensor {
             let y = model(x)
             let f = output == .softmax ? y.softmax() : y
@@ -86,16 +86,18 @@ public enum Importance {
                     guard let g = p.grad?.scalars else { continue }
                     estimate.sums[name]!.addAbsolute(g, scale: Float(n))
                 }
-            case .exact where onlyLinear:
-                for (_, l) in linears { l.recordsActivations = true }
+            case .exact where batchedExact:
+                // One batched backward pass; every layer turns its recorded input and output gradient into the
+                // sum of the samples' absolute gradients (|Δ|ᵀ|X| for Linear, a GEMM per sample for Conv2d).
+                for (_, l) in recorders { l.recordsActivations = true }
                 model.zeroGrad()
                 outputNorm(x).backward()
-                for (prefix, l) in linears {
+                for (prefix, l) in recorders {
+                    defer { l.recordsActivations = false; l.clearRecord() }
                     guard let stats = l.perSampleAbsoluteGradientSum() else { continue }
-                    estimate.sums[name(prefix, "weight")]!.add(stats.weight.scalars)
-                    if l.bias != nil { estimate.sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
-                    l.recordsActivations = false
-                    l.clearRecord()
+                    let names = Set(l.localParameters.map(\.0))
+                    if names.contains("weight") { estimate.sums[name(prefix, "weight")]!.add(stats.weight.scalars) }
+                    if names.contains("bias") { estimate.sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
                 }
             case .exact:
                 for k in 0..<n {
@@ -288,6 +290,27 @@ public enum Importance {
     /// The Linear layers of a model with their dotted paths.
     static func linearLayers(of model: any Module) -> [(String, Linear)] {
         model.namedModules().compactMap { path, m in (m as? Linear).map { (path, $0) } }
+    }
+
+    /// Whether exact per-sample importance of `model` (in evaluation mode) comes from one batched backward pass per
+    /// chunk — every parameter in a Linear, Conv2d or BatchNorm — rather than a backward pass per sample.
+    public static func hasBatchedPerSampleStatistics(_ model: any Module) -> Bool {
+        let restoreMode = model.enterEvaluationMode()
+        defer { restoreMode() }
+        return recordersCoverAllParameters(model: model, recorders: perSampleRecorders(of: model))
+    }
+
+    /// The layers that give per-sample gradient statistics from one batched pass (Linear, Conv2d, BatchNorm).
+    static func perSampleRecorders(of model: any Module) -> [(String, any PerSampleRecording)] {
+        model.namedModules().compactMap { path, m in (m as? any PerSampleRecording).map { (path, $0) } }
+    }
+
+    /// Whether every parameter belongs to one of `recorders` — BatchNorm only in evaluation mode, where samples do
+    /// not interact — so the batched per-sample path is exact for all.
+    static func recordersCoverAllParameters(model: any Module, recorders: [(String, any PerSampleRecording)]) -> Bool {
+        let covered = Set(recorders.filter { !(($0.1 as? BatchNorm)?.isTraining ?? false) }
+            .flatMap { path, l in l.localParameters.map { name(path, $0.0) } })
+        return model.namedParameters().allSatisfy { covered.contains($0.0) }
     }
 
     /// Whether every parameter belongs to one of `linears` (then the |Δ|ᵀ|X| path is exact for all).

@@ -4,7 +4,7 @@ import EngramTensor
 /// input: y = γ·(x − μ)/√(σ² + ε) + β. In training it normalizes with the batch statistics and
 /// updates the running ones, r ← (1 − m)·r + m·batch (unbiased variance), as PyTorch does; with
 /// `momentum` nil, the cumulative average r ← r + (batch − r)/k of the k batches seen since the last reset.
-public final class BatchNorm: Module {
+public final class BatchNorm: PerSampleRecording {
     public let gamma: Tensor?
     public let beta: Tensor?
     public let runningMean: Tensor
@@ -17,6 +17,10 @@ public final class BatchNorm: Module {
     /// In training, the data-parallel group whose members hold the other shards of the batch: the layer then
     /// normalises with the whole batch's statistics (synchronised BatchNorm); nil: this process's batch alone.
     public var group: (any ProcessGroup)?
+    /// Keep the last input and output (whose gradient is retained) for per-sample gradient statistics.
+    public var recordsActivations = false
+    public private(set) var lastInput: Tensor?
+    public private(set) var lastOutput: Tensor?
 
     public init(_ channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, affine: Bool = true) {
         precondition(channels > 0, "BatchNorm needs a positive channel count")
@@ -50,8 +54,25 @@ public final class BatchNorm: Module {
             runningMean.scalars = zip(runningMean.scalars, mean).map { (1 - m) * $0 + m * $1 }
             runningVariance.scalars = zip(runningVariance.scalars, variance).map { (1 - m) * $0 + m * $1 }
         }
+        if recordsActivations {
+            lastInput = x
+            lastOutput = y
+            if y.requiresGrad { y.retainGrad() }
+        }
         return y
     }
+
+    /// Σₖ|∂ℓ_k/∂γ|, Σₖ|∂ℓ_k/∂β| over the last recorded batch (after `backward()`), exact — in evaluation mode only,
+    /// where the layer is a per-channel affine map (in training the batch statistics couple the samples: nil).
+    public func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)? {
+        guard !isTraining, gamma != nil, let x = lastInput, let delta = lastOutput?.grad else { return nil }
+        let s = PerSampleGradients.batchNormPerSampleSum(input: x, outputGradient: delta, runningMean: runningMean.scalars,
+                                                         runningVariance: runningVariance.scalars, epsilon: epsilon, squared: false)
+        return (s.gamma, s.beta)
+    }
+
+    /// Forgets the recorded activations.
+    public func clearRecord() { lastInput = nil; lastOutput = nil }
 }
 
 extension BatchNorm {

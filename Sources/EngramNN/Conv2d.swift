@@ -1,8 +1,17 @@
 import EngramTensor
 
+/// A layer that can record its last input and output and give, after `backward()`, the sums over the batch of
+/// each sample's absolute parameter gradient, Σₖ|∂ℓ_k/∂θ| (`weight` and `bias` for its `localParameters` of those
+/// names), from one batched pass: Linear (|Δ|ᵀ|X|), Conv2d (one GEMM per sample), BatchNorm in evaluation mode.
+public protocol PerSampleRecording: Module {
+    var recordsActivations: Bool { get set }
+    func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)?
+    func clearRecord()
+}
+
 /// 2-D convolution over NCHW input, weight [out, in, k, k], optional bias [out]
 /// (PyTorch's `Conv2d` semantics and initialization).
-public final class Conv2d: Module {
+public final class Conv2d: PerSampleRecording {
     public let weight: Tensor
     public let bias: Tensor?
     public let stride: Int
@@ -37,4 +46,15 @@ public final class Conv2d: Module {
         }
         return y
     }
+
+    /// Σₖ|∂ℓ_k/∂W|, Σₖ|∂ℓ_k/∂b| over the last recorded batch (after `backward()`), exact: one GEMM per sample
+    /// (`PerSampleGradients.conv2dPerSampleSum`). The bias entry is zeros when the layer has no bias.
+    public func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)? {
+        guard let x = lastInput, let delta = lastOutput?.grad else { return nil }
+        return PerSampleGradients.conv2dPerSampleSum(input: x, outputGradient: delta, kernelSize: weight.shape[2],
+                                                     stride: stride, padding: padding, squared: false)
+    }
+
+    /// Forgets the recorded activations.
+    public func clearRecord() { lastInput = nil; lastOutput = nil }
 }

@@ -5,7 +5,7 @@ import EngramTensor
 /// With `recordsActivations` on, the layer keeps its last input and output (whose gradient is
 /// retained), which gives per-sample gradient statistics (`perSampleAbsoluteGradientSum()`),
 /// activations for Hebbian importance, and activation gradients.
-public final class Linear: Module {
+public final class Linear: PerSampleRecording {
     public let weight: Tensor
     public let bias: Tensor?
     public var isTraining = true

@@ -1,4 +1,5 @@
 import COpenBLAS
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -497,5 +498,93 @@ extension PerSampleGradients {
         }
         let w = gemm(g2, transA: false, colsBuf, transB: true, m: outC, n: k, k: cols)
         return Tensor(shape: [outC, x.shape[1], kernelSize, kernelSize], scalars: w)
+    }
+}
+
+extension PerSampleGradients {
+    /// Σₙ f(∂ℓₙ/∂W) and Σₙ f(∂ℓₙ/∂b) for a convolution, f = |·| (MAS) or (·)² (Fisher), from its input X and the
+    /// gradient Δ of its output over a batch, exactly: sample n's weight gradient is Gₙ = Δₙ · unfold(Xₙ)ᵀ
+    /// ([O, P] · [P, C·kh·kw], P output positions) and its bias gradient Σ_p Δₙ[o, p]. One GEMM per sample over
+    /// its unfolded input, so the batch's statistics cost about one weight-gradient pass, not a backward pass
+    /// per sample.
+    public static func conv2dPerSampleSum(input x: Tensor, outputGradient g: Tensor, kernelSize: Int, stride: Int,
+                                          padding: Int, squared: Bool) -> (weight: Tensor, bias: Tensor) {
+        precondition(x.rank == 4 && g.rank == 4 && x.shape[0] == g.shape[0], "conv2dPerSampleSum: shapes \(x.shape), \(g.shape)")
+        let one = Conv2dGeometry(batch: 1, channels: x.shape[1], height: x.shape[2], width: x.shape[3],
+                                 kernelHeight: kernelSize, kernelWidth: kernelSize, stride: stride, padding: padding)
+        precondition(g.shape[2] == one.outHeight && g.shape[3] == one.outWidth, "conv2dPerSampleSum: output \(g.shape) does not fit")
+        let (n, outC, k, positions) = (x.shape[0], g.shape[1], one.patchSize, one.outHeight * one.outWidth)
+        let plane = one.channels * one.height * one.width
+        // The samples are split into one contiguous range per BLAS thread (each GEMM is too small to share); each
+        // range sums into its own buffer and the buffers are added in range order, so the result depends only on the
+        // thread count.
+        let parts = Swift.max(1, Swift.min(BLAS.configuredThreads, n))
+        let partials = UnsafeMutableBufferPointer<Float>.allocate(capacity: parts * (outC * k + outC))
+        partials.initialize(repeating: 0)
+        defer { partials.deallocate() }
+        let xv = x.scalars, gv = g.scalars
+        nonisolated(unsafe) let shared = partials   // each part writes only its own slice
+        let accumulate: @Sendable (Int) -> Void = { part in
+            let weight = shared.baseAddress! + part * (outC * k + outC), bias = weight + outC * k
+            var cols = [Float](repeating: 0, count: k * positions)
+            var sample = [Float](repeating: 0, count: outC * k)
+            xv.withUnsafeBufferPointer { px in
+                gv.withUnsafeBufferPointer { pg in
+                    cols.withUnsafeMutableBufferPointer { pc in
+                        sample.withUnsafeMutableBufferPointer { ps in
+                            for s in (part * n / parts)..<((part + 1) * n / parts) {
+                                im2col(px.baseAddress! + s * plane, one, pc.baseAddress!)
+                                let delta = pg.baseAddress! + s * outC * positions
+                                gemm(delta, transA: false, UnsafePointer(pc.baseAddress!), transB: true, ps.baseAddress!,
+                                     m: outC, n: k, k: positions, singleThreaded: true)
+                                if squared {
+                                    for i in 0..<(outC * k) { weight[i] += ps[i] * ps[i] }
+                                } else {
+                                    for i in 0..<(outC * k) { weight[i] += Swift.abs(ps[i]) }
+                                }
+                                for o in 0..<outC {
+                                    var b: Float = 0
+                                    for p in 0..<positions { b += delta[o * positions + p] }
+                                    bias[o] += squared ? b * b : Swift.abs(b)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if parts == 1 { accumulate(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: accumulate) }
+        var weight = [Float](repeating: 0, count: outC * k), bias = [Float](repeating: 0, count: outC)
+        for part in 0..<parts {
+            let base = partials.baseAddress! + part * (outC * k + outC)
+            for i in 0..<(outC * k) { weight[i] += base[i] }
+            for o in 0..<outC { bias[o] += base[outC * k + o] }
+        }
+        return (Tensor(shape: [outC, one.channels, kernelSize, kernelSize], scalars: weight), Tensor(shape: [outC], scalars: bias))
+    }
+
+    /// Σₙ f(∂ℓₙ/∂γ) and Σₙ f(∂ℓₙ/∂β) for BatchNorm *in evaluation mode* (an affine map per channel, so samples do
+    /// not interact): ∂ℓₙ/∂γ_c = Σ_p Δₙ[c, p]·x̂ₙ[c, p], ∂ℓₙ/∂β_c = Σ_p Δₙ[c, p], x̂ = (x − μ_running)/√(σ²_running + ε).
+    public static func batchNormPerSampleSum(input x: Tensor, outputGradient g: Tensor, runningMean: [Float],
+                                             runningVariance: [Float], epsilon: Float, squared: Bool) -> (gamma: Tensor, beta: Tensor) {
+        precondition(x.shape == g.shape && x.rank >= 2 && x.shape[1] == runningMean.count, "batchNormPerSampleSum: shapes \(x.shape), \(g.shape)")
+        let (n, c) = (x.shape[0], x.shape[1])
+        let positions = x.count / Swift.max(n * c, 1)
+        var gamma = [Float](repeating: 0, count: c), beta = [Float](repeating: 0, count: c)
+        let xv = x.scalars, gv = g.scalars
+        for s in 0..<n {
+            for ch in 0..<c {
+                let inverse = 1 / (runningVariance[ch] + epsilon).squareRoot()
+                var dg: Float = 0, db: Float = 0
+                let base = (s * c + ch) * positions
+                for p in 0..<positions {
+                    dg += gv[base + p] * (xv[base + p] - runningMean[ch]) * inverse
+                    db += gv[base + p]
+                }
+                gamma[ch] += squared ? dg * dg : Swift.abs(dg)
+                beta[ch] += squared ? db * db : Swift.abs(db)
+            }
+        }
+        return (Tensor(shape: [c], scalars: gamma), Tensor(shape: [c], scalars: beta))
     }
 }

@@ -6,8 +6,10 @@ import CEngramDNNL
 /// C = α·op(A)·op(B) + β·C through `cblas_sgemm`, row-major, op = transpose when asked (no copies).
 /// `m×k` is op(A)'s shape, `k×n` op(B)'s.
 @inline(__always)
+/// `singleThreaded`: the caller runs several GEMMs at once on its own threads; this one uses the calling thread only.
 func gemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, transB: Bool,
-          _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) {
+          _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+          singleThreaded: Bool = false) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         if beta == 0 { c.update(repeating: 0, count: m * n) } else if beta != 1 { for i in 0..<(m * n) { c[i] *= beta } }
@@ -15,7 +17,7 @@ func gemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, tr
     }
     // Thin products (a batch of 10 through a 400-wide layer) lose more to OpenBLAS's thread hand-off
     // than a second core gains; run them on the calling thread.
-    let small = m * n * k < BLAS.singleThreadBelow
+    let small = singleThreaded || m * n * k < BLAS.singleThreadBelow
     if small && BLAS.configuredThreads > 1 { openblas_set_num_threads(1) }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha,

@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     )
 
     @Option(help: "Comma-separated workloads to run (default: all).")
-    var workloads: String = BenchWorkload.allCases.map(\.rawValue).joined(separator: ",")
+    var workloads: String = (BenchWorkload.allCases.map(\.rawValue) + ImportanceWorkload.allCases.map(\.rawValue)).joined(separator: ",")
 
     @Option(help: "OpenBLAS threads (default: the number of cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -47,8 +47,10 @@ struct Bench: ParsableCommand {
         if let peer, !FileManager.default.isReadableFile(atPath: peer) {
             throw ValidationError("--peer: cannot read '\(peer)'")
         }
-        for name in workloads.split(separator: ",") where BenchWorkload(rawValue: String(name)) == nil {
-            throw ValidationError("unknown workload '\(name)'; known: \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
+        for name in workloads.split(separator: ",")
+        where BenchWorkload(rawValue: String(name)) == nil && ImportanceWorkload(rawValue: String(name)) == nil {
+            let known = BenchWorkload.allCases.map(\.rawValue) + ImportanceWorkload.allCases.map(\.rawValue)
+            throw ValidationError("unknown workload '\(name)'; known: \(known.joined(separator: ", "))")
         }
     }
 
@@ -56,7 +58,7 @@ struct Bench: ParsableCommand {
         Runtime.configureAllocator()
         BLAS.setThreads(threads)
         let selected = workloads.split(separator: ",").compactMap { BenchWorkload(rawValue: String($0)) }
-        if !json {
+        if !json && !selected.isEmpty {
             print("workload             batch  threads  samples/s    ms/step" + (peer == nil ? "" : "  PyTorch s/s   ratio"))
         }
         var stepsPerSecond: [BenchWorkload: Double] = [:]
@@ -83,6 +85,21 @@ struct Bench: ParsableCommand {
                       + String(format: "%5d  %7d  %9.1f  %9.3f", workload.batch, threads, median,
                                1000 * Double(workload.batch) / median)
                       + (peerMedian.map { String(format: "  %11.1f  %5.2f×", $0, median / $0) } ?? ""))
+            }
+        }
+        for workload in workloads.split(separator: ",").compactMap({ ImportanceWorkload(rawValue: String($0)) }) {
+            let t = workload.measure(seed: seed)
+            if json {
+                let line: [String: Any] = ["workload": workload.rawValue, "threads": threads, "samples": t.samples,
+                                           "importance_seconds_per_10000": (t.importance * 1000).rounded() / 1000,
+                                           "training_seconds_per_10000": (t.training * 1000).rounded() / 1000,
+                                           "ratio_to_training": (t.importance / t.training * 1000).rounded() / 1000]
+                let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(workload.rawValue.padding(toLength: 21, withPad: " ", startingAt: 0)
+                      + String(format: "exact MAS importance %.2f s per 10 000 samples, training %.2f s: %.2f× an epoch",
+                               t.importance, t.training, t.importance / t.training))
             }
         }
         if loader { try benchLoaders(trainingStepsPerSecond: stepsPerSecond) }
@@ -235,5 +252,47 @@ enum BenchWorkload: String, CaseIterable {
             elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         } while elapsed < seconds || steps < 3
         return (Double(steps * batch) / elapsed, steps)
+    }
+}
+
+/// Exact per-sample MAS importance (Ω = mean over samples of |∂‖F(x)‖²/∂θ|) against training on the same samples:
+/// mas_importance_mlp (MLP 784-400-400-10, chunks and batches of 128), mas_importance_cnn (ResNet-20 on 1×28×28,
+/// chunks and batches of 32). Both are normalised to 10 000 samples.
+enum ImportanceWorkload: String, CaseIterable {
+    case mas_importance_mlp, mas_importance_cnn
+
+    func measure(seed: UInt64) -> (importance: Double, training: Double, samples: Int) {
+        var rng = RandomGenerator(seed: seed, label: "bench/\(rawValue)")
+        let model: Classifier, inputShape: [Int], batch: Int, samples: Int
+        switch self {
+        case .mas_importance_mlp:
+            model = Models.mlp(input: 784, hidden: [400, 400], classes: 10, using: &rng)
+            inputShape = [784]; batch = 128; samples = 10_240
+        case .mas_importance_cnn:
+            model = Models.cifarResNet(depth: 20, inputChannels: 1, classes: 10, using: &rng)
+            inputShape = [1, 28, 28]; batch = 32; samples = 1_024
+        }
+        let batches = (0..<(samples / batch)).map { _ in Tensor.normal([batch] + inputShape, using: &rng) }
+        let labels = (0..<batch).map { $0 % 10 }
+        func seconds(_ body: () -> Void) -> Double {
+            let clock = ContinuousClock(), start = clock.now
+            body()
+            let d = clock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        _ = Importance.mas(model: model, inputs: batches.prefix(1), mode: .exact)   // warm-up (primitives, buffers)
+        let importance = seconds { _ = Importance.mas(model: model, inputs: batches, mode: .exact) }
+        model.train()
+        let optimizer = SGD(model.namedParameters(), learningRate: 0.01, momentum: 0.9)
+        let training = seconds {
+            for x in batches {
+                let loss = Losses.crossEntropy(model(x), targets: labels)
+                optimizer.zeroGrad()
+                loss.backward()
+                optimizer.step()
+            }
+        }
+        let scale = 10_000 / Double(samples)
+        return (importance * scale, training * scale, samples)
     }
 }
