@@ -17,8 +17,8 @@ let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuratio
 let hasMPI = ["/usr/lib/x86_64-linux-gnu/pkgconfig/ompi-c.pc", "/usr/lib/aarch64-linux-gnu/pkgconfig/ompi-c.pc",
               "/usr/lib/pkgconfig/ompi-c.pc", "/usr/local/lib/pkgconfig/ompi-c.pc"].contains { FileManager.default.fileExists(atPath: $0) }
 
-/// oneDNN (Debian `libdnnl-dev`): convolutions run through it where its header is found (`ConvolutionBackend`); without
-/// it they use im2col + OpenBLAS, with the same results up to rounding.
+/// oneDNN (Debian `libdnnl-dev`): matrix products and convolutions run on it where its header is found
+/// (`ComputeBackend`); without it they use OpenBLAS (and im2col), with the same results up to rounding.
 let hasOneDNN = ["/usr/include/oneapi/dnnl/dnnl.h", "/usr/local/include/oneapi/dnnl/dnnl.h"].contains { FileManager.default.fileExists(atPath: $0) }
 
 let package = Package(

@@ -304,3 +304,11 @@ int engram_dnnl_conv_backward_weights(EngramConvShape shape, const float *src, c
     void *buffers[4] = {(void *)src, (void *)diff_dst, diff_weights, diff_bias};
     return (int)execute(e, buffers);
 }
+
+int engram_dnnl_sgemm(char transa, char transb, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc, int threads) {
+    if (!engram_dnnl_available()) return dnnl_runtime_error;
+    if (threads <= 0) threads = __atomic_load_n(&configuredThreads, __ATOMIC_RELAXED);
+    if (threads > 0 && ompSetNumThreads) ompSetNumThreads(threads);
+    return (int)dnnl_sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

@@ -1,10 +1,5 @@
 import COpenBLAS
 import Dispatch
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 #if ENGRAM_DNNL
 import CEngramDNNL
 #endif
@@ -103,56 +98,6 @@ func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2dGeometry, _ x: UnsafeMutabl
     }
 }
 
-/// How 2-D convolutions are computed.
-///
-/// `oneDNN` (the default when Engram was built with Debian's `libdnnl-dev`, the library PyTorch runs its CPU
-/// convolutions with): direct convolution kernels for this CPU, primitives created once per shape, operands reordered
-/// into the primitive's blocked layout and back on every call. `im2col`: unfold the input, one OpenBLAS GEMM — the
-/// fallback, used whenever oneDNN is absent or declines a shape. Both compute the same cross-correlation; they differ by
-/// rounding (summation order), ≈ 1e-6 relative. `ENGRAM_CONVOLUTION=im2col` in the environment selects the fallback.
-public enum ConvolutionBackend: String, Sendable, CaseIterable {
-    case oneDNN = "onednn"
-    case im2col
-
-    /// True when Engram was built with oneDNN and it created a CPU engine.
-    public static let isOneDNNAvailable: Bool = {
-        #if ENGRAM_DNNL
-        return engram_dnnl_available() != 0
-        #else
-        return false
-        #endif
-    }()
-
-    nonisolated(unsafe) private static var selected: ConvolutionBackend = {
-        if let name = getenvString("ENGRAM_CONVOLUTION"), let chosen = ConvolutionBackend(rawValue: name.lowercased()) {
-            return chosen == .oneDNN && !isOneDNNAvailable ? .im2col : chosen
-        }
-        return isOneDNNAvailable ? .oneDNN : .im2col
-    }()
-
-    @TaskLocal private static var scoped: ConvolutionBackend?
-
-    /// The backend convolutions use: the one `using(_:_:)` set for the running code, else the process-wide choice.
-    /// Setting `.oneDNN` where it is unavailable keeps `.im2col`.
-    public static var current: ConvolutionBackend {
-        get { scoped ?? selected }
-        set { selected = newValue == .oneDNN && !isOneDNNAvailable ? .im2col : newValue }
-    }
-
-    /// The backends this build can run: im2col always, oneDNN where available.
-    public static var usable: [ConvolutionBackend] { isOneDNNAvailable ? [.im2col, .oneDNN] : [.im2col] }
-
-    /// Runs `body` with convolutions computed by `backend` (on this task and the code it calls only).
-    public static func using<R>(_ backend: ConvolutionBackend, _ body: () throws -> R) rethrows -> R {
-        try $scoped.withValue(backend == .oneDNN && !isOneDNNAvailable ? .im2col : backend, operation: body)
-    }
-
-    private static func getenvString(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        return String(cString: value)
-    }
-}
-
 #if ENGRAM_DNNL
 extension Conv2dGeometry {
     func oneDNNShape(outChannels: Int) -> EngramConvShape {
@@ -205,7 +150,7 @@ private func conv2dBackwardIm2col(_ g: [Float], weight wv: [Float], geometry geo
 extension Tensor {
     /// 2-D convolution (cross-correlation, as in PyTorch) of NCHW input with weight [O, C, kh, kw]
     /// and optional bias [O]: y[n, o, i, j] = b[o] + Σ_{c, u, v} W[o, c, u, v] · x[n, c, i·s − p + u, j·s − p + v].
-    /// Computed by `ConvolutionBackend.current` (oneDNN, or im2col over the whole batch and one GEMM W·cols).
+    /// Computed by `ComputeBackend.current` (oneDNN, or im2col over the whole batch and one GEMM W·cols).
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                      "conv2d: input \(x.shape) does not fit weight \(weight.shape)")
@@ -214,7 +159,7 @@ extension Tensor {
                                  kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], stride: stride, padding: padding)
         precondition(geo.outHeight > 0 && geo.outWidth > 0, "conv2d: kernel larger than padded input \(x.shape)")
         #if ENGRAM_DNNL
-        if ConvolutionBackend.current == .oneDNN, let y = conv2dOneDNN(x, weight: weight, bias: bias, geometry: geo) {
+        if ComputeBackend.current == .oneDNN, let y = conv2dOneDNN(x, weight: weight, bias: bias, geometry: geo) {
             return y
         }
         #endif

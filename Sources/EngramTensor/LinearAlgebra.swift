@@ -15,6 +15,13 @@ func gemm(_ a: UnsafePointer<Float>, transA: Bool, _ b: UnsafePointer<Float>, tr
         if beta == 0 { c.update(repeating: 0, count: m * n) } else if beta != 1 { for i in 0..<(m * n) { c[i] *= beta } }
         return
     }
+    #if ENGRAM_DNNL
+    if ComputeBackend.current == .oneDNN
+        && engram_dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n,
+                             beta, c, n, singleThreaded ? 1 : 0) == 0 {
+        return
+    }
+    #endif
     // Thin products (a batch of 10 through a 400-wide layer) lose more to OpenBLAS's thread hand-off
     // than a second core gains; run them on the calling thread.
     let small = singleThreaded || m * n * k < BLAS.singleThreadBelow

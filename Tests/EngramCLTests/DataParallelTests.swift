@@ -13,12 +13,12 @@ import Testing
     static func onThreads<T: Sendable>(_ size: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
         let results = Locked<[Int: Result<T, any Error>]>([:])
         let done = DispatchGroup()
-        let backend = ConvolutionBackend.current  // a scoped choice does not reach new threads by itself
+        let backend = ComputeBackend.current  // a scoped choice does not reach new threads by itself
         for rank in 0..<size {
             done.enter()
             // Large stacks: the trainer's recursion (autograd) runs on these threads.
             let thread = Thread {
-                let r = ConvolutionBackend.using(backend) { Result { try body(rank) } }
+                let r = ComputeBackend.using(backend) { Result { try body(rank) } }
                 results.mutate { $0[rank] = r }
                 done.leave()
             }
@@ -135,9 +135,9 @@ import Testing
         let configuration = setting.hasPrefix("resnet") ? Self.resnet(strategy: "finetune") : Self.mlpWithDropout()
         // The ResNet's BatchNorm channels of near-zero variance amplify rounding (see `resnet`); oneDNN's convolutions
         // sum a shard's weight gradient in another order than the whole batch's (9e-3 apart after 5 steps), so this
-        // comparison of the data-parallel algorithm runs on im2col + GEMM, whose sums split at the shard boundary.
+        // comparison of the data-parallel algorithm runs on OpenBLAS (im2col + GEMM), whose sums split at the shard boundary.
         // DataParallelMPITests checks oneDNN's convolutions under data parallelism (a conv net, to 1e-5).
-        let (alone, together, results, single) = try ConvolutionBackend.using(.im2col) { try Self.alongside(configuration, size: size) }
+        let (alone, together, results, single) = try ComputeBackend.using(.openBLAS) { try Self.alongside(configuration, size: size) }
         #expect(alone.keys.sorted() == together.keys.sorted())
         var worst: Float = 0, worstName = ""
         for (name, t) in alone {

@@ -94,9 +94,13 @@ func syntheticSplitCIFAR100(strategy: String, dataDirectory: URL) -> ExperimentC
     c.scenario = "task"
     c.tasks = 10
     c.strategy = strategy
-    // MAS with the default λ = 1 diverges on this data (the penalty's curvature λΩ outgrows the step
-    // size by task 1); 0.01 keeps the run finite. The test is about the data path, not tuning.
-    if strategy == "mas" { c.hyperparameters["mas", "lambda"] = 0.01 }
+    // MAS with the gradient step diverges on this data (the penalty's curvature λΩ outgrows the step size: at
+    // λ = 1 by task 1, at λ = 0.01 depending on the summation order of the kernels); the proximal step is stable
+    // for any λΩ. The test is about the data path, not tuning.
+    if strategy == "mas" {
+        c.hyperparameters["mas", "lambda"] = 0.01
+        c.hyperparameters["mas", "penalty_step"] = "proximal"
+    }
     c.model = "resnet18r"
     c.width = 4
     c.training.epochs = 1
@@ -107,9 +111,11 @@ func syntheticSplitCIFAR100(strategy: String, dataDirectory: URL) -> ExperimentC
     return c
 }
 
-/// Chance accuracy of a 10-way head, and the margin above it required after training task 0.
+/// Chance accuracy of a 10-way head, and the margin above it required of the learning accuracy (each task's
+/// accuracy right after training it, averaged over the 10 tasks: 100 test images, where task 0 alone has 10 and
+/// moves by 0.1 with the kernels' summation order). Seeded runs reach 0.27–0.37 with either compute backend.
 let chance = 0.1
-let requiredAfterFirstTask = 0.25   // 2.5 × chance; seeded runs reach 0.40 (16 of 40 test images)
+let requiredLearningAccuracy = 0.2   // 2 × chance
 
 @Suite(.serialized) struct SplitCIFAR100EndToEndTests {
     /// Checks a T×T matrix: complete, finite, every entry in [0, 1].
@@ -136,7 +142,7 @@ let requiredAfterFirstTask = 0.25   // 2.5 × chance; seeded runs reach 0.40 (16
         #expect(DatasetLocator(environment: ["ENGRAM_SKIP_CHECKSUMS": "1"], verifyChecksums: true).verifyChecksums)
     }
 
-    @Test("finetune and MAS run 10-task Split CIFAR-100 (task-IL, resnet18r) end to end and learn task 0",
+    @Test("finetune and MAS run 10-task Split CIFAR-100 (task-IL, resnet18r) end to end and learn (mean accuracy on each task right after it ≥ 2 × chance)",
           arguments: ["finetune", "mas"])
     func libraryRun(strategy: String) throws {
         let dir = try syntheticCIFARDirectory.get()
@@ -154,9 +160,8 @@ let requiredAfterFirstTask = 0.25   // 2.5 × chance; seeded runs reach 0.40 (16
         defer { try? FileManager.default.removeItem(at: out) }
         let results = try ExperimentRun(configuration: c, directory: out).run(benchmark: benchmark)
         checkMatrix(results.matrix, tasks: 10)
-        let first = try #require(results.matrix[afterTask: 0, task: 0])
-        print("split-cifar100 \(strategy): R[0][0] = \(first), ACC = \(results.metrics.averageAccuracy ?? .nan)")
-        #expect(first >= requiredAfterFirstTask, "\(strategy): accuracy on task 0 after training it is \(first), chance is \(chance)")
+        let learned = try #require(results.metrics.learningAccuracy)
+        #expect(learned >= requiredLearningAccuracy, "\(strategy): learning accuracy \(learned), chance is \(chance)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(ExperimentRun.resultsName).path))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(ExperimentRun.matrixName).path))
     }
@@ -259,8 +264,8 @@ let requiredAfterFirstTask = 0.25   // 2.5 × chance; seeded runs reach 0.40 (16
         #expect(results.configuration.classOrder == "icarl")
         #expect(results.configuration.width == 4 && results.configuration.model == "resnet18r")
         checkMatrix(results.matrix, tasks: 10)
-        let first = try #require(results.matrix[afterTask: 0, task: 0])
-        #expect(first >= requiredAfterFirstTask, "CLI: accuracy on task 0 after training it is \(first), chance is \(chance)")
+        let learned = try #require(results.matrix.metrics.learningAccuracy)
+        #expect(learned >= requiredLearningAccuracy, "CLI: learning accuracy \(learned), chance is \(chance)")
         #expect(text.contains("split-cifar100"), "the summary names the benchmark: \(text)")
     }
 }

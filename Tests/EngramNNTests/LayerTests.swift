@@ -152,16 +152,16 @@ let deepKinkSteps: [Float] = [3e-3, 1e-3, 3e-4, 1e-4, 3e-5]
         #expect(y.shape == [3, outChannels, 4 / stride, 4 / stride])
         // ReLUs after BatchNorm: a parameter step shifts whole channels across kinks, hence kinkSteps. The smallest
         // kink step (3e-4) is within the Float rounding of the forward pass: a different summation order (oneDNN's
-        // convolutions) moves one central difference by 5 %, so finite differences run on the im2col backend and the
-        // oneDNN backend's gradients are compared with im2col's below.
-        ConvolutionBackend.using(.im2col) {
+        // convolutions) moves one central difference by 5 %, so finite differences run on the OpenBLAS backend and the
+        // oneDNN backend's gradients are compared with OpenBLAS's below.
+        ComputeBackend.using(.openBLAS) {
             checkGradients(wrt: [x] + parameters(block), tolerance: 2e-2, entriesPerTensor: 8, kinkSteps: kinkSteps) { block(x) }
         }
-        for backend in ConvolutionBackend.usable where backend != .im2col {
+        for backend in ComputeBackend.usable where backend != .openBLAS {
             let wrt = [x] + parameters(block)
             let r = randomTensor(y.shape, seed: 332, requiresGrad: false)
-            let reference = ConvolutionBackend.using(.im2col) { block(x).gradients(withRespectTo: wrt, seed: r) }
-            let other = ConvolutionBackend.using(backend) { block(x).gradients(withRespectTo: wrt, seed: r) }
+            let reference = ComputeBackend.using(.openBLAS) { block(x).gradients(withRespectTo: wrt, seed: r) }
+            let other = ComputeBackend.using(backend) { block(x).gradients(withRespectTo: wrt, seed: r) }
             for (a, b) in zip(other, reference) {
                 let scale = b.scalars.map { Swift.abs($0) }.max() ?? 0
                 expectClose(a.scalars, b.scalars, rtol: 1e-4, atol: 1e-5 * Swift.max(scale, 1))
@@ -277,3 +277,38 @@ let deepKinkSteps: [Float] = [3e-3, 1e-3, 3e-4, 1e-4, 3e-5]
     }
 }
 
+
+/// Whole networks under both compute backends: every convolution and matrix product of the model zoo's shapes.
+@Suite struct ComputeBackendModelTests {
+    @Test("ResNets' outputs and parameter gradients agree between oneDNN and OpenBLAS to 1e-4 relative",
+          arguments: ["resnet18r width 4, batch 4", "resnet20, batch 5", "cnn, batch 3"])
+    func backendsAgreeOnModels(_ setting: String) throws {
+        try #require(ComputeBackend.isOneDNNAvailable, "built without oneDNN: nothing to compare")
+        var rng = RandomGenerator(seed: 501)
+        let model: Classifier, input: [Int]
+        switch setting {
+        case let s where s.hasPrefix("resnet18r"):
+            model = Models.resnet18Reduced(inputChannels: 3, classes: 10, nf: 4, using: &rng); input = [4, 3, 32, 32]
+        case let s where s.hasPrefix("resnet20"):
+            model = Models.cifarResNet(depth: 20, inputChannels: 1, classes: 10, using: &rng); input = [5, 1, 28, 28]
+        default:
+            model = Models.cnn(inputChannels: 1, channels: [6, 8], hidden: [16], classes: 10, using: &rng); input = [3, 1, 28, 28]
+        }
+        let x = randomTensor(input, seed: 502, requiresGrad: false)
+        let targets = (0..<input[0]).map { $0 % 10 }
+        func run(_ backend: ComputeBackend) -> (Float, [[Float]]) {
+            ComputeBackend.using(backend) {
+                model.zeroGrad()
+                let loss = Losses.crossEntropy(model(x), targets: targets)
+                loss.backward()
+                return (loss.item, model.namedParameters().map { $0.1.grad?.scalars ?? [] })
+            }
+        }
+        let (referenceLoss, reference) = run(.openBLAS), (loss, gradients) = run(.oneDNN)
+        #expect(abs(loss - referenceLoss) <= 1e-4 * max(1, abs(referenceLoss)))
+        for (a, b) in zip(gradients, reference) {
+            let scale = b.map { Swift.abs($0) }.max() ?? 0
+            expectClose(a, b, rtol: 1e-4, atol: 1e-4 * Swift.max(scale, 1e-3))
+        }
+    }
+}

@@ -55,20 +55,20 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
         return (x, w, b)
     }
 
-    @Test("conv2d equals a direct convolution loop, on every backend", arguments: ConvolutionBackend.usable, ConvCase.all)
-    func values(backend: ConvolutionBackend, c: ConvCase) {
+    @Test("conv2d equals a direct convolution loop, on every backend", arguments: ComputeBackend.usable, ConvCase.all)
+    func values(backend: ComputeBackend, c: ConvCase) {
         let (x, w, b) = operands(c, seed: 90)
-        let y = ConvolutionBackend.using(backend) { Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding) }
+        let y = ComputeBackend.using(backend) { Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding) }
         let (shape, expected) = naiveConv2d(x, w, b, stride: c.stride, padding: c.padding)
         #expect(y.shape == shape)
         expectClose(y.scalars, expected, rtol: 1e-5, atol: 1e-5)
     }
 
     @Test("conv2d's gradients match central differences for input, weight and bias, on every backend",
-          arguments: ConvolutionBackend.usable, ConvCase.all)
-    func gradients(backend: ConvolutionBackend, c: ConvCase) {
+          arguments: ComputeBackend.usable, ConvCase.all)
+    func gradients(backend: ComputeBackend, c: ConvCase) {
         let (x, w, b) = operands(c, seed: 93)
-        ConvolutionBackend.using(backend) {
+        ComputeBackend.using(backend) {
             checkGradients(wrt: [x, w] + (b.map { [$0] } ?? [])) {
                 Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
             }
@@ -87,7 +87,7 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
 
 /// Convolutions of the shapes the models use (channel counts that are and are not multiples of oneDNN's blocks of
 /// 8/16, stride-2 3×3 and 1×1 shortcuts, a single sample), computed by oneDNN and by im2col + GEMM.
-@Suite struct ConvolutionBackendTests {
+@Suite struct ComputeBackendTests {
     static let modelCases: [ConvCase] = [
         .init(input: [4, 3, 32, 32], outChannels: 20, kernel: 3, stride: 1, padding: 1, bias: false),
         .init(input: [3, 20, 16, 16], outChannels: 40, kernel: 3, stride: 2, padding: 1, bias: false),
@@ -99,11 +99,11 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
     ]
 
     /// Output and the gradients of Σ y·r for a fixed random r, under one backend.
-    func run(_ backend: ConvolutionBackend, _ c: ConvCase) -> [[Float]] {
+    func run(_ backend: ComputeBackend, _ c: ConvCase) -> [[Float]] {
         let x = randomTensor(c.input, seed: 7)
         let w = randomTensor([c.outChannels, c.input[1], c.kernel, c.kernel], seed: 8, std: 0.2)
         let b = c.bias ? randomTensor([c.outChannels], seed: 9) : nil
-        return ConvolutionBackend.using(backend) {
+        return ComputeBackend.using(backend) {
             let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding)
             let r = randomTensor(y.shape, seed: 10, requiresGrad: false)
             (y * r).sum().backward()
@@ -111,10 +111,11 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
         }
     }
 
-    @Test("oneDNN and im2col agree on output and all gradients to 1e-5 relative", arguments: modelCases)
+    @Test("oneDNN and OpenBLAS (im2col + GEMM) agree on a convolution's output and all gradients to 1e-5 relative",
+          arguments: modelCases)
     func backendsAgree(c: ConvCase) throws {
-        try #require(ConvolutionBackend.isOneDNNAvailable, "built without oneDNN: nothing to compare")
-        let reference = run(.im2col, c), fast = run(.oneDNN, c)
+        try #require(ComputeBackend.isOneDNNAvailable, "built without oneDNN: nothing to compare")
+        let reference = run(.openBLAS, c), fast = run(.oneDNN, c)
         for (a, b) in zip(fast, reference) {
             let scale = b.map { Swift.abs($0) }.max() ?? 1
             expectClose(a, b, rtol: 1e-5, atol: 1e-5 * Swift.max(scale, 1))
@@ -123,15 +124,36 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
 
     @Test("oneDNN convolutions give bit-identical results when repeated with the same thread count")
     func oneDNNIsDeterministic() throws {
-        try #require(ConvolutionBackend.isOneDNNAvailable, "built without oneDNN")
+        try #require(ComputeBackend.isOneDNNAvailable, "built without oneDNN")
         for c in Self.modelCases.prefix(3) { #expect(run(.oneDNN, c) == run(.oneDNN, c)) }
+    }
+
+    @Test("oneDNN's and OpenBLAS's matrix products agree to 1e-5 relative, with every transposition and thin shapes",
+          arguments: [(10, 400, 784), (128, 400, 400), (1, 7, 3), (33, 1, 65), (257, 130, 19)])
+    func matrixProductsAgree(m: Int, n: Int, k: Int) throws {
+        try #require(ComputeBackend.isOneDNNAvailable, "built without oneDNN: nothing to compare")
+        for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = randomTensor(tA ? [k, m] : [m, k], seed: 11), b = randomTensor(tB ? [n, k] : [k, n], seed: 12)
+            let r = randomTensor([m, n], seed: 13, requiresGrad: false)
+            func run(_ backend: ComputeBackend) -> [[Float]] {
+                ComputeBackend.using(backend) {
+                    let y = a.matmul(b, transposeSelf: tA, transposeOther: tB)
+                    let g = (y * r).sum().gradients(withRespectTo: [a, b])
+                    return [y.scalars, g[0].scalars, g[1].scalars]
+                }
+            }
+            for (x, y) in zip(run(.oneDNN), run(.openBLAS)) {
+                let scale = y.map { Swift.abs($0) }.max() ?? 1
+                expectClose(x, y, rtol: 1e-5, atol: 1e-5 * Swift.max(scale, 1))
+            }
+        }
     }
 
     @Test("using(_:_:) scopes the backend to its body")
     func scopedBackend() {
-        let before = ConvolutionBackend.current
-        ConvolutionBackend.using(.im2col) { #expect(ConvolutionBackend.current == .im2col) }
-        #expect(ConvolutionBackend.current == before)
+        let before = ComputeBackend.current
+        ComputeBackend.using(.openBLAS) { #expect(ComputeBackend.current == .openBLAS) }
+        #expect(ComputeBackend.current == before)
     }
 }
 

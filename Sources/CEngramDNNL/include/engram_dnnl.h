@@ -30,4 +30,9 @@ int engram_dnnl_conv_backward_data(EngramConvShape shape, const float *weights, 
 int engram_dnnl_conv_backward_weights(EngramConvShape shape, const float *src, const float *diff_dst,
                                       float *diff_weights, float *diff_bias);
 
+/// C[M, N] = alpha·op(A)·op(B) + beta·C, row-major, op = transpose for 'T' (oneDNN's JIT sgemm, AVX-512 where the
+/// CPU has it), on `threads` threads (0: the configured count).
+int engram_dnnl_sgemm(char transa, char transb, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc, int threads);
+
 #endif
