@@ -89,7 +89,12 @@ public enum Importance {
             case .exact where batchedExact:
                 // One batched backward pass; every layer turns its recorded input and output gradient into the
                 // sum of the samples' absolute gradients (|Δ|ᵀ|X| for Linear, a GEMM per sample for Conv2d).
+                // Parameters are frozen for the pass: backward computes the Δ of every recorded layer (the first
+                // one's output is the graph's leaf), not the batch gradient of the parameters, which is unused.
                 for (_, l) in recorders { l.recordsActivations = true }
+                let frozen = parameters.filter { $0.1.requiresGrad }
+                for (_, p) in frozen { p.requiresGrad = false }
+                defer { for (_, p) in frozen { p.requiresGrad = true } }
                 model.zeroGrad()
                 outputNorm(x).backward()
                 for (prefix, l) in recorders {

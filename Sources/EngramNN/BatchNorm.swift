@@ -55,9 +55,10 @@ public final class BatchNorm: PerSampleRecording {
             runningVariance.scalars = zip(runningVariance.scalars, variance).map { (1 - m) * $0 + m * $1 }
         }
         if recordsActivations {
+            let recorded = y.recordedForPerSampleStatistics()
             lastInput = x
-            lastOutput = y
-            if y.requiresGrad { y.retainGrad() }
+            lastOutput = recorded
+            return recorded
         }
         return y
     }

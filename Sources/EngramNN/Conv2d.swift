@@ -9,6 +9,18 @@ public protocol PerSampleRecording: Module {
     func clearRecord()
 }
 
+extension Tensor {
+    /// A recorded layer output whose gradient `backward()` will keep: retained if it already takes part in the
+    /// graph; made a new leaf that requires gradients if it does not (recording is on with gradients enabled but
+    /// nothing upstream requires them — the importance pass freezes the parameters so the backward pass computes
+    /// only the activations' gradients Δ, not the batch's parameter gradients it would throw away).
+    func recordedForPerSampleStatistics() -> Tensor {
+        if requiresGrad { retainGrad(); return self }
+        guard GradMode.isEnabled else { return self }
+        return Tensor(shape: shape, scalars: scalars, requiresGrad: true)
+    }
+}
+
 /// 2-D convolution over NCHW input, weight [out, in, k, k], optional bias [out]
 /// (PyTorch's `Conv2d` semantics and initialization).
 public final class Conv2d: PerSampleRecording {
@@ -40,9 +52,10 @@ public final class Conv2d: PerSampleRecording {
     public func forward(_ x: Tensor) -> Tensor {
         let y = Tensor.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
         if recordsActivations {
+            let recorded = y.recordedForPerSampleStatistics()
             lastInput = x
-            lastOutput = y
-            if y.requiresGrad { y.retainGrad() }
+            lastOutput = recorded
+            return recorded
         }
         return y
     }

@@ -30,9 +30,10 @@ public final class Linear: PerSampleRecording {
     public func forward(_ x: Tensor) -> Tensor {
         let y = Tensor.linear(x.rank == 2 ? x : x.flattened(), weight: weight, bias: bias)
         if recordsActivations {
+            let recorded = y.recordedForPerSampleStatistics()
             lastInput = x
-            lastOutput = y
-            if y.requiresGrad { y.retainGrad() }
+            lastOutput = recorded
+            return recorded
         }
         return y
     }

@@ -9,11 +9,15 @@ public enum Runtime {
     /// glibc maps every allocation above 128 KiB (growing adaptively) with `mmap` and returns it with
     /// `munmap`, so each training step page-faults its activations and gradients in anew. Raising the
     /// mmap threshold to its 32 MiB maximum and the trim threshold to 1 GiB keeps freed buffers for reuse
-    /// (what a caching allocator does in other frameworks). Call once at start-up; numbers are unchanged.
+    /// (what a caching allocator does in other frameworks); allowing no mmapped chunks at all (`M_MMAP_MAX` 0)
+    /// does the same for buffers above 32 MiB — a batch of 1 000 through ResNet-20 has 50 MB activations, and
+    /// mapping them anew spent more time in page faults than in the convolutions (evaluation 2.2× faster).
+    /// Call once at start-up; numbers are unchanged.
     public static func configureAllocator() {
         #if os(Linux)
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        _ = mallopt(M_MMAP_MAX, 0)
         #endif
     }
 }
