@@ -87,23 +87,8 @@ public enum Importance {
                     estimate.sums[name]!.addAbsolute(g, scale: Float(n))
                 }
             case .exact where batchedExact:
-                // One batched backward pass; every layer turns its recorded input and output gradient into the
-                // sum of the samples' absolute gradients (|Δ|ᵀ|X| for Linear, a GEMM per sample for Conv2d).
-                // Parameters are frozen for the pass: backward computes the Δ of every recorded layer (the first
-                // one's output is the graph's leaf), not the batch gradient of the parameters, which is unused.
-                for (_, l) in recorders { l.recordsActivations = true }
-                let frozen = parameters.filter { $0.1.requiresGrad }
-                for (_, p) in frozen { p.requiresGrad = false }
-                defer { for (_, p) in frozen { p.requiresGrad = true } }
-                model.zeroGrad()
-                outputNorm(x).backward()
-                for (prefix, l) in recorders {
-                    defer { l.recordsActivations = false; l.clearRecord() }
-                    guard let stats = l.perSampleAbsoluteGradientSum() else { continue }
-                    let names = Set(l.localParameters.map(\.0))
-                    if names.contains("weight") { estimate.sums[name(prefix, "weight")]!.add(stats.weight.scalars) }
-                    if names.contains("bias") { estimate.sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
-                }
+                addBatchedPerSampleStatistics(recorders: recorders, parameters: parameters, squared: false,
+                                              into: &estimate.sums) { outputNorm(x) }
             case .exact:
                 for k in 0..<n {
                     model.zeroGrad()
@@ -206,8 +191,8 @@ public enum Importance {
         var estimate = ImportanceEstimate(sums: .zeros(like: parameters))
         let restoreMode = model.enterEvaluationMode()
         defer { restoreMode() }
-        let linears = linearLayers(of: model)
-        let onlyLinear = linearsCoverAllParameters(model: model, linears: linears)
+        let recorders = perSampleRecorders(of: model)
+        let batchedExact = recordersCoverAllParameters(model: model, recorders: recorders)
         /// Adds Σₖ wₖ² (∂ log p(tₖ|xₖ)/∂θ)² for the samples of `x` with targets `t` and weights `w` (nil = 1).
         func addSquaredGradients(_ x: Tensor, targets: [Int], weights: [Float]?) {
             let n = x.shape[0]
@@ -216,17 +201,9 @@ public enum Importance {
                 guard let weights else { return ce.sum() }
                 return (ce * Tensor(shape: [rows.count], scalars: Array(weights[rows]))).sum()
             }
-            if onlyLinear {
-                for (_, l) in linears { l.recordsActivations = true }
-                model.zeroGrad()
-                loss(model(x), 0..<n).backward()
-                for (prefix, l) in linears {
-                    guard let stats = l.perSampleSquaredGradientSum() else { continue }
-                    estimate.sums[name(prefix, "weight")]!.add(stats.weight.scalars)
-                    if l.bias != nil { estimate.sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
-                    l.recordsActivations = false
-                    l.clearRecord()
-                }
+            if batchedExact {
+                addBatchedPerSampleStatistics(recorders: recorders, parameters: parameters, squared: true,
+                                              into: &estimate.sums) { loss(model(x), 0..<n) }
             } else {
                 for k in 0..<n {
                     model.zeroGrad()
@@ -292,9 +269,26 @@ public enum Importance {
         return out
     }
 
-    /// The Linear layers of a model with their dotted paths.
-    static func linearLayers(of model: any Module) -> [(String, Linear)] {
-        model.namedModules().compactMap { path, m in (m as? Linear).map { (path, $0) } }
+    /// One batched pass for per-sample statistics: runs `loss()` backward with the parameters frozen — backward
+    /// then computes the Δ of every recorded layer (the first one's output is the graph's leaf), not the batch's
+    /// parameter gradients, which would be thrown away — and adds each layer's Σₖ|∂ℓₖ/∂θ| (or Σₖ(∂ℓₖ/∂θ)² with
+    /// `squared`) into `sums`: |Δ|ᵀ|X| for Linear, a GEMM per sample for Conv2d, per channel for BatchNorm.
+    static func addBatchedPerSampleStatistics(recorders: [(String, any PerSampleRecording)], parameters: [(String, Tensor)],
+                                              squared: Bool, into sums: inout ParameterMap, loss: () -> Tensor) {
+        for (_, l) in recorders { l.recordsActivations = true }
+        let frozen = parameters.filter { $0.1.requiresGrad }
+        for (_, p) in frozen { p.requiresGrad = false }
+        defer {
+            for (_, p) in frozen { p.requiresGrad = true }
+            for (_, l) in recorders { l.recordsActivations = false; l.clearRecord() }
+        }
+        loss().backward()
+        for (prefix, l) in recorders {
+            guard let stats = squared ? l.perSampleSquaredGradientSum() : l.perSampleAbsoluteGradientSum() else { continue }
+            let names = Set(l.localParameters.map(\.0))
+            if names.contains("weight") { sums[name(prefix, "weight")]!.add(stats.weight.scalars) }
+            if names.contains("bias") { sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
+        }
     }
 
     /// Whether exact per-sample importance of `model` (in evaluation mode) comes from one batched backward pass per
@@ -315,12 +309,6 @@ public enum Importance {
     static func recordersCoverAllParameters(model: any Module, recorders: [(String, any PerSampleRecording)]) -> Bool {
         let covered = Set(recorders.filter { !(($0.1 as? BatchNorm)?.isTraining ?? false) }
             .flatMap { path, l in l.localParameters.map { name(path, $0.0) } })
-        return model.namedParameters().allSatisfy { covered.contains($0.0) }
-    }
-
-    /// Whether every parameter belongs to one of `linears` (then the |Δ|ᵀ|X| path is exact for all).
-    static func linearsCoverAllParameters(model: any Module, linears: [(String, Linear)]) -> Bool {
-        let covered = Set(linears.flatMap { path, l in l.localParameters.map { name(path, $0.0) } })
         return model.namedParameters().allSatisfy { covered.contains($0.0) }
     }
 

@@ -65,10 +65,15 @@ public final class BatchNorm: PerSampleRecording {
 
     /// Σₖ|∂ℓ_k/∂γ|, Σₖ|∂ℓ_k/∂β| over the last recorded batch (after `backward()`), exact — in evaluation mode only,
     /// where the layer is a per-channel affine map (in training the batch statistics couple the samples: nil).
-    public func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)? {
+    public func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)? { perSampleSum(squared: false) }
+
+    /// Σₖ(∂ℓ_k/∂γ)², Σₖ(∂ℓ_k/∂β)² over the last recorded batch, in evaluation mode only (as above).
+    public func perSampleSquaredGradientSum() -> (weight: Tensor, bias: Tensor)? { perSampleSum(squared: true) }
+
+    private func perSampleSum(squared: Bool) -> (weight: Tensor, bias: Tensor)? {
         guard !isTraining, gamma != nil, let x = lastInput, let delta = lastOutput?.grad else { return nil }
         let s = PerSampleGradients.batchNormPerSampleSum(input: x, outputGradient: delta, runningMean: runningMean.scalars,
-                                                         runningVariance: runningVariance.scalars, epsilon: epsilon, squared: false)
+                                                         runningVariance: runningVariance.scalars, epsilon: epsilon, squared: squared)
         return (s.gamma, s.beta)
     }
 

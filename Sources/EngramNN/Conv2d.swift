@@ -5,7 +5,10 @@ import EngramTensor
 /// names), from one batched pass: Linear (|Δ|ᵀ|X|), Conv2d (one GEMM per sample), BatchNorm in evaluation mode.
 public protocol PerSampleRecording: Module {
     var recordsActivations: Bool { get set }
+    /// Σₖ|∂ℓ_k/∂θ| over the last recorded batch, after `backward()` (MAS).
     func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)?
+    /// Σₖ(∂ℓ_k/∂θ)² over the last recorded batch, after `backward()` (the diagonal Fisher of EWC).
+    func perSampleSquaredGradientSum() -> (weight: Tensor, bias: Tensor)?
     func clearRecord()
 }
 
@@ -62,10 +65,15 @@ public final class Conv2d: PerSampleRecording {
 
     /// Σₖ|∂ℓ_k/∂W|, Σₖ|∂ℓ_k/∂b| over the last recorded batch (after `backward()`), exact: one GEMM per sample
     /// (`PerSampleGradients.conv2dPerSampleSum`). The bias entry is zeros when the layer has no bias.
-    public func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)? {
+    public func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)? { perSampleSum(squared: false) }
+
+    /// Σₖ(∂ℓ_k/∂W)², Σₖ(∂ℓ_k/∂b)² over the last recorded batch (after `backward()`), exact.
+    public func perSampleSquaredGradientSum() -> (weight: Tensor, bias: Tensor)? { perSampleSum(squared: true) }
+
+    private func perSampleSum(squared: Bool) -> (weight: Tensor, bias: Tensor)? {
         guard let x = lastInput, let delta = lastOutput?.grad else { return nil }
         return PerSampleGradients.conv2dPerSampleSum(input: x, outputGradient: delta, kernelSize: weight.shape[2],
-                                                     stride: stride, padding: padding, squared: false)
+                                                     stride: stride, padding: padding, squared: squared)
     }
 
     /// Forgets the recorded activations.

@@ -63,6 +63,44 @@ import Testing
         }
     }
 
+    @Test("the exact Fisher of conv nets with BatchNorm (one batched pass: a GEMM per sample) equals the sample-by-sample sum",
+          arguments: ["cnn", "resnet20"])
+    func exactFisherOfConvNetsMatchesBruteForce(_ kind: String) throws {
+        var rng = RandomGenerator(seed: 6)
+        let model = kind == "cnn"
+            ? Models.cnn(inputChannels: 1, inputHeight: 12, inputWidth: 12, channels: [3, 4], hidden: [8], classes: 3, using: &rng)
+            : Models.cifarResNet(depth: 20, inputChannels: 1, classes: 3, using: &rng)
+        for (_, m) in model.namedModules() {
+            guard let bn = m as? BatchNorm else { continue }
+            bn.runningMean.scalars = (0..<bn.channels).map { Float($0 % 3) / 10 - 0.1 }
+            bn.runningVariance.scalars = (0..<bn.channels).map { 0.6 + Float($0 % 4) / 5 }
+        }
+        #expect(Importance.hasBatchedPerSampleStatistics(model))
+        let x = Tensor.normal([3, 1, 12, 12], using: &rng)
+        var fisherRNG = RandomGenerator(seed: 0)
+        let fast = Importance.fisher(model: model, batches: [(x, [0, 1, 2])], rng: &fisherRNG).mean
+        model.eval()
+        var reference = ParameterMap.zeros(like: model.namedParameters())
+        for k in 0..<3 {
+            let xk = x.indexSelect([k])
+            let p = GradMode.withoutGrad { model(xk) }.softmax().scalars
+            for c in 0..<3 {
+                model.zeroGrad()
+                Losses.crossEntropy(model(xk), targets: [c]).backward()
+                for (name, t) in model.namedParameters() {
+                    guard let g = t.grad?.scalars else { continue }
+                    for i in g.indices { reference[name]![i] += p[c] * g[i] * g[i] / 3 }
+                }
+            }
+        }
+        for (name, expected) in reference {
+            let scale = expected.max() ?? 0
+            for i in expected.indices {
+                #expect(abs(fast[name]![i] - expected[i]) <= 1e-4 * max(scale, 1e-8), "\(kind) \(name)[\(i)]: \(fast[name]![i]) vs \(expected[i])")
+            }
+        }
+    }
+
     @Test("EWC, online EWC and mode-IMM default to the exact Fisher; empirical and sampled stay available")
     func defaultsToTheExactFisher() throws {
         #expect((try StrategyRegistry.make("ewc") as! EWC).fisherEstimator == .exact)
