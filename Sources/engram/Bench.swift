@@ -10,9 +10,10 @@ struct Bench: ParsableCommand {
         Training steps: mlp400_b10, mlp400_b128 (MLP 784-400-400-10), mlp1000_b256 (MLP 784-1000-1000-10),
         resnet18r_b32 (reduced ResNet-18, nf = 20, 3×32×32 input, 100 classes), resnet20_b32 (CIFAR ResNet-20 with
         option-A shortcuts on 1×28×28 input, 10 classes). Evaluation (forward only, eval mode, no gradients):
-        eval_mlp400_b1000, eval_resnet20_b1000. benchmarks/pytorch_peer.py times the same workloads in PyTorch and
-        prints the same JSON keys; `--peer benchmarks/pytorch_peer.py` runs it alternately with Engram (--rounds
-        rounds) and reports both medians and their ratio.
+        eval_mlp400_b1000, eval_resnet20_b1000. Exact per-sample MAS importance against training on the same samples:
+        mas_importance_mlp, mas_importance_cnn (ResNet-20). benchmarks/pytorch_peer.py times the training and
+        evaluation workloads in PyTorch and prints the same JSON keys; `--peer benchmarks/pytorch_peer.py` runs it
+        alternately with Engram (--rounds rounds) and reports both medians and their ratio.
         """
     )
 
