@@ -122,10 +122,13 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: I
         }
     }
 
-    @Test("oneDNN convolutions give bit-identical results when repeated with the same thread count")
+    @Test("oneDNN convolutions and matrix products give bit-identical results when repeated with the same thread count")
     func oneDNNIsDeterministic() throws {
         try #require(ComputeBackend.isOneDNNAvailable, "built without oneDNN")
         for c in Self.modelCases.prefix(3) { #expect(run(.oneDNN, c) == run(.oneDNN, c)) }
+        let a = randomTensor([300, 200], seed: 14), b = randomTensor([200, 150], seed: 15)
+        let products = (0..<2).map { _ in ComputeBackend.using(.oneDNN) { a.matmul(b).scalars } }
+        #expect(products[0] == products[1])
     }
 
     @Test("oneDNN's and OpenBLAS's matrix products agree to 1e-5 relative, with every transposition and thin shapes",
