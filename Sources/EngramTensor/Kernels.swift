@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Σᵢ pᵢ with eight independent accumulators (breaks the add-latency chain; same result every run).
 @inline(__always)
 func reduceSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -46,4 +48,15 @@ func reduceSquaredDeviation(_ p: UnsafePointer<Float>, _ c: Float, _ n: Int) -> 
     var s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     while i < n { let d = p[i] - c; s += d * d; i += 1 }
     return s
+}
+
+/// Splits `0..<count` into one contiguous range per configured thread and runs `body` on each, concurrently when
+/// `work` (elements touched) is large enough to pay for the hand-off; serially otherwise. Items must be
+/// independent: every result is computed by one thread with the same code, so it does not depend on the split.
+func forEachRange(_ count: Int, work: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    let parts = Swift.min(BLAS.configuredThreads, count)
+    guard parts > 1, work >= 1 << 15 else { body(0..<count); return }
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+        body((part * count / parts)..<((part + 1) * count / parts))
+    }
 }

@@ -47,7 +47,12 @@ extension Tensor {
         precondition(runningMean.count == c && runningVariance.count == c, "batchNorm: statistics do not have \(c) channels")
         precondition(!training || m > 1, "batchNorm: training needs more than one value per channel, input \(x.shape)")
         if group == nil { xv.withUnsafeBufferPointer { px in
-            for ch in 0..<c {
+          mean.withUnsafeMutableBufferPointer { pMean in invStd.withUnsafeMutableBufferPointer { pInv in
+          unbiased.withUnsafeMutableBufferPointer { pUnbiased in
+            // Channels are independent: split over the threads (nonisolated(unsafe): each range writes its own slots).
+            nonisolated(unsafe) let (px, mean, invStd, unbiased) = (px, pMean, pInv, pUnbiased)
+            let m = m
+            forEachRange(c, work: xv.count) { channels in for ch in channels {
                 if training {
                     var s: Double = 0
                     for b in 0..<n { s += Double(reduceSum(px.baseAddress! + (b * c + ch) * inner, inner)) }
@@ -61,7 +66,8 @@ extension Tensor {
                     mean[ch] = runningMean[ch]
                     invStd[ch] = 1 / (runningVariance[ch] + epsilon).squareRoot()
                 }
-            }
+            } }
+          } } }
         } }
         let gv = gamma?.scalars, bv = beta?.scalars
         var xhat = [Float](repeating: 0, count: xv.count)
@@ -69,9 +75,12 @@ extension Tensor {
         xv.withUnsafeBufferPointer { px in
             xhat.withUnsafeMutableBufferPointer { ph in
                 values.withUnsafeMutableBufferPointer { py in
-                    for b in 0..<n {
-                        for ch in 0..<c {
-                            let base = (b * c + ch) * inner
+                    // Planes (sample, channel) are independent: split over the threads.
+                    nonisolated(unsafe) let (px, ph, py) = (px, ph, py)
+                    let (mean, invStd) = (mean, invStd)
+                    forEachRange(n * c, work: xv.count) { planes in
+                        for plane in planes {
+                            let ch = plane % c, base = plane * inner
                             let (mu, istd, gm, bt) = (mean[ch], invStd[ch], gv?[ch] ?? 1, bv?[ch] ?? 0)
                             // Pointers advanced once per plane: the inner loop has no index arithmetic to check.
                             let xs = px.baseAddress! + base, hs = ph.baseAddress! + base, ys = py.baseAddress! + base
@@ -95,16 +104,21 @@ extension Tensor {
             var dx = [Float](repeating: 0, count: g.count)
             g.withUnsafeBufferPointer { pg in
                 xhat.withUnsafeBufferPointer { ph in
-                    for ch in 0..<c {
-                        var sg: Float = 0, sgh: Float = 0
-                        for b in 0..<n {
-                            let base = (b * c + ch) * inner
-                            sg += reduceSum(pg.baseAddress! + base, inner)
-                            sgh += reduceDot(pg.baseAddress! + base, ph.baseAddress! + base, inner)
+                    dbeta.withUnsafeMutableBufferPointer { pBeta in dgamma.withUnsafeMutableBufferPointer { pGamma in
+                        nonisolated(unsafe) let (pg, ph, dbeta, dgamma) = (pg, ph, pBeta, pGamma)
+                        forEachRange(c, work: g.count) { channels in
+                            for ch in channels {
+                                var sg: Float = 0, sgh: Float = 0
+                                for b in 0..<n {
+                                    let base = (b * c + ch) * inner
+                                    sg += reduceSum(pg.baseAddress! + base, inner)
+                                    sgh += reduceDot(pg.baseAddress! + base, ph.baseAddress! + base, inner)
+                                }
+                                dbeta[ch] = sg
+                                dgamma[ch] = sgh
+                            }
                         }
-                        dbeta[ch] = sg
-                        dgamma[ch] = sgh
-                    }
+                    } }
                     // The whole batch's Σg and Σg·x̂ for dx (this process's alone: no copy); γ's and β's gradients
                     // stay this member's.
                     var batchG = dbeta, batchGH = dgamma
@@ -115,7 +129,9 @@ extension Tensor {
                         batchGH = sums[c...].map(Float.init)
                     }
                     dx.withUnsafeMutableBufferPointer { pd in
-                        for ch in 0..<c {
+                        nonisolated(unsafe) let (pd, pg, ph) = (pd, pg, ph)
+                        let (batchG, batchGH, invStd, m) = (batchG, batchGH, invStd, m)
+                        forEachRange(c, work: g.count) { channels in for ch in channels {
                             let gm = gv?[ch] ?? 1
                             let scale = gm * invStd[ch]
                             if training {
@@ -133,7 +149,7 @@ extension Tensor {
                                     for k in 0..<inner { ds[k] = scale * gs[k] }
                                 }
                             }
-                        }
+                        } }
                     }
                 }
             }

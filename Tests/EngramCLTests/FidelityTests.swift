@@ -38,6 +38,25 @@ import Testing
         for i in 0..<3 { #expect(abs(fisher["head.bias"]![i] - bias[i]) < 1e-5, "bias[\(i)]") }
     }
 
+    /// (1/N) Σₖ Σ_c p(c|xₖ) (∂ log p(c|xₖ)/∂θ)², one backward pass per sample and class.
+    static func bruteForceFisher(_ model: Classifier, _ x: Tensor, classes: Int) -> ParameterMap {
+        var reference = ParameterMap.zeros(like: model.namedParameters())
+        let n = x.shape[0]
+        for k in 0..<n {
+            let xk = x.indexSelect([k])
+            let p = GradMode.withoutGrad { model(xk) }.softmax().scalars
+            for c in 0..<classes {
+                model.zeroGrad()
+                Losses.crossEntropy(model(xk), targets: [c]).backward()
+                for (name, t) in model.namedParameters() {
+                    guard let g = t.grad?.scalars else { continue }
+                    for i in g.indices { reference[name]![i] += p[c] * g[i] * g[i] / Float(n) }
+                }
+            }
+        }
+        return reference
+    }
+
     @Test("the exact Fisher of a hidden-layer network equals Σ_c p_c (∂ log p_c/∂θ)² summed sample by sample")
     func exactFisherMatchesBruteForce() throws {
         var rng = RandomGenerator(seed: 4)
@@ -45,19 +64,7 @@ import Testing
         let x = Tensor(shape: [3, 5], scalars: (0..<15).map { Float(($0 * 7) % 5) / 4 - 0.4 })
         var fisherRNG = RandomGenerator(seed: 0)
         let fast = Importance.fisher(model: model, batches: [(x, [0, 1, 2])], rng: &fisherRNG).mean
-        var reference = ParameterMap.zeros(like: model.namedParameters())
-        for k in 0..<3 {
-            let xk = x.indexSelect([k])
-            let p = GradMode.withoutGrad { model(xk) }.softmax().scalars
-            for c in 0..<3 {
-                model.zeroGrad()
-                Losses.crossEntropy(model(xk), targets: [c]).backward()
-                for (name, t) in model.namedParameters() {
-                    let g = t.grad!.scalars
-                    for i in g.indices { reference[name]![i] += p[c] * g[i] * g[i] / 3 }
-                }
-            }
-        }
+        let reference = Self.bruteForceFisher(model, x, classes: 3)
         for (name, expected) in reference {
             for i in expected.indices { #expect(abs(fast[name]![i] - expected[i]) <= 1e-5 + 1e-4 * abs(expected[i]), "\(name)[\(i)]") }
         }
@@ -80,19 +87,7 @@ import Testing
         var fisherRNG = RandomGenerator(seed: 0)
         let fast = Importance.fisher(model: model, batches: [(x, [0, 1, 2])], rng: &fisherRNG).mean
         model.eval()
-        var reference = ParameterMap.zeros(like: model.namedParameters())
-        for k in 0..<3 {
-            let xk = x.indexSelect([k])
-            let p = GradMode.withoutGrad { model(xk) }.softmax().scalars
-            for c in 0..<3 {
-                model.zeroGrad()
-                Losses.crossEntropy(model(xk), targets: [c]).backward()
-                for (name, t) in model.namedParameters() {
-                    guard let g = t.grad?.scalars else { continue }
-                    for i in g.indices { reference[name]![i] += p[c] * g[i] * g[i] / 3 }
-                }
-            }
-        }
+        let reference = Self.bruteForceFisher(model, x, classes: 3)
         for (name, expected) in reference {
             let scale = expected.max() ?? 0
             for i in expected.indices {
