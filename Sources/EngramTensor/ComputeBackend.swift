@@ -37,7 +37,8 @@ public enum ComputeBackend: String, Sendable, CaseIterable {
 
     @TaskLocal private static var scoped: ComputeBackend?
 
-    /// The backend convolutions use: the one `using(_:_:)` set for the running code, else the process-wide choice.
+    /// The backend products and convolutions use: the one `using(_:_:)` set for the running code, else the
+    /// process-wide choice.
     /// Setting `.oneDNN` where it is unavailable keeps `.openBLAS`.
     public static var current: ComputeBackend {
         get { scoped ?? selected }
@@ -51,6 +52,19 @@ public enum ComputeBackend: String, Sendable, CaseIterable {
     /// threads it starts do not inherit the choice).
     public static func using<R>(_ backend: ComputeBackend, _ body: () throws -> R) rethrows -> R {
         try $scoped.withValue(backend == .oneDNN && !isOneDNNAvailable ? .openBLAS : backend, operation: body)
+    }
+
+    /// A one-line description of what is wrong with `ENGRAM_BACKEND`, or nil: an unknown value, or `onednn` asked of a
+    /// build without oneDNN (either would otherwise fall back silently). Front ends refuse to start with it.
+    public static func environmentProblem() -> String? {
+        guard let name = getenvString("ENGRAM_BACKEND") else { return nil }
+        guard let chosen = ComputeBackend(rawValue: name.lowercased()) else {
+            return "ENGRAM_BACKEND: unknown value '\(name)' (known: \(allCases.map(\.rawValue).joined(separator: ", ")))"
+        }
+        if chosen == .oneDNN && !isOneDNNAvailable {
+            return "ENGRAM_BACKEND=onednn: this engram was built without oneDNN; install libdnnl-dev (Debian) and build again"
+        }
+        return nil
     }
 
     private static func getenvString(_ name: String) -> String? {

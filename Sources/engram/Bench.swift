@@ -44,6 +44,7 @@ struct Bench: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+        if let problem = ComputeBackend.environmentProblem() { throw ValidationError(problem) }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
         if let peer, !FileManager.default.isReadableFile(atPath: peer) {
             throw ValidationError("--peer: cannot read '\(peer)'")

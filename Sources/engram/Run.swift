@@ -341,7 +341,7 @@ struct RunDriver {
                 try run(resume: resume, group: group)
             } else {
                 // The other ranks compute as rank 0 does and write nothing: no directory, log or summary.
-                Self.prepareProcess()
+                try Self.prepareProcess()
                 let run = try ExperimentRun(configuration: configuration, directory: URL(fileURLWithPath: directory))
                 run.group = group
                 _ = try run.run(resume: resume)
@@ -362,8 +362,10 @@ struct RunDriver {
     }
 
     /// What every process that trains sets up first: Ctrl-C handling, the parent watch of a sweep's point, the
-    /// allocator, and OpenBLAS's threads (honours OPENBLAS_NUM_THREADS; enables single-threaded thin GEMMs).
-    static func prepareProcess() {
+    /// allocator, and the threads of OpenBLAS and oneDNN (honours OPENBLAS_NUM_THREADS; enables single-threaded thin
+    /// GEMMs); a bad ENGRAM_BACKEND stops it in one line.
+    static func prepareProcess() throws {
+        if let problem = ComputeBackend.environmentProblem() { throw ValidationError(problem) }
         InterruptHandling.install()
         ParentWatch.installIfRequested()
         Runtime.configureAllocator()
@@ -371,7 +373,7 @@ struct RunDriver {
     }
 
     private func run(resume: Bool, group: (any ProcessGroup)?) throws {
-        Self.prepareProcess()
+        try Self.prepareProcess()
         let dir = URL(fileURLWithPath: directory)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("cannot create --out \(directory): \(error.localizedDescription)")
@@ -385,6 +387,7 @@ struct RunDriver {
         let logger = Logger(label: "engram.run") { _ in RunLogHandler(file: logFile, console: !quiet) }
         let parallel = group.map { " — data-parallel over \($0.size) MPI ranks, \(BLAS.threads) OpenBLAS thread\(BLAS.threads == 1 ? "" : "s") each" } ?? ""
         logger.info("\(resume ? "resuming" : "starting") \(configuration.strategy) on \(configuration.benchmark) (\(configuration.scenario)-incremental, \(configuration.tasks) tasks, seed \(configuration.training.seed)) → \(directory)\(parallel)")
+        logger.info("compute: \(ComputeBackend.current == .oneDNN ? "oneDNN" : "OpenBLAS") for matrix products and convolutions, \(BLAS.threads) thread\(BLAS.threads == 1 ? "" : "s")")
         let progress = ProgressReporter(logger: logger, quiet: quiet, taskCount: configuration.tasks,
                                         epochs: configuration.training.iterations == nil ? configuration.training.epochs : nil)
         let run = try ExperimentRun(configuration: configuration, directory: dir)

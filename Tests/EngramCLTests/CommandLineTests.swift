@@ -15,11 +15,12 @@ let engramExecutable: String = {
     return repositoryRoot + "/.build/release/engram"
 }()
 
-/// Starts `engram` with `arguments`; output goes to `log`.
-func launch(_ arguments: [String], log: URL) throws -> Process {
+/// Starts `engram` with `arguments` (and `environment` added to this process's); output goes to `log`.
+func launch(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: engramExecutable)
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     FileManager.default.createFile(atPath: log.path, contents: nil)
     let handle = try FileHandle(forWritingTo: log)
     handle.seekToEndOfFile()
@@ -31,8 +32,8 @@ func launch(_ arguments: [String], log: URL) throws -> Process {
 
 /// Runs `engram` to completion and returns its exit status.
 @discardableResult
-func engram(_ arguments: [String], log: URL) throws -> Int32 {
-    let p = try launch(arguments, log: log)
+func engram(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Int32 {
+    let p = try launch(arguments, log: log, environment: environment)
     p.waitUntilExit()
     return p.terminationStatus
 }
@@ -43,6 +44,23 @@ func engram(_ arguments: [String], log: URL) throws -> Int32 {
 
     func matrix(_ dir: URL) throws -> AccuracyMatrix {
         try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: dir.appendingPathComponent("results.json"))).matrix
+    }
+
+    @Test("ENGRAM_BACKEND picks the compute backend, the log says which, and an unknown value is refused in one line")
+    func computeBackendFromEnvironment() throws {
+        let refused = try temporaryDirectory("engram-cli-backend-refused")
+        let log = refused.appendingPathComponent("out.txt")
+        #expect(try engram(["run", "--out", refused.appendingPathComponent("run").path] + common, log: log,
+                           environment: ["ENGRAM_BACKEND": "cuda"]) != 0)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("ENGRAM_BACKEND: unknown value 'cuda' (known: onednn, openblas)"), "\(text)")
+        #expect(!FileManager.default.fileExists(atPath: refused.appendingPathComponent("run/results.json").path))
+
+        let chosen = try temporaryDirectory("engram-cli-backend-openblas")
+        #expect(try engram(["run", "--out", chosen.path] + common, log: chosen.appendingPathComponent("out.txt"),
+                           environment: ["ENGRAM_BACKEND": "openblas"]) == 0)
+        let runLog = try String(contentsOf: chosen.appendingPathComponent("log.txt"), encoding: .utf8)
+        #expect(runLog.contains("compute: OpenBLAS for matrix products and convolutions"), "\(runLog)")
     }
 
     @Test("the engram executable exists (swift test builds it)")
