@@ -17,6 +17,14 @@ public struct Conv2dGeometry: Sendable, Equatable {
     public var columns: Int { batch * outHeight * outWidth }
 }
 
+/// The im2col matrix [C·kh·kw, N·H_out·W_out] of NCHW input `x` (zero padding), as a new array.
+func unfolded(_ x: [Float], _ g: Conv2dGeometry) -> [Float] {
+    [Float](unsafeUninitializedCapacity: g.patchSize * g.columns) { pc, initialized in
+        x.withUnsafeBufferPointer { px in im2col(px.baseAddress!, g, pc.baseAddress!) }
+        initialized = g.patchSize * g.columns
+    }
+}
+
 /// Unfolds NCHW input into the im2col matrix [C·kh·kw, N·H_out·W_out] (zero padding).
 func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ cols: UnsafeMutablePointer<Float>) {
     let (oh, ow) = (g.outHeight, g.outWidth)
@@ -165,10 +173,7 @@ extension Tensor {
         #endif
         let outC = weight.shape[0]
         let (k, cols, ohw) = (geo.patchSize, geo.columns, geo.outHeight * geo.outWidth)
-        let colsBuf = [Float](unsafeUninitializedCapacity: k * cols) { pc, initialized in
-            x.scalars.withUnsafeBufferPointer { px in im2col(px.baseAddress!, geo, pc.baseAddress!) }
-            initialized = k * cols
-        }
+        let colsBuf = unfolded(x.scalars, geo)
         // [O, N·HWo] = W[O, K] · cols[K, N·HWo]
         let wv = weight.scalars
         let y2 = gemm(wv, transA: false, colsBuf, transB: false, m: outC, n: cols, k: k)
@@ -258,12 +263,7 @@ extension Tensor {
                 }
             }
             if declined {
-                let unfold = {
-                    [Float](unsafeUninitializedCapacity: geo.patchSize * geo.columns) { pc, initialized in
-                        xv.withUnsafeBufferPointer { px in im2col(px.baseAddress!, geo, pc.baseAddress!) }
-                        initialized = geo.patchSize * geo.columns
-                    }
-                }
+                let unfold = { unfolded(xv, geo) }
                 let fallback = conv2dBackwardIm2col(g, weight: wv, geometry: geo, outChannels: outC, cols: unfold,
                                                     needX: needX && gx == nil, needW: needW && gw == nil,
                                                     needB: needB && gb == nil)
@@ -427,10 +427,7 @@ extension PerSampleGradients {
         let outC = g.shape[1]
         let (k, cols, ohw) = (geo.patchSize, geo.columns, geo.outHeight * geo.outWidth)
         let xv = absolute ? x.scalars.map { Swift.abs($0) } : x.scalars
-        let colsBuf = [Float](unsafeUninitializedCapacity: k * cols) { pc, initialized in
-            xv.withUnsafeBufferPointer { px in im2col(px.baseAddress!, geo, pc.baseAddress!) }
-            initialized = k * cols
-        }
+        let colsBuf = unfolded(xv, geo)
         var g2 = [Float](repeating: 0, count: outC * cols)
         let gv = g.scalars
         for o in 0..<outC {

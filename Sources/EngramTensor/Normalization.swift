@@ -70,8 +70,9 @@ extension Tensor {
           } } }
         } }
         let gv = gamma?.scalars, bv = beta?.scalars
-        var xhat = [Float](repeating: 0, count: xv.count)
-        var values = [Float](repeating: 0, count: xv.count)
+        // Every element of x̂ and y is written below (each plane once): no zero fill first.
+        var xhat = [Float](unsafeUninitializedCapacity: xv.count) { _, initialized in initialized = xv.count }
+        var values = [Float](unsafeUninitializedCapacity: xv.count) { _, initialized in initialized = xv.count }
         xv.withUnsafeBufferPointer { px in
             xhat.withUnsafeMutableBufferPointer { ph in
                 values.withUnsafeMutableBufferPointer { py in
@@ -101,7 +102,8 @@ extension Tensor {
         let out = differentiable(shape: x.shape, scalars: values, inputs: inputs) { g in
             var dgamma = [Float](repeating: 0, count: c)
             var dbeta = [Float](repeating: 0, count: c)
-            var dx = [Float](repeating: 0, count: g.count)
+            // Every element of dx is written below (each channel of each sample once).
+            var dx = [Float](unsafeUninitializedCapacity: g.count) { _, initialized in initialized = g.count }
             g.withUnsafeBufferPointer { pg in
                 xhat.withUnsafeBufferPointer { ph in
                     dbeta.withUnsafeMutableBufferPointer { pBeta in dgamma.withUnsafeMutableBufferPointer { pGamma in
