@@ -8,7 +8,9 @@ import EngramNN
 /// gradients — by default the exact expectation over the classes (the paper's Fisher); `sampled` draws one
 /// label per sample, `empirical` uses the true label (see `FisherEstimator`); θ*_t the parameters. Loss for
 /// later tasks: L(θ) + (λ/2) Σ_{t' < t} Σᵢ F_{t',i} (θᵢ − θ*_{t',i})² — one penalty per past task, so
-/// memory grows by 2 × the parameter count per task.
+/// memory grows by 2 × the parameter count per task. The penalties are evaluated as one equivalent quadratic
+/// (`ConsolidatedQuadratic`: Σ_t F_t, the F-weighted mean anchor and a constant; 2 × the parameters more memory), so
+/// a training step costs the same after the twentieth task as after the first.
 public final class EWC: RegisteredStrategy {
     public static let descriptors = [StrategyDescriptor(
         name: "ewc", summary: "Elastic Weight Consolidation: one Fisher-weighted quadratic penalty per past task",
@@ -21,7 +23,12 @@ public final class EWC: RegisteredStrategy {
     /// How the Fisher treats the label (exact expectation by default).
     public var fisherEstimator: FisherEstimator
     /// (F_t, θ*_t) of every finished task.
-    public private(set) var penalties: [(fisher: ParameterMap, anchor: ParameterMap)] = []
+    public private(set) var penalties: [(fisher: ParameterMap, anchor: ParameterMap)] = [] {
+        didSet { consolidated = ConsolidatedQuadratic(penalties.count > 1 ? penalties.map { ($0.fisher, $0.anchor) } : []) }
+    }
+    /// The penalties as one quadratic once there are two or more (recomputed whenever a task's pair is added or the
+    /// state is loaded; empty with a single pair, which is used as it is).
+    public private(set) var consolidated = ConsolidatedQuadratic([])
 
     /// Gradient step (default) or proximal step of the penalties.
     public var penaltyStep: PenaltyStep
@@ -36,15 +43,17 @@ public final class EWC: RegisteredStrategy {
 
     /// (λ/2) Σ_t Σ F_t (θ − θ*_t)².
     public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
-        guard penaltyStep == .gradient else { return nil }
-        return penalties.compactMap { fisher, anchor in
-            quadraticPenalty(parameters: context.penalizedParameters, importance: fisher, anchor: anchor, strength: lambda / 2)
-        }.summed
+        guard penaltyStep == .gradient, let only = penalties.first else { return nil }
+        if penalties.count == 1 {
+            return quadraticPenalty(parameters: context.penalizedParameters, importance: only.fisher, anchor: only.anchor, strength: lambda / 2)
+        }
+        return consolidated.penalty(parameters: context.penalizedParameters, strength: lambda / 2)
     }
 
     public func afterStep(context: TrainingContext) {
-        guard penaltyStep == .proximal, !penalties.isEmpty else { return }
-        proximalStep(penalties: penalties.map { ($0.fisher, $0.anchor) }, strength: lambda / 2, context: context)
+        guard penaltyStep == .proximal, let only = penalties.first else { return }
+        let pair = penalties.count == 1 ? (only.fisher, only.anchor) : (consolidated.importance, consolidated.anchor)
+        proximalStep(penalties: [pair], strength: lambda / 2, context: context)
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
@@ -61,7 +70,9 @@ public final class EWC: RegisteredStrategy {
                                  estimator: estimator, allowedClasses: context.activeClasses, rng: &rng)
     }
 
-    public var memoryBytes: Int { penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } }
+    public var memoryBytes: Int {
+        penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } + consolidated.byteCount
+    }
 
     /// F_t and θ*_t of every finished task (`fisher.<t>.<parameter>`, `anchor.<t>.<parameter>`) and their number.
     public func saveState() throws -> StrategyState {

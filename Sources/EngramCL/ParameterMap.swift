@@ -87,3 +87,56 @@ public func quadraticPenalty(parameters: [(String, Tensor)], importance: Paramet
     for t in terms.dropFirst() { total = total + t }
     return total
 }
+
+/// Σ_t Ω_t (θ − θ*_t)² over several (Ω_t, θ*_t) pairs as one quadratic: A (θ − m)² + r, with A = Σ_t Ω_t, the
+/// Ω-weighted mean anchor m = Σ_t Ω_t θ*_t / A (0 where A = 0) and the constant r = Σ_t Ω_t (θ*_t − m)² ≥ 0 — the same
+/// value and the same gradient 2A(θ − m) = 2 Σ_t Ω_t (θ − θ*_t) up to rounding, in one pass over the parameters per
+/// step instead of one per pair. (EWC keeps a pair per task: at task 19 of a 20-task stream at batch 10 the separate
+/// penalties took 15 times the time of the training step itself.) With a single pair A = Ω, m = θ* and r = 0 exactly.
+public struct ConsolidatedQuadratic: Sendable {
+    /// A = Σ_t Ω_t.
+    public private(set) var importance = ParameterMap()
+    /// m = Σ_t Ω_t θ*_t / A.
+    public private(set) var anchor = ParameterMap()
+    /// r summed over each parameter's values.
+    public private(set) var residual: [String: Double] = [:]
+
+    public init(_ pairs: [(importance: ParameterMap, anchor: ParameterMap)]) {
+        guard let first = pairs.first else { return }
+        for name in first.importance.keys {
+            let terms = pairs.compactMap { pair -> ([Float], [Float])? in
+                guard let omega = pair.importance[name], let star = pair.anchor[name], omega.count == star.count else { return nil }
+                return (omega, star)
+            }
+            guard let count = terms.first?.0.count, terms.allSatisfy({ $0.0.count == count }) else { continue }
+            var a = [Float](repeating: 0, count: count), m = [Float](repeating: 0, count: count)
+            var r: Double = 0
+            for i in 0..<count {
+                var sum: Double = 0, weighted: Double = 0
+                for (omega, star) in terms { sum += Double(omega[i]); weighted += Double(omega[i]) * Double(star[i]) }
+                let mean = sum > 0 ? Float(weighted / sum) : 0
+                a[i] = Float(sum)
+                m[i] = mean
+                for (omega, star) in terms where terms.count > 1 {
+                    let d = Double(star[i]) - Double(mean)
+                    r += Double(omega[i]) * d * d
+                }
+            }
+            importance[name] = a
+            anchor[name] = m
+            residual[name] = r
+        }
+    }
+
+    /// λ Σ_t Σᵢ Ω_t,ᵢ (θᵢ − θ*_t,ᵢ)² over `parameters` = λ (Σ A (θ − m)² + r): one fused operation per parameter.
+    public func penalty(parameters: [(String, Tensor)], strength lambda: Float) -> Tensor? {
+        guard let quadratic = quadraticPenalty(parameters: parameters, importance: importance, anchor: anchor, strength: lambda) else {
+            return nil
+        }
+        let constant = parameters.reduce(0.0) { $0 + (residual[$1.0] ?? 0) } * Double(lambda)
+        return constant == 0 ? quadratic : quadratic + Tensor(Float(constant))
+    }
+
+    /// Bytes held (A and m).
+    public var byteCount: Int { importance.byteCount + anchor.byteCount }
+}
