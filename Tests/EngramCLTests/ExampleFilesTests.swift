@@ -22,7 +22,7 @@ import Yams
           arguments: files)
     func exampleIsValid(path: String) throws {
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        if text.contains("\ngrid:") {
+        if text.contains("\ngrid:") || text.contains("\ngrids:") {
             // A protocol's final sweep whose choices the validation sweep has not filled in yet (no grid line at all) is
             // refused by name.
             if text.contains("\ngrids:") && !text.contains("\n  - {") {
