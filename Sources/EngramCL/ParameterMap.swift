@@ -102,8 +102,8 @@ public struct ConsolidatedQuadratic: Sendable {
     public private(set) var residual: [String: Double] = [:]
 
     public init(_ pairs: [(importance: ParameterMap, anchor: ParameterMap)]) {
-        guard let first = pairs.first else { return }
-        for name in first.importance.keys {
+        // Every parameter any pair covers (a pair without it contributes nothing to its sums).
+        for name in Set(pairs.flatMap(\.importance.keys)) {
             let terms = pairs.compactMap { pair -> ([Float], [Float])? in
                 guard let omega = pair.importance[name], let star = pair.anchor[name], omega.count == star.count else { return nil }
                 return (omega, star)
