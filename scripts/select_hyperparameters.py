@@ -10,7 +10,10 @@ choice in the YAML form of a sweep's `grids` entry. With --write FILE, the lines
 `# chosen on validation` are replaced by the choices (the final sweep then runs them). Refuses runs scored on the
 test set. The learning rate (`training.lr`) is a setting like the methods' options when the sweep varies it. With
 --per OPTION (e.g. buffer_size), runs are chosen separately for every value of that option (a memory size is a
-condition of the comparison, not a setting to pick), and the choice lines name it.
+condition of the comparison, not a setting to pick), and the choice lines name it. With --seeds METHODS=SEEDS
+(repeatable; METHODS a comma list or `*` for every other method), each choice line also sets `training.seed`, for a
+final sweep that runs some methods on more seeds than others:
+    … --write examples/protocols/permuted-mnist.yaml --seeds ewc,online-ewc,si,mas,lwf=0,1,2 --seeds '*=0'
 Reads results.json of both schemas (schema_version ≥ 2: top-level `average_accuracy`; older: `metrics.averageAccuracy`).
 """
 import json
@@ -63,7 +66,15 @@ def condition(settings, per):
     return tuple(sorted((name, value) for name, value in settings.items() if name.split(".")[-1] == per))
 
 
-def main(directories, write=None, per=None):
+def seeds_for(strategy, seeds):
+    """The seeds --seeds gives `strategy` (its own entry, else `*`'s), or None."""
+    for methods, values in seeds:
+        if strategy in methods:
+            return values
+    return next((values for methods, values in seeds if "*" in methods), None)
+
+
+def main(directories, write=None, per=None, seeds=()):
     runs = {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
@@ -112,7 +123,9 @@ def main(directories, write=None, per=None):
         # A SAM method's ρ is written even when the validation runs did not vary it (it is what makes it SAM).
         sam = (", training.sam_rho: [" + number(every["training.sam_rho"]) + "]"
                if strategy.endswith("+sam") and "training.sam_rho" not in dict(best) else "")
-        lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy.removesuffix('+sam')}]{', ' + values if values else ''}{sam}}}")
+        chosen_seeds = seeds_for(strategy.removesuffix('+sam'), seeds)
+        seed_text = f", training.seed: [{', '.join(chosen_seeds)}]" if chosen_seeds else ""
+        lines.append(f"  - {{scenario: [{scenario.split('-')[0]}], strategy: [{strategy.removesuffix('+sam')}]{', ' + values if values else ''}{sam}{seed_text}}}")
     print("\n".join(lines))
     if write:
         text = Path(write).read_text().split("\n")
@@ -129,10 +142,18 @@ if __name__ == "__main__":
         i = arguments.index("--per")
         per_option = arguments[i + 1]
         del arguments[i:i + 2]
+    seed_options = []
+    while "--seeds" in arguments:
+        i = arguments.index("--seeds")
+        methods, _, values = arguments[i + 1].partition("=")
+        if not values or not all(v.strip().isdigit() for v in values.split(",")):
+            sys.exit(f"--seeds {arguments[i + 1]}: expected METHODS=SEEDS, e.g. ewc,si=0,1,2 or '*=0'")
+        seed_options.append((set(methods.split(",")), [v.strip() for v in values.split(",")]))
+        del arguments[i:i + 2]
     if "--write" in arguments:
         i = arguments.index("--write")
         target = arguments[i + 1]
         del arguments[i:i + 2]
     if not arguments:
         sys.exit(__doc__)
-    main(arguments, target, per_option)
+    main(arguments, target, per_option, seed_options)
