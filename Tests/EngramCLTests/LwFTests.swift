@@ -5,35 +5,50 @@ import EngramCL
 import Foundation
 import Testing
 
+/// Σ_{j < oldWidth} p_j log(p_j / q_j) averaged over the rows, p = softmax(old row / T), q = softmax(logit row / T)
+/// over all `width` columns — computed by hand in Double.
+private func handDistillation(logits: [Double], width: Int, old: [Double], oldWidth: Int, temperature t: Double) -> Double {
+    func softmax(_ row: ArraySlice<Double>) -> [Double] {
+        let e = row.map { Foundation.exp($0 / t) }
+        let s = e.reduce(0, +)
+        return e.map { $0 / s }
+    }
+    let rows = logits.count / width
+    var kl = 0.0
+    for r in 0..<rows {
+        let p = softmax(old[(oldWidth * r)..<(oldWidth * r + oldWidth)]), q = softmax(logits[(width * r)..<(width * r + width)])
+        for j in 0..<oldWidth { kl += p[j] * Foundation.log(p[j] / q[j]) }
+    }
+    return kl / Double(rows)
+}
+
 @Suite(.serialized) struct LwFTests {
-    @Test("the distillation loss equals KL(softmax(y_o/T) ‖ softmax(ŷ/T)) computed by hand on 2×3 logits (T² only when asked)")
-    func distillationMatchesHandComputedKL() {
-        let logits: [Double] = [1, 2, 0.5, -1, 0, 3]
-        let old: [Double] = [2, 0, 1, 0.5, 0.5, 1]
+    @Test("the distillation equals Σ_old p (log p − log q) computed by hand (T² only when asked): a KL over the same 3 classes, or over 2 old classes padded into 3 seen ones",
+          arguments: [3, 2])
+    func distillationMatchesHandComputedValue(oldWidth: Int) {
+        let logits: [Double] = [1, 2, 0.5, -1, 0, 3]      // 2 samples × 3 classes
+        let old: [Double] = oldWidth == 3 ? [2, 0, 1, 0.5, 0.5, 1] : [2, 0, 0.5, 0.5]
         let t = 2.0
-        func softmax(_ row: ArraySlice<Double>) -> [Double] {
-            let e = row.map { Foundation.exp($0 / t) }
-            let s = e.reduce(0, +)
-            return e.map { $0 / s }
+        let expected = handDistillation(logits: logits, width: 3, old: old, oldWidth: oldWidth, temperature: t)
+        func loss(squared: Bool) -> Double {
+            let current = Tensor(shape: [2, 3], scalars: logits.map(Float.init))
+            let previous = Tensor(shape: [2, oldWidth], scalars: old.map(Float.init))
+            let value = oldWidth == 3
+                ? LwF.distillationLoss(logits: current, oldLogits: previous, temperature: Float(t), temperatureSquared: squared)
+                : LwF.paddedDistillationLoss(logits: current, oldLogits: previous, temperature: Float(t), temperatureSquared: squared)
+            return Double(value.item)
         }
-        var kl = 0.0
-        for r in 0..<2 {
-            let p = softmax(old[(3 * r)..<(3 * r + 3)]), q = softmax(logits[(3 * r)..<(3 * r + 3)])
-            for j in 0..<3 { kl += p[j] * Foundation.log(p[j] / q[j]) }
-        }
-        let expected = kl / 2
-        let got = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
-                                       oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: Float(t))
-        #expect(abs(Double(got.item) - expected) < 1e-5, "\(got.item) vs \(expected)")
-        let squared = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
-                                           oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: Float(t),
-                                           temperatureSquared: true)
-        #expect(abs(Double(squared.item) - t * t * expected) < 1e-5)
+        #expect(abs(loss(squared: false) - expected) < 1e-5, "\(loss(squared: false)) vs \(expected)")
+        #expect(abs(loss(squared: true) - t * t * expected) < 1e-5)
+    }
+
+    @Test("LwF's defaults are Li & Hoiem's (λ_o = 1, T = 2, no T², old classes, additive) and equal logits distil to zero")
+    func defaultsFollowThePaper() {
         let defaults = try! StrategyRegistry.make("lwf") as! LwF
         #expect(defaults.temperatureSquared == false && defaults.lambda == 1 && defaults.temperature == 2)
-        let same = LwF.distillationLoss(logits: Tensor(shape: [2, 3], scalars: old.map(Float.init)),
-                                        oldLogits: Tensor(shape: [2, 3], scalars: old.map(Float.init)), temperature: 2)
-        #expect(abs(same.item) < 1e-6)
+        #expect(defaults.distilledClasses == .old && defaults.lossWeighting == .additive)
+        let logits = Tensor(shape: [2, 3], scalars: [2, 0, 1, 0.5, 0.5, 1])
+        #expect(abs(LwF.distillationLoss(logits: logits, oldLogits: logits, temperature: 2).item) < 1e-6)
     }
 
     @Test("at the start of a new task the model equals the old one, so LwF adds nothing to the task loss")
@@ -79,31 +94,6 @@ import Testing
         try trainer.train(from: TrainingPosition(task: 1))
         #expect(abs(try #require(newClassMoved)) < 1e-5)
         #expect(try #require(oldClassMoved) > 0.1)
-    }
-
-    @Test("the padded distillation equals Σ_old p (log p − log q), q the softmax over every seen class, computed by hand")
-    func paddedDistillationMatchesHandComputedValue() {
-        let logits: [Double] = [1, 2, 0.5, -1, 0, 3]     // 2 samples × 3 seen classes (the last is the current task's)
-        let old: [Double] = [2, 0, 0.5, 0.5]              // 2 samples × 2 old classes
-        let t = 2.0
-        func softmax(_ row: [Double]) -> [Double] {
-            let e = row.map { Foundation.exp($0 / t) }
-            let s = e.reduce(0, +)
-            return e.map { $0 / s }
-        }
-        var kl = 0.0
-        for r in 0..<2 {
-            let p = softmax(Array(old[(2 * r)..<(2 * r + 2)])), q = softmax(Array(logits[(3 * r)..<(3 * r + 3)]))
-            for j in 0..<2 { kl += p[j] * Foundation.log(p[j] / q[j]) }
-        }
-        let expected = kl / 2
-        let got = LwF.paddedDistillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
-                                             oldLogits: Tensor(shape: [2, 2], scalars: old.map(Float.init)), temperature: Float(t))
-        #expect(abs(Double(got.item) - expected) < 1e-5, "\(got.item) vs \(expected)")
-        let squared = LwF.paddedDistillationLoss(logits: Tensor(shape: [2, 3], scalars: logits.map(Float.init)),
-                                                 oldLogits: Tensor(shape: [2, 2], scalars: old.map(Float.init)), temperature: Float(t),
-                                                 temperatureSquared: true)
-        #expect(abs(Double(squared.item) - t * t * expected) < 1e-5)
     }
 
     @Test("with distilled_classes seen, raising a current-task logit raises the class-incremental distillation")
