@@ -138,6 +138,12 @@ public enum StrategyRegistry {
         let descriptors = try descriptors(of: list)
         let options = try settings.resolved(for: descriptors.map(\.name))
         let parts = try descriptors.map { try $0.make(options[$0.name]!) }
+        // LwF weighed by the task count scales the task loss itself, which a method replacing it would discard.
+        if let lwf = parts.lazy.compactMap({ $0 as? LwF }).first, lwf.lossWeighting == .byTaskCount,
+           let replacing = descriptors.first(where: \.replacesCriterion) {
+            throw StrategyError(key: "lwf.loss_weighting", "by_task_count scales the task loss, which \(replacing.name) replaces "
+                                + "with its own objective; use additive with \(replacing.name)")
+        }
         return parts.count == 1 ? parts[0] : CompositeStrategy(parts)
     }
 }

@@ -142,4 +142,13 @@ private func handDistillation(logits: [Double], width: Int, old: [Double], oldWi
         #expect(abs(total - (0.5 * 2 + 0.5 * 3 * kd)) < 1e-4 * max(1, total), "\(total) vs \(0.5 * 2 + 1.5 * kd)")
         #expect(weighted.newTaskShare(0) == 1 && weighted.newTaskShare(4) == 0.2 && additive.newTaskShare(4) == 1)
     }
+
+    @Test("LwF weighed by the task count is refused beside a method that replaces the task loss, naming the option")
+    func taskCountWeightingRefusesCriterionReplacers() throws {
+        var h = HyperparameterSettings()
+        h["lwf", "loss_weighting"] = "by_task_count"
+        #expect { try StrategyRegistry.make("icarl+lwf", h) } throws: { "\($0)".contains("lwf.loss_weighting") && "\($0)".contains("icarl") }
+        #expect((try StrategyRegistry.make("lwf", h) as! LwF).lossWeighting == .byTaskCount)
+        #expect(throws: Never.self) { try StrategyRegistry.make("icarl+lwf") }
+    }
 }
