@@ -13,6 +13,17 @@ public enum Runtime {
     /// does the same for buffers above 32 MiB — a batch of 1 000 through ResNet-20 has 50 MB activations, and
     /// mapping them anew spent more time in page faults than in the convolutions (evaluation 2.2× faster).
     /// Call once at start-up; numbers are unchanged.
+    /// Asks the kernel to kill this process (SIGKILL) the moment its parent exits (Linux; false elsewhere or on
+    /// failure). A sweep point's child uses it so it cannot outlive its rank: an orphan would go on writing the
+    /// point's directory while a rerun starts the point again.
+    public static func dieWithParent() -> Bool {
+        #if os(Linux)
+        return engram_set_parent_death_signal(SIGKILL) == 0
+        #else
+        return false
+        #endif
+    }
+
     public static func configureAllocator() {
         #if os(Linux)
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)

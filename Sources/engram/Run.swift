@@ -309,6 +309,10 @@ enum ParentWatch {
     static func installIfRequested() {
         guard ProcessInfo.processInfo.environment["ENGRAM_EXIT_WITH_PARENT"] == "1" else { return }
         let parent = getppid()
+        // On Linux the kernel ends this process as soon as the rank exits (no window in which an orphan finishes
+        // the point while a rerun starts it again); the watch below covers other systems and a parent that was
+        // gone before the request.
+        if Runtime.dieWithParent(), getppid() == parent { return }
         Thread.detachNewThread {
             while getppid() == parent { usleep(200_000) }
             FileHandle.standardError.write(Data("engram: the sweep rank that started this point is gone; stopping (resume from the last checkpoint)\n".utf8))

@@ -102,7 +102,15 @@ extension SweepExecutor {
         if !quiet { note("rank \(rank): \(resume ? "resuming" : "started") \(point.name)") }
         process.process.waitUntilExit()
         try? process.log.close()
-        return process.process.terminationReason == .exit && process.process.terminationStatus == 0
+        return process.process.terminationReason == .exit && process.process.terminationStatus == 0 || finishedElsewhere(point)
+    }
+
+    /// True when the point's directory holds a finished run of its configuration although this rank's child did not
+    /// finish it: a process of an earlier, killed job (a rank outliving its `mpirun` for a moment) completed it while
+    /// this job started it again, and the child refused the finished directory. The point is done either way.
+    func finishedElsewhere(_ point: SweepPoint) -> Bool {
+        if case .finished = (try? sweep.state(of: point)) { return true }
+        return false
     }
 
     /// Rank 0: answers requests, runs points itself in between, records finished points in the store.
@@ -143,7 +151,8 @@ extension SweepExecutor {
             }
             if let job = own, !job.process.isRunning {
                 try? job.log.close()
-                finished(job.point, ok: job.process.terminationReason == .exit && job.process.terminationStatus == 0, rank: 0)
+                finished(job.point, ok: job.process.terminationReason == .exit && job.process.terminationStatus == 0
+                                        || finishedElsewhere(job.point), rank: 0)
                 own = nil
             }
             if own == nil, let (point, resume) = queue.popFirst() {
