@@ -24,10 +24,10 @@ public final class EWC: RegisteredStrategy {
     public var fisherEstimator: FisherEstimator
     /// (F_t, θ*_t) of every finished task.
     public private(set) var penalties: [(fisher: ParameterMap, anchor: ParameterMap)] = [] {
-        didSet { consolidated = ConsolidatedQuadratic(penalties.count > 1 ? penalties.map { ($0.fisher, $0.anchor) } : []) }
+        didSet { consolidated = ConsolidatedQuadratic(penalties.map { ($0.fisher, $0.anchor) }) }
     }
-    /// The penalties as one quadratic once there are two or more (recomputed whenever a task's pair is added or the
-    /// state is loaded; empty with a single pair, which is used as it is).
+    /// The penalties as one quadratic (recomputed whenever a task's pair is added or the state is loaded; a single
+    /// pair is used as it is, its arrays shared).
     public private(set) var consolidated = ConsolidatedQuadratic([])
 
     /// Gradient step (default) or proximal step of the penalties.
@@ -43,17 +43,13 @@ public final class EWC: RegisteredStrategy {
 
     /// (λ/2) Σ_t Σ F_t (θ − θ*_t)².
     public func penalty(output: Tensor, batch: Batch, context: TrainingContext) -> Tensor? {
-        guard penaltyStep == .gradient, let only = penalties.first else { return nil }
-        if penalties.count == 1 {
-            return quadraticPenalty(parameters: context.penalizedParameters, importance: only.fisher, anchor: only.anchor, strength: lambda / 2)
-        }
+        guard penaltyStep == .gradient, !penalties.isEmpty else { return nil }
         return consolidated.penalty(parameters: context.penalizedParameters, strength: lambda / 2)
     }
 
     public func afterStep(context: TrainingContext) {
-        guard penaltyStep == .proximal, let only = penalties.first else { return }
-        let pair = penalties.count == 1 ? (only.fisher, only.anchor) : (consolidated.importance, consolidated.anchor)
-        proximalStep(penalties: [pair], strength: lambda / 2, context: context)
+        guard penaltyStep == .proximal, !penalties.isEmpty else { return }
+        proximalStep(penalties: [(consolidated.importance, consolidated.anchor)], strength: lambda / 2, context: context)
     }
 
     public func afterTask(_ task: Int, context: TrainingContext) throws {
@@ -78,7 +74,8 @@ public final class EWC: RegisteredStrategy {
     }
 
     public var memoryBytes: Int {
-        penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } + consolidated.byteCount
+        // A single pair's consolidated form is the pair itself (shared arrays): it adds memory from the second task.
+        penalties.reduce(0) { $0 + $1.fisher.byteCount + $1.anchor.byteCount } + (penalties.count > 1 ? consolidated.byteCount : 0)
     }
 
     /// F_t and θ*_t of every finished task (`fisher.<t>.<parameter>`, `anchor.<t>.<parameter>`) and their number.

@@ -102,6 +102,12 @@ public struct ConsolidatedQuadratic: Sendable {
     public private(set) var residual: [String: Double] = [:]
 
     public init(_ pairs: [(importance: ParameterMap, anchor: ParameterMap)]) {
+        if pairs.count == 1 {
+            // The pair itself (its arrays shared, not copied).
+            (importance, anchor) = (pairs[0].importance, pairs[0].anchor)
+            residual = pairs[0].importance.mapValues { _ in 0 }
+            return
+        }
         // Every parameter any pair covers (a pair without it contributes nothing to its sums).
         for name in Set(pairs.flatMap(\.importance.keys)) {
             let terms = pairs.compactMap { pair -> ([Float], [Float])? in
@@ -117,7 +123,7 @@ public struct ConsolidatedQuadratic: Sendable {
                 let mean = sum > 0 ? Float(weighted / sum) : 0
                 a[i] = Float(sum)
                 m[i] = mean
-                for (omega, star) in terms where terms.count > 1 {
+                for (omega, star) in terms {
                     let d = Double(star[i]) - Double(mean)
                     r += Double(omega[i]) * d * d
                 }
@@ -137,6 +143,6 @@ public struct ConsolidatedQuadratic: Sendable {
         return constant == 0 ? quadratic : quadratic + Tensor(Float(constant))
     }
 
-    /// Bytes held (A and m).
+    /// Bytes of A and m (for a single pair, the pair's own arrays).
     public var byteCount: Int { importance.byteCount + anchor.byteCount }
 }

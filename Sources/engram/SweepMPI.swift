@@ -102,13 +102,14 @@ extension SweepExecutor {
         if !quiet { note("rank \(rank): \(resume ? "resuming" : "started") \(point.name)") }
         process.process.waitUntilExit()
         try? process.log.close()
-        return process.process.terminationReason == .exit && process.process.terminationStatus == 0 || finishedElsewhere(point)
+        return isDone(point, child: process.process)
     }
 
-    /// True when the point's directory holds a finished run of its configuration although this rank's child did not
-    /// finish it: a process of an earlier, killed job (a rank outliving its `mpirun` for a moment) completed it while
-    /// this job started it again, and the child refused the finished directory. The point is done either way.
-    func finishedElsewhere(_ point: SweepPoint) -> Bool {
+    /// Whether `point` is done once its `child` exited: the child finished it, or the point's directory holds a finished
+    /// run of its configuration anyway — a process of an earlier, killed job (a rank outliving its `mpirun` for a
+    /// moment) completed it while this job started it again, and the child refused the finished directory.
+    func isDone(_ point: SweepPoint, child: Process) -> Bool {
+        if child.terminationReason == .exit && child.terminationStatus == 0 { return true }
         if case .finished = (try? sweep.state(of: point)) { return true }
         return false
     }
@@ -151,8 +152,7 @@ extension SweepExecutor {
             }
             if let job = own, !job.process.isRunning {
                 try? job.log.close()
-                finished(job.point, ok: job.process.terminationReason == .exit && job.process.terminationStatus == 0
-                                        || finishedElsewhere(job.point), rank: 0)
+                finished(job.point, ok: isDone(job.point, child: job.process), rank: 0)
                 own = nil
             }
             if own == nil, let (point, resume) = queue.popFirst() {
