@@ -29,13 +29,18 @@ def mib(n):
     return f"{n / 2**20:.2f} MiB" if n else "0"
 
 
+PER_TASK_BATCHNORM_BY_DEFAULT = {"mind", "mind-self", "packnet"}
+
+
 def batch_norm(r):
     """'per-task', 'shared', 'per-column' (progressive convolutional columns) or '–' (no BatchNorm), as results.json's
-    `batch_norm` says; older files without it: from the resolved configuration."""
+    `batch_norm` says; older files without it: from the resolved configuration, and files older still (which did not
+    write `per_task_batchnorm`) from the strategy's default then, per-task for MIND, MIND-self and PackNet."""
     layout = r.get("batch_norm")
     if layout is None:
         c = r["configuration"]
-        layout = "none" if c["model"] == "mlp" else ("per-task" if c.get("per_task_batchnorm") else "shared")
+        per_task = c.get("per_task_batchnorm", r["strategy"] in PER_TASK_BATCHNORM_BY_DEFAULT)
+        layout = "none" if c["model"] == "mlp" else ("per-task" if per_task else "shared")
     return "–" if layout == "none" else layout
 
 
@@ -52,11 +57,12 @@ def flat_settings(c):
 
 
 def label_settings(runs_by_strategy):
-    """For each strategy, the settings that differ between its runs (what tells its rows apart)."""
+    """For each strategy, the settings that differ between its runs (what tells its rows apart). A setting a file
+    does not write (older files wrote only what was given, not the defaults) does not count as a difference."""
     varying = {}
     for strategy, settings in runs_by_strategy.items():
         keys = set().union(*settings) if settings else set()
-        varying[strategy] = sorted(k for k in keys if len({repr(s.get(k)) for s in settings}) > 1)
+        varying[strategy] = sorted(k for k in keys if len({repr(s[k]) for s in settings if k in s}) > 1)
     return varying
 
 

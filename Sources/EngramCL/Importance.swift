@@ -223,6 +223,9 @@ public enum Importance {
             case .sampled:
                 let logits = GradMode.withoutGrad { model(x) }
                 addSquaredGradients(x, targets: sampleLabels(logits: logits, allowedClasses: allowedClasses, rng: &rng), weights: nil)
+            case .exact where batchedExact:
+                addExactSquaredGradientsFromOneForwardPass(model: model, x, recorders: recorders, parameters: parameters,
+                                                           allowedClasses: allowedClasses, into: &estimate.sums)
             case .exact:
                 let probabilities = GradMode.withoutGrad { predictiveProbabilities(model(x), allowedClasses: allowedClasses) }
                 let c = probabilities.count / max(n, 1)
@@ -236,6 +239,57 @@ public enum Importance {
         }
         model.zeroGrad()
         return estimate
+    }
+
+    /// Adds the exact Fisher's Σₖ Σ_c p(c|xₖ)(∂ log p(c|xₖ)/∂θ)² for the batch `x` from one forward pass: one backward
+    /// pass per class through the kept graph, seeded with ∂(√p_c·ℓ_c)/∂z = √p_c·(p − e_c) row by row (p over
+    /// `allowedClasses`), gives every recorded layer's Δ_c with the parameters frozen. A Linear layer's per-sample
+    /// gradient Δₖ⊗xₖ squares to Δₖ²⊗xₖ², so its classes share xₖ²: Σ_c Δ_c² is summed first and multiplied by X∘X
+    /// once. Conv2d and BatchNorm (a per-sample gradient summed over positions does not factor so) add their
+    /// statistics class by class. The same sum as a forward and backward pass per class, up to rounding.
+    static func addExactSquaredGradientsFromOneForwardPass(model: any Module, _ x: Tensor,
+                                                           recorders: [(String, any PerSampleRecording)],
+                                                           parameters: [(String, Tensor)], allowedClasses: [Int]?,
+                                                           into sums: inout ParameterMap) {
+        for (_, l) in recorders { l.recordsActivations = true }
+        let frozen = parameters.filter { $0.1.requiresGrad }
+        for (_, p) in frozen { p.requiresGrad = false }
+        defer {
+            for (_, p) in frozen { p.requiresGrad = true }
+            for (_, l) in recorders { l.recordsActivations = false; l.clearRecord() }
+        }
+        let logits = model(x)
+        let (n, c) = (logits.shape[0], logits.shape[1])
+        let probabilities = predictiveProbabilities(logits, allowedClasses: allowedClasses)
+        let classes = allowedClasses ?? Array(0..<c)
+        let passes = classes.filter { cls in (0..<n).contains { probabilities[$0 * c + cls] > 0 } }
+        var squaredDeltas: [[Float]?] = Array(repeating: nil, count: recorders.count)
+        for (pass, cls) in passes.enumerated() {
+            var seed = [Float](repeating: 0, count: n * c)
+            for k in 0..<n {
+                let root = probabilities[k * c + cls].squareRoot()
+                guard root > 0 else { continue }
+                for j in classes { seed[k * c + j] = root * (probabilities[k * c + j] - (j == cls ? 1 : 0)) }
+            }
+            logits.backward(seed: Tensor(shape: logits.shape, scalars: seed), retainGraph: pass < passes.count - 1)
+            for (index, (prefix, layer)) in recorders.enumerated() {
+                guard let delta = layer.lastOutput?.grad else { continue }
+                if layer is Linear {
+                    let square = delta.scalars.map { $0 * $0 }
+                    if squaredDeltas[index] == nil { squaredDeltas[index] = square } else { squaredDeltas[index]!.add(square) }
+                } else if let stats = layer.perSampleSquaredGradientSum() {
+                    addLayerStatistics(stats, of: prefix, layer, into: &sums)
+                }
+                layer.lastOutput?.grad = nil
+            }
+        }
+        for (index, (prefix, layer)) in recorders.enumerated() {
+            guard let squares = squaredDeltas[index], let linear = layer as? Linear, let input = linear.lastInput,
+                  let output = linear.lastOutput else { continue }
+            addLayerStatistics(PerSampleGradients.linearSquaredSum(input: input.rank == 2 ? input : input.flattened(),
+                                                    summedSquaredOutputGradient: Tensor(shape: output.shape, scalars: squares)),
+                               of: prefix, layer, into: &sums)
+        }
     }
 
     /// softmax(logits) row by row, over `allowedClasses` only (the others get probability 0).
@@ -285,10 +339,16 @@ public enum Importance {
         loss().backward()
         for (prefix, l) in recorders {
             guard let stats = squared ? l.perSampleSquaredGradientSum() : l.perSampleAbsoluteGradientSum() else { continue }
-            let names = Set(l.localParameters.map(\.0))
-            if names.contains("weight") { sums[name(prefix, "weight")]!.add(stats.weight.scalars) }
-            if names.contains("bias") { sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
+            addLayerStatistics(stats, of: prefix, l, into: &sums)
         }
+    }
+
+    /// sums[prefix.weight] += stats.weight, sums[prefix.bias] += stats.bias, for the parameters `layer` has.
+    static func addLayerStatistics(_ stats: (weight: Tensor, bias: Tensor), of prefix: String, _ layer: any PerSampleRecording,
+                                   into sums: inout ParameterMap) {
+        let names = Set(layer.localParameters.map(\.0))
+        if names.contains("weight") { sums[name(prefix, "weight")]!.add(stats.weight.scalars) }
+        if names.contains("bias") { sums[name(prefix, "bias")]!.add(stats.bias.scalars) }
     }
 
     /// Whether exact per-sample importance of `model` (in evaluation mode) comes from one batched backward pass per

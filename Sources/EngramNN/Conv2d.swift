@@ -5,6 +5,8 @@ import EngramTensor
 /// names), from one batched pass: Linear (|Δ|ᵀ|X|), Conv2d (one GEMM per sample), BatchNorm in evaluation mode.
 public protocol PerSampleRecording: Module {
     var recordsActivations: Bool { get set }
+    /// The last recorded output, whose gradient `backward()` keeps (nil when nothing is recorded).
+    var lastOutput: Tensor? { get }
     /// Σₖ|∂ℓ_k/∂θ| over the last recorded batch, after `backward()` (MAS).
     func perSampleAbsoluteGradientSum() -> (weight: Tensor, bias: Tensor)?
     /// Σₖ(∂ℓ_k/∂θ)² over the last recorded batch, after `backward()` (the diagonal Fisher of EWC).

@@ -10,8 +10,9 @@ struct Bench: ParsableCommand {
         Training steps: mlp400_b10, mlp400_b128 (MLP 784-400-400-10), mlp1000_b256 (MLP 784-1000-1000-10),
         resnet18r_b32 (reduced ResNet-18, nf = 20, 3×32×32 input, 100 classes), resnet20_b32 (CIFAR ResNet-20 with
         option-A shortcuts on 1×28×28 input, 10 classes). Evaluation (forward only, eval mode, no gradients):
-        eval_mlp400_b1000, eval_resnet20_b1000. Exact per-sample MAS importance against training on the same samples:
-        mas_importance_mlp, mas_importance_cnn (ResNet-20). benchmarks/pytorch_peer.py times the training and
+        eval_mlp400_b1000, eval_resnet20_b1000. Exact per-sample MAS importance and EWC's exact Fisher against
+        training on the same samples: mas_importance_mlp, mas_importance_cnn, ewc_fisher_mlp, ewc_fisher_cnn (cnn:
+        ResNet-20). benchmarks/pytorch_peer.py times the training and
         evaluation workloads in PyTorch and prints the same JSON keys; `--peer benchmarks/pytorch_peer.py` runs it
         alternately with Engram (--rounds rounds) and reports both medians and their ratio.
         """
@@ -100,8 +101,8 @@ struct Bench: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(workload.rawValue.padding(toLength: 21, withPad: " ", startingAt: 0)
-                      + String(format: "exact MAS importance %.2f s per 10 000 samples, training %.2f s: %.2f× an epoch",
-                               t.importance, t.training, t.importance / t.training))
+                      + String(format: "%@ %.2f s per 10 000 samples, training %.2f s: %.2f× an epoch",
+                               workload.estimate, t.importance, t.training, t.importance / t.training))
             }
         }
         if loader { try benchLoaders(trainingStepsPerSecond: stepsPerSecond) }
@@ -257,20 +258,25 @@ enum BenchWorkload: String, CaseIterable {
     }
 }
 
-/// Exact per-sample MAS importance (Ω = mean over samples of |∂‖F(x)‖²/∂θ|) against training on the same samples:
-/// mas_importance_mlp (MLP 784-400-400-10, chunks and batches of 128), mas_importance_cnn (ResNet-20 on 1×28×28,
-/// chunks and batches of 32). Both are normalised to 10 000 samples.
+/// Exact per-sample importance against training on the same samples: MAS (Ω = mean over samples of |∂‖F(x)‖²/∂θ|,
+/// `mas_importance_*`) and EWC's exact Fisher (Σ_c p_c (∂ log p_c/∂θ)² over the 10 classes, `ewc_fisher_*`), on the
+/// MLP 784-400-400-10 (chunks and batches of 128) and ResNet-20 on 1×28×28 (chunks and batches of 32). All are
+/// normalised to 10 000 samples.
 enum ImportanceWorkload: String, CaseIterable {
-    case mas_importance_mlp, mas_importance_cnn
+    case mas_importance_mlp, mas_importance_cnn, ewc_fisher_mlp, ewc_fisher_cnn
+
+    /// What the workload estimates, for the text output.
+    var estimate: String { isFisher ? "exact EWC Fisher" : "exact MAS importance" }
+    var isFisher: Bool { self == .ewc_fisher_mlp || self == .ewc_fisher_cnn }
 
     func measure(seed: UInt64) -> (importance: Double, training: Double, samples: Int) {
         var rng = RandomGenerator(seed: seed, label: "bench/\(rawValue)")
         let model: Classifier, inputShape: [Int], batch: Int, samples: Int
         switch self {
-        case .mas_importance_mlp:
+        case .mas_importance_mlp, .ewc_fisher_mlp:
             model = Models.mlp(input: 784, hidden: [400, 400], classes: 10, using: &rng)
             inputShape = [784]; batch = 128; samples = 10_240
-        case .mas_importance_cnn:
+        case .mas_importance_cnn, .ewc_fisher_cnn:
             model = Models.cifarResNet(depth: 20, inputChannels: 1, classes: 10, using: &rng)
             inputShape = [1, 28, 28]; batch = 32; samples = 1_024
         }
@@ -282,8 +288,16 @@ enum ImportanceWorkload: String, CaseIterable {
             let d = clock.now - start
             return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
-        _ = Importance.mas(model: model, inputs: batches.prefix(1), mode: .exact)   // warm-up (primitives, buffers)
-        let importance = seconds { _ = Importance.mas(model: model, inputs: batches, mode: .exact) }
+        func estimate(_ inputs: ArraySlice<Tensor>) {
+            if isFisher {
+                var fisherRNG = RandomGenerator(seed: seed, label: "bench/fisher")
+                _ = Importance.fisher(model: model, batches: inputs.map { ($0, labels) }, estimator: .exact, rng: &fisherRNG)
+            } else {
+                _ = Importance.mas(model: model, inputs: inputs, mode: .exact)
+            }
+        }
+        estimate(batches.prefix(1))   // warm-up (primitives, buffers)
+        let importance = seconds { estimate(batches[...]) }
         model.train()
         let optimizer = SGD(model.namedParameters(), learningRate: 0.01, momentum: 0.9)
         let training = seconds {

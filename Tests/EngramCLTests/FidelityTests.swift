@@ -39,18 +39,23 @@ import Testing
     }
 
     /// (1/N) Σₖ Σ_c p(c|xₖ) (∂ log p(c|xₖ)/∂θ)², one backward pass per sample and class.
-    static func bruteForceFisher(_ model: Classifier, _ x: Tensor, classes: Int) -> ParameterMap {
+    /// With `allowedClasses`, the softmax and the sum run over those classes only.
+    static func bruteForceFisher(_ model: Classifier, _ x: Tensor, classes: Int, allowedClasses: [Int]? = nil) -> ParameterMap {
         var reference = ParameterMap.zeros(like: model.namedParameters())
         let n = x.shape[0]
         for k in 0..<n {
             let xk = x.indexSelect([k])
-            let p = GradMode.withoutGrad { model(xk) }.softmax().scalars
-            for c in 0..<classes {
+            let logits = GradMode.withoutGrad { model(xk) }.scalars
+            let allowed = allowedClasses ?? Array(0..<classes)
+            let top = allowed.map { logits[$0] }.max()!
+            let total = allowed.map { exp(logits[$0] - top) }.reduce(0, +)
+            for c in allowed {
+                let pc = exp(logits[c] - top) / total
                 model.zeroGrad()
-                Losses.crossEntropy(model(xk), targets: [c]).backward()
+                Losses.crossEntropy(model(xk), targets: [c], allowedClasses: allowedClasses).backward()
                 for (name, t) in model.namedParameters() {
                     guard let g = t.grad?.scalars else { continue }
-                    for i in g.indices { reference[name]![i] += p[c] * g[i] * g[i] / Float(n) }
+                    for i in g.indices { reference[name]![i] += pc * g[i] * g[i] / Float(n) }
                 }
             }
         }
@@ -67,6 +72,25 @@ import Testing
         let reference = Self.bruteForceFisher(model, x, classes: 3)
         for (name, expected) in reference {
             for i in expected.indices { #expect(abs(fast[name]![i] - expected[i]) <= 1e-5 + 1e-4 * abs(expected[i]), "\(name)[\(i)]") }
+        }
+    }
+
+    @Test("the exact Fisher over a task's classes, from one forward pass and a backward pass per class, equals the brute-force sum (two hidden layers)")
+    func exactFisherOverAllowedClassesMatchesBruteForce() throws {
+        var rng = RandomGenerator(seed: 9)
+        let model = Models.mlp(input: 6, hidden: [5, 4], classes: 5, using: &rng)
+        let x = Tensor.normal([7, 6], using: &rng)
+        for allowed in [nil, [1, 3, 4]] as [[Int]?] {
+            var fisherRNG = RandomGenerator(seed: 0)
+            let fast = Importance.fisher(model: model, batches: [(x, Array(repeating: 1, count: 7))],
+                                         allowedClasses: allowed, rng: &fisherRNG).mean
+            #expect(model.namedParameters().allSatisfy { $0.1.requiresGrad && $0.1.grad == nil }, "parameters thawed, no gradients left")
+            let reference = Self.bruteForceFisher(model, x, classes: 5, allowedClasses: allowed)
+            for (name, expected) in reference {
+                for i in expected.indices {
+                    #expect(abs(fast[name]![i] - expected[i]) <= 1e-6 + 1e-4 * abs(expected[i]), "\(String(describing: allowed)) \(name)[\(i)]")
+                }
+            }
         }
     }
 
