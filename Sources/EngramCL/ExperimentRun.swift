@@ -439,6 +439,9 @@ public final class ExperimentRun {
             }
             if stop { throw RunInterrupted(position: position, directory: self.directory) }
         }
+        // The closure holds the trainer, which holds the closure: broken when the run ends, or every run of a
+        // process (a sweep's in-process runs, the tests) would keep its model and data alive.
+        defer { trainer.onCheckpoint = nil }
         let final = try trainer.run(from: position, results: results)
         let output = try makeResults(final, benchmark: benchmark, model: model,
                                      wallSeconds: wallBefore + Date().timeIntervalSince(start))

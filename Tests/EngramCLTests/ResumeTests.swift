@@ -80,3 +80,23 @@ import Testing
         }
     }
 }
+
+/// What a finished run leaves behind in its process.
+@Suite struct ExperimentRunLifetimeTests {
+    final class Sentinel {}
+
+    @Test("a finished run releases its trainer (and with it the model and data): a process running many runs does not grow")
+    func finishedRunReleasesItsTrainer() throws {
+        weak var released: Sentinel?
+        do {
+            let sentinel = Sentinel()
+            released = sentinel
+            let run = try ExperimentRun(configuration: smallPermutedMNIST(strategy: "finetune", tasks: 2, fraction: 0.02),
+                                        directory: try temporaryDirectory("engram-lifetime"))
+            // The trainer holds this closure, so the sentinel lives exactly as long as the trainer.
+            run.onEvent = { [sentinel] _ in _ = sentinel }
+            try run.run()
+        }
+        #expect(released == nil, "the trainer of a finished run is still alive")
+    }
+}
