@@ -113,6 +113,28 @@ func expectTrajectory(_ got: [[Float]], _ expected: [[Float]], rtol: Float = 1e-
     }
 }
 
+extension AdamTests {
+    @Test("Adam's sixteen-lane path (no update mask) gives the bits of the element-by-element path (mask of ones)",
+          arguments: [(Float(0), false), (Float(0.01), false), (Float(0.01), true)])
+    func lanesMatchElementByElement(weightDecay: Float, decoupled: Bool) {
+        var rng = RandomGenerator(seed: 3)
+        let start = Tensor.normal([37], using: &rng).scalars          // two full lanes of 16 and a remainder of 5
+        let gradients = (0..<4).map { _ in Tensor.normal([37], using: &rng).scalars }
+        func run(masked: Bool) -> [Float] {
+            let p = Tensor(shape: [37], scalars: start, requiresGrad: true)
+            let adam = Adam([("p", p)], learningRate: 0.01, weightDecay: weightDecay, decoupled: decoupled)
+            if masked { adam.updateMasks["p"] = [Float](repeating: 1, count: 37) }
+            for g in gradients {
+                p.grad = Tensor(shape: [37], scalars: g)
+                adam.step()
+            }
+            return p.scalars
+        }
+        #expect(run(masked: false) == run(masked: true))
+        #expect(run(masked: false) != start)
+    }
+}
+
 @Suite struct UpdateMaskTests {
     func optimizers(_ params: [(String, Tensor)]) -> [(String, any Optimizer)] {
         [("SGD", SGD(params, learningRate: 0.1)),
