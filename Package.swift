@@ -47,6 +47,7 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
+        .target(name: "CEngramKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -56,7 +57,7 @@ let package = Package(
                 swiftSettings: optimized + (hasOneDNN ? [.define("ENGRAM_DNNL")] : [])),
         .target(
             name: "EngramNN",
-            dependencies: ["EngramTensor", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["EngramTensor", "CEngramKernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimized
         ),
         .target(
