@@ -251,14 +251,15 @@ public enum Importance {
                                                            recorders: [(String, any PerSampleRecording)],
                                                            parameters: [(String, Tensor)], allowedClasses: [Int]?,
                                                            into sums: inout ParameterMap) {
-        for (_, l) in recorders { l.recordsActivations = true }
-        let frozen = parameters.filter { $0.1.requiresGrad }
-        for (_, p) in frozen { p.requiresGrad = false }
-        defer {
-            for (_, p) in frozen { p.requiresGrad = true }
-            for (_, l) in recorders { l.recordsActivations = false; l.clearRecord() }
+        recordingWithFrozenParameters(recorders: recorders, parameters: parameters) {
+            addExactSquaredGradients(of: model(x), recorders: recorders, allowedClasses: allowedClasses, into: &sums)
         }
-        let logits = model(x)
+        for (_, l) in recorders { l.clearRecord() }
+    }
+
+    /// The body of `addExactSquaredGradientsFromOneForwardPass` once the layers record and the parameters are frozen.
+    private static func addExactSquaredGradients(of logits: Tensor, recorders: [(String, any PerSampleRecording)],
+                                                 allowedClasses: [Int]?, into sums: inout ParameterMap) {
         let (n, c) = (logits.shape[0], logits.shape[1])
         let probabilities = predictiveProbabilities(logits, allowedClasses: allowedClasses)
         let classes = allowedClasses ?? Array(0..<c)
@@ -329,18 +330,27 @@ public enum Importance {
     /// `squared`) into `sums`: |Δ|ᵀ|X| for Linear, a GEMM per sample for Conv2d, per channel for BatchNorm.
     static func addBatchedPerSampleStatistics(recorders: [(String, any PerSampleRecording)], parameters: [(String, Tensor)],
                                               squared: Bool, into sums: inout ParameterMap, loss: () -> Tensor) {
+        recordingWithFrozenParameters(recorders: recorders, parameters: parameters) { loss().backward() }
+        for (prefix, l) in recorders {
+            guard let stats = squared ? l.perSampleSquaredGradientSum() : l.perSampleAbsoluteGradientSum() else { continue }
+            addLayerStatistics(stats, of: prefix, l, into: &sums)
+        }
+        for (_, l) in recorders { l.clearRecord() }
+    }
+
+    /// Runs `body` with every recorder recording its activations and the parameters frozen (so backward computes
+    /// only the recorded layers' Δ); restores both afterwards. The recorders keep what `body` recorded (for the
+    /// caller's statistics) until the caller clears them.
+    static func recordingWithFrozenParameters(recorders: [(String, any PerSampleRecording)], parameters: [(String, Tensor)],
+                                              _ body: () -> Void) {
         for (_, l) in recorders { l.recordsActivations = true }
         let frozen = parameters.filter { $0.1.requiresGrad }
         for (_, p) in frozen { p.requiresGrad = false }
         defer {
             for (_, p) in frozen { p.requiresGrad = true }
-            for (_, l) in recorders { l.recordsActivations = false; l.clearRecord() }
+            for (_, l) in recorders { l.recordsActivations = false }
         }
-        loss().backward()
-        for (prefix, l) in recorders {
-            guard let stats = squared ? l.perSampleSquaredGradientSum() : l.perSampleAbsoluteGradientSum() else { continue }
-            addLayerStatistics(stats, of: prefix, l, into: &sums)
-        }
+        body()
     }
 
     /// sums[prefix.weight] += stats.weight, sums[prefix.bias] += stats.bias, for the parameters `layer` has.
