@@ -285,11 +285,9 @@ public enum Importance {
             }
         }
         for (index, (prefix, layer)) in recorders.enumerated() {
-            guard let squares = squaredDeltas[index], let linear = layer as? Linear, let input = linear.lastInput,
-                  let output = linear.lastOutput else { continue }
-            addLayerStatistics(PerSampleGradients.linearSquaredSum(input: input.rank == 2 ? input : input.flattened(),
-                                                    summedSquaredOutputGradient: Tensor(shape: output.shape, scalars: squares)),
-                               of: prefix, layer, into: &sums)
+            guard let squares = squaredDeltas[index],
+                  let stats = (layer as? Linear)?.perSampleSquaredGradientSum(summedSquaredOutputGradient: squares) else { continue }
+            addLayerStatistics(stats, of: prefix, layer, into: &sums)
         }
     }
 

@@ -50,6 +50,14 @@ public final class Linear: PerSampleRecording {
         return PerSampleGradients.linearSquaredSum(input: x.rank == 2 ? x : x.flattened(), outputGradient: delta)
     }
 
+    /// Σₖ Dₖ⊗(xₖ∘xₖ), Σₖ Dₖ over the last recorded batch for D [n, out], squared output gradients already summed
+    /// over several backward passes through it (the exact Fisher's classes, which share xₖ∘xₖ).
+    public func perSampleSquaredGradientSum(summedSquaredOutputGradient d: [Float]) -> (weight: Tensor, bias: Tensor)? {
+        guard let x = lastInput, let y = lastOutput else { return nil }
+        return PerSampleGradients.linearSquaredSum(input: x.rank == 2 ? x : x.flattened(),
+                                                   summedSquaredOutputGradient: Tensor(shape: y.shape, scalars: d))
+    }
+
     /// Forgets the recorded activations.
     public func clearRecord() { lastInput = nil; lastOutput = nil }
 }
