@@ -53,7 +53,7 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc"] + (hasOneDNN ? ["CEngramDNNL"] : []),
+        .target(name: "EngramTensor", dependencies: ["COpenBLAS", "CMalloc", "CEngramKernels"] + (hasOneDNN ? ["CEngramDNNL"] : []),
                 swiftSettings: optimized + (hasOneDNN ? [.define("ENGRAM_DNNL")] : [])),
         .target(
             name: "EngramNN",
@@ -71,7 +71,7 @@ let package = Package(
         ),
         .target(
             name: "EngramCL",
-            dependencies: ["EngramTensor", "EngramNN", "EngramData", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["EngramTensor", "EngramNN", "EngramData", "CEngramKernels", .product(name: "Logging", package: "swift-log"),
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: optimized
         ),
@@ -90,7 +90,7 @@ let package = Package(
             swiftSettings: optimized + (hasMPI ? [.define("ENGRAM_MPI")] : [])
         ),
         .testTarget(name: "EngramTensorTests", dependencies: ["EngramTensor"]),
-        .testTarget(name: "EngramNNTests", dependencies: ["EngramTensor", "EngramNN"]),
+        .testTarget(name: "EngramNNTests", dependencies: ["EngramTensor", "EngramNN", "CEngramKernels"]),
         .testTarget(name: "EngramDataTests", dependencies: ["EngramTensor", "EngramData"]),
         .testTarget(name: "EngramFuzzTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL",
                                                           .product(name: "Yams", package: "Yams")]),

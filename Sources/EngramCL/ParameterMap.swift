@@ -1,6 +1,7 @@
 import EngramTensor
 import EngramData
 import EngramNN
+import CEngramKernels
 
 /// One array of values per named parameter (importance Ω, anchors θ*, path integrals ω …).
 public typealias ParameterMap = [String: [Float]]
@@ -57,30 +58,29 @@ public func quadraticPenalty(parameters: [(String, Tensor)], importance: Paramet
     for (name, p) in parameters {
         guard let omega = importance[name], let star = anchor[name] else { continue }
         precondition(omega.count == p.count && star.count == p.count, "penalty: '\(name)' has \(p.count) values, Ω \(omega.count), θ* \(star.count)")
-        var value: Double = 0
         let w = p.scalars
-        w.withUnsafeBufferPointer { pw in
+        // The value only reports the loss; its sum runs in blocks (C kernels, split across threads), the gradient
+        // element for element as 2λΩ(θ − θ*).
+        let value = w.withUnsafeBufferPointer { pw in
             omega.withUnsafeBufferPointer { po in
                 star.withUnsafeBufferPointer { ps in
-                    var acc: Float = 0
-                    for i in 0..<pw.count { let d = pw[i] - ps[i]; acc += po[i] * d * d }
-                    value = Double(acc)
+                    engram_quadratic_value(pw.count, pw.baseAddress, po.baseAddress, ps.baseAddress)
                 }
             }
         }
         terms.append(Tensor.differentiable(shape: [], scalars: [lambda * Float(value)], inputs: [p]) { g in
             let scale = 2 * lambda * g[0]
-            var grad = [Float](repeating: 0, count: w.count)
-            grad.withUnsafeMutableBufferPointer { pg in
+            return [[Float](unsafeUninitializedCapacity: w.count) { pg, initialized in
                 w.withUnsafeBufferPointer { pw in
                     omega.withUnsafeBufferPointer { po in
                         star.withUnsafeBufferPointer { ps in
-                            for i in 0..<pg.count { pg[i] = scale * po[i] * (pw[i] - ps[i]) }
+                            engram_quadratic_gradient(pw.count, scale, pw.baseAddress, po.baseAddress, ps.baseAddress,
+                                                      pg.baseAddress)
                         }
                     }
                 }
-            }
-            return [grad]
+                initialized = w.count
+            }]
         })
     }
     guard var total = terms.first else { return nil }

@@ -1,6 +1,7 @@
 import EngramTensor
 import EngramData
 import EngramNN
+import CEngramKernels
 
 extension TrainingContext {
     /// The parameters a penalty should cover while training the current task: all of them, except the
@@ -104,7 +105,16 @@ public struct AnchoredImportance: Sendable {
             guard var g = p.grad?.scalars else { continue }
             let w = p.scalars
             if step == .gradient, strength > 0, penalized.contains(name), let omega = importance[name], let star = anchor[name] {
-                for i in 0..<g.count { g[i] -= 2 * strength * omega[i] * (w[i] - star[i]) }
+                g.withUnsafeMutableBufferPointer { pg in
+                    w.withUnsafeBufferPointer { pw in
+                        omega.withUnsafeBufferPointer { po in
+                            star.withUnsafeBufferPointer { ps in
+                                engram_subtract_quadratic_gradient(pg.count, 2 * strength, pw.baseAddress, po.baseAddress,
+                                                                   ps.baseAddress, pg.baseAddress)
+                            }
+                        }
+                    }
+                }
             }
             gradients[name] = g
             values[name] = w

@@ -1,6 +1,7 @@
 import EngramTensor
 import EngramData
 import EngramNN
+import CEngramKernels
 
 /// Synaptic Intelligence (Zenke, Poole & Ganguli, ICML 2017).
 ///
@@ -63,7 +64,13 @@ public final class SynapticIntelligence: RegisteredStrategy {
             guard let g = taskGradient[name], let before = stepStart[name] else { continue }
             let after = p.scalars
             pathIntegral[name]!.withUnsafeMutableBufferPointer { w in
-                for i in 0..<w.count { w[i] -= g[i] * (after[i] - before[i]) }
+                g.withUnsafeBufferPointer { pg in
+                    after.withUnsafeBufferPointer { pa in
+                        before.withUnsafeBufferPointer { pb in
+                            engram_path_integral_update(w.count, w.baseAddress, pg.baseAddress, pa.baseAddress, pb.baseAddress)
+                        }
+                    }
+                }
             }
         }
     }

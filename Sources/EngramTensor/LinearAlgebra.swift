@@ -1,4 +1,5 @@
 import COpenBLAS
+import CEngramKernels
 #if ENGRAM_DNNL
 import CEngramDNNL
 #endif
@@ -46,11 +47,13 @@ func gemm(_ a: [Float], transA: Bool, _ b: [Float], transB: Bool, m: Int, n: Int
 
 /// Process-wide BLAS settings.
 public enum BLAS {
-    /// Sets the number of threads OpenBLAS uses for GEMM (and oneDNN for convolutions, when built with it).
-    /// Results are deterministic for a fixed count.
+    /// Sets the number of threads OpenBLAS uses for GEMM (and oneDNN for convolutions, when built with it, and the
+    /// element-wise kernels of `CEngramKernels`: optimizer steps, quadratic penalties). Results are deterministic for a
+    /// fixed count.
     public static func setThreads(_ n: Int) {
         configuredThreads = max(n, 1)
         openblas_set_num_threads(Int32(n))
+        engram_kernels_set_threads(Int32(max(n, 1)))
         #if ENGRAM_DNNL
         engram_dnnl_set_threads(Int32(max(n, 1)))
         #endif

@@ -10,4 +10,29 @@
 void engram_adam_update(long n, float *w, const float *g, float *m, float *v, float beta1, float beta2, float epsilon,
                         float weightDecay, float learningRate, float stepSize, float c2Root, int decoupled);
 
+/// The same update split across the kernel threads (each element's arithmetic unchanged, so the same bits).
+void engram_adam_update_parallel(long n, float *w, const float *g, float *m, float *v, float beta1, float beta2,
+                                 float epsilon, float weightDecay, float learningRate, float stepSize, float c2Root,
+                                 int decoupled);
+
+// The kernels below split their elements across threads: libgomp's team (the one oneDNN runs on, found at run time),
+// `engram_kernels_set_threads` members; on the calling thread when libgomp is not in the process or n is small.
+// Element-wise results do not depend on the split.
+
+/// Sets the number of threads the kernels use (1: the calling thread only).
+void engram_kernels_set_threads(int threads);
+/// The number of threads the kernels use: the configured count, or 1 without libgomp.
+int engram_kernels_threads(void);
+
+/// out = (scale·Ω)·(w − θ*), the gradient of a quadratic penalty (scale = 2λ).
+void engram_quadratic_gradient(long n, float scale, const float *w, const float *omega, const float *anchor, float *out);
+/// g = g − (scale·Ω)·(w − θ*): a quadratic penalty's gradient taken out of a total gradient.
+void engram_subtract_quadratic_gradient(long n, float scale, const float *w, const float *omega, const float *anchor,
+                                        float *g);
+/// Σ Ω(w − θ*)², summed in blocks of 4 096 elements (16 single-precision lanes each, added in double), the blocks
+/// added in order: the same value for any thread count.
+double engram_quadratic_value(long n, const float *w, const float *omega, const float *anchor);
+/// Synaptic Intelligence's path integral: ω = ω − g·(θ_after − θ_before).
+void engram_path_integral_update(long n, float *path, const float *gradient, const float *after, const float *before);
+
 #endif
