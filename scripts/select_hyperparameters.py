@@ -74,8 +74,15 @@ def seeds_for(strategy, seeds):
     return next((values for methods, values in seeds if "*" in methods), None)
 
 
+def grid_options(point):
+    """The options a sweep's grid set for a point, from its directory name (`agem__buffer_size=200__lr=0.01__seed=0`
+    gives buffer_size and lr): the last component of each option's name, seed and scenario left out."""
+    names = {part.split("=")[0] for part in point.split("__")[1:] if "=" in part}
+    return names - {"seed", "scenario"}
+
+
 def main(directories, write=None, per=None, seeds=()):
-    runs = {}
+    runs, gridded = {}, {}
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
             r = json.loads(path.read_text())
@@ -88,12 +95,16 @@ def main(directories, write=None, per=None, seeds=()):
                 del settings[name]
             key = (r["benchmark"], r["scenario"], method(r["strategy"], c), fixed)
             runs.setdefault(key, []).append((settings, accuracy(r)))
+            gridded.setdefault(key, set()).update(grid_options(path.parent.name))
     # A setting is the values of the options that take several values within the group (older files write only
     # the options that were set, newer ones every option: an absent option is not a different value).
     groups, full = {}, {}
     for key, members in runs.items():
         names = set().union(*(s for s, _ in members))
-        varying = sorted(n for n in names if len({repr(s[n]) for s, _ in members if n in s}) > 1)
+        # Options the validation grid set to one value (a buffer size, Stable SGD's lr) are part of the setting too:
+        # the choice line must spell them, or the final sweep would run the strategy's default instead.
+        varying = sorted(n for n in names if len({repr(s[n]) for s, _ in members if n in s}) > 1
+                         or n.split(".")[-1] in gridded.get(key, ()))
         for settings, acc in members:
             setting = tuple((n, settings.get(n)) for n in varying)
             groups.setdefault(key, {}).setdefault(setting, []).append(acc)
