@@ -114,8 +114,9 @@ extension Tensor {
     public func clamp(min low: Float = -.infinity, max high: Float = .infinity) -> Tensor {
         unary({ Swift.min(Swift.max($0, low), high) }, derivative: { x, _ in x >= low && x <= high ? 1 : 0 })
     }
-    /// max(x, 0).
+    /// max(x, 0) (or the gates of `ActivationGates.current`, when a scope sets one).
     public func relu() -> Tensor {
+        if let gates = ActivationGates.current { return gates.relu(self) }
         let values = mapScalars(scalars) { $0 > 0 ? $0 : 0 }
         return Tensor.differentiable(shape: shape, scalars: values, inputs: [self]) { g in
             [zipScalars(g, values) { $1 > 0 ? $0 : 0 }]

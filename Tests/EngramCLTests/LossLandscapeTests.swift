@@ -40,6 +40,35 @@ import Testing
         #expect(zip(hv, exact).allSatisfy { abs($0 - $1) < 1e-4 }, "\(hv) vs \(exact)")
     }
 
+    /// L(w₁, w₂) = ½(w₂·ReLU(w₁))² at w₁ = 10⁻⁴ (just active), w₂ = 2: H = [[w₂², 2w₁w₂], [2w₁w₂, w₁²]], so
+    /// H·(−1, 0) = (−4, −4·10⁻⁴). A step ε = 10⁻³ along (−1, 0) switches the unit off at θ + εv: the plain central
+    /// difference gives (0 − 4.4·10⁻³)/2ε = −2.2 for the first entry, the held gates the exact −4.
+    @Test("with the ReLU gates held at θ, the central difference across a kink is the Hessian-vector product; without, it is not",
+          arguments: [true, false])
+    func vectorProductAcrossAReLUKink(holdGates: Bool) {
+        let gates = ActivationGates()
+        func gradient(_ point: [Float]) -> [Float] {
+            let w = Tensor(shape: [2], scalars: point, requiresGrad: true)
+            let scope = holdGates ? gates : nil
+            ActivationGates.$current.withValue(scope) {
+                gates.rewind()
+                let z = w.slice(axis: 0, 1..<2) * w.slice(axis: 0, 0..<1).relu()
+                ((z * z).sum() * 0.5).backward()
+            }
+            return w.grad!.scalars
+        }
+        let theta: [Float] = [1e-4, 2]
+        _ = gradient(theta)
+        gates.freeze()
+        #expect(gates.recordedCount == (holdGates ? 1 : 0))
+        let hv = HessianSpectrum.vectorProduct(gradient: gradient, at: theta, direction: [-1, 0], step: 1e-3)
+        if holdGates {
+            #expect(abs(hv[0] + 4) < 1e-3 && abs(hv[1] + 4e-4) < 1e-4, "\(hv)")
+        } else {
+            #expect(abs(hv[0] + 2.2) < 1e-3, "\(hv)")
+        }
+    }
+
     @Test("Hutchinson's estimate is the trace exactly for a diagonal Hessian and within four standard errors otherwise")
     func traceOfAQuadratic() {
         let diagonal: [Float] = [5, 2, -1, 0.5]
@@ -101,7 +130,7 @@ import Testing
         let s = try Sharpness.measure(c, task: 0, samples: 200, top: 1, maxIterations: 30, hutchinsonSamples: 3)
         #expect(s.task == 1 && s.samples == 200 && s.parameters == 89_610)
         #expect(s.eigenvalues.count == 1 && s.eigenvalues[0] > 0 && s.residuals[0].isFinite && s.trace.isFinite && s.converged.count == 1)
-        #expect(s.hessianVectorProduct == "central difference of gradients" && s.finiteDifferenceStep > 0)
+        #expect(s.hessianVectorProduct.hasPrefix("central difference of gradients, ReLU gates held") && s.finiteDifferenceStep > 0)
         #expect(c.trainer.context.model.namedParameters().map { $0.1.scalars } == before)
         #expect(throws: RunError.self) { try Sharpness.measure(c, task: 3) }
     }
