@@ -61,24 +61,11 @@ public func quadraticPenalty(parameters: [(String, Tensor)], importance: Paramet
         let w = p.scalars
         // The value only reports the loss; its sum runs in blocks (C kernels, split across threads), the gradient
         // element for element as 2λΩ(θ − θ*).
-        let value = w.withUnsafeBufferPointer { pw in
-            omega.withUnsafeBufferPointer { po in
-                star.withUnsafeBufferPointer { ps in
-                    engram_quadratic_value(pw.count, pw.baseAddress, po.baseAddress, ps.baseAddress)
-                }
-            }
-        }
+        let value = engram_quadratic_value(w.count, w, omega, star)
         terms.append(Tensor.differentiable(shape: [], scalars: [lambda * Float(value)], inputs: [p]) { g in
             let scale = 2 * lambda * g[0]
             return [[Float](unsafeUninitializedCapacity: w.count) { pg, initialized in
-                w.withUnsafeBufferPointer { pw in
-                    omega.withUnsafeBufferPointer { po in
-                        star.withUnsafeBufferPointer { ps in
-                            engram_quadratic_gradient(pw.count, scale, pw.baseAddress, po.baseAddress, ps.baseAddress,
-                                                      pg.baseAddress)
-                        }
-                    }
-                }
+                engram_quadratic_gradient(w.count, scale, w, omega, star, pg.baseAddress)
                 initialized = w.count
             }]
         })

@@ -105,16 +105,7 @@ public struct AnchoredImportance: Sendable {
             guard var g = p.grad?.scalars else { continue }
             let w = p.scalars
             if step == .gradient, strength > 0, penalized.contains(name), let omega = importance[name], let star = anchor[name] {
-                g.withUnsafeMutableBufferPointer { pg in
-                    w.withUnsafeBufferPointer { pw in
-                        omega.withUnsafeBufferPointer { po in
-                            star.withUnsafeBufferPointer { ps in
-                                engram_subtract_quadratic_gradient(pg.count, 2 * strength, pw.baseAddress, po.baseAddress,
-                                                                   ps.baseAddress, pg.baseAddress)
-                            }
-                        }
-                    }
-                }
+                engram_subtract_quadratic_gradient(g.count, 2 * strength, w, omega, star, &g)
             }
             gradients[name] = g
             values[name] = w

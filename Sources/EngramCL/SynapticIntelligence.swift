@@ -64,13 +64,7 @@ public final class SynapticIntelligence: RegisteredStrategy {
             guard let g = taskGradient[name], let before = stepStart[name] else { continue }
             let after = p.scalars
             pathIntegral[name]!.withUnsafeMutableBufferPointer { w in
-                g.withUnsafeBufferPointer { pg in
-                    after.withUnsafeBufferPointer { pa in
-                        before.withUnsafeBufferPointer { pb in
-                            engram_path_integral_update(w.count, w.baseAddress, pg.baseAddress, pa.baseAddress, pb.baseAddress)
-                        }
-                    }
-                }
+                engram_path_integral_update(w.count, w.baseAddress, g, after, before)
             }
         }
     }
