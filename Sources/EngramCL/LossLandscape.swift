@@ -93,6 +93,16 @@ public final class AnalyzedCheckpoint {
     }
 }
 
+/// `file` as a path relative to `folder` (`../checkpoints/task-1.safetensors`), as an analysis names its checkpoints so
+/// that the name stays right wherever the results directory is moved or cloned; absolute when the two share nothing
+/// below the root.
+public func relativePath(of file: URL, from folder: URL) -> String {
+    let target = file.standardizedFileURL.pathComponents, base = folder.standardizedFileURL.pathComponents
+    let shared = zip(target, base).prefix { $0 == $1 }.count
+    guard shared > 1 else { return file.standardizedFileURL.path }
+    return (Array(repeating: "..", count: base.count - shared) + target[shared...]).joined(separator: "/")
+}
+
 /// Loss and accuracy of every chosen task along the line θ(α) = (1 − α)θ_A + αθ_B between two checkpoints (the
 /// mode-connectivity picture of Mirzadeh et al. 2021, Garipov et al. 2018), `interpolation.json` as written by
 /// `engram analyze interpolate`.
@@ -108,6 +118,20 @@ public struct Interpolation: Codable, Equatable, Sendable {
     public var accuracy: [[Double]]
     /// The split evaluated: `test`, or `validation` for checkpoints of a selection run.
     public var split: String
+
+    enum CodingKeys: String, CodingKey { case from, to, tasks, alphas, loss, accuracy, split }
+
+    /// As `results.json`: α, losses and accuracies to 6 significant digits (not `0.9562000036239624`).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(from, forKey: .from)
+        try c.encode(to, forKey: .to)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(alphas.map(significant), forKey: .alphas)
+        try c.encode(loss.map { $0.map(significant) }, forKey: .loss)
+        try c.encode(accuracy.map { $0.map(significant) }, forKey: .accuracy)
+        try c.encode(split, forKey: .split)
+    }
 
     /// Evaluates `tasks` (from 0) at each of `alphas`; α = 0 is A's model and α = 1 B's, bit for bit. The model is A's
     /// again afterwards.
@@ -176,6 +200,25 @@ public struct Sharpness: Codable, Equatable, Sendable {
         case checkpoint, task, samples, parameters, loss, eigenvalues, residuals, iterations, converged, trace
         case traceStandardError = "trace_standard_error", hutchinsonSamples = "hutchinson_samples"
         case hessianVectorProduct = "hessian_vector_product", finiteDifferenceStep = "finite_difference_step"
+    }
+
+    /// As `results.json`: every real to 6 significant digits (ε as typed, 0.001, not its `Float` 0.0010000000474974513).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(checkpoint, forKey: .checkpoint)
+        try c.encode(task, forKey: .task)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(significant(loss), forKey: .loss)
+        try c.encode(eigenvalues.map(significant), forKey: .eigenvalues)
+        try c.encode(residuals.map(significant), forKey: .residuals)
+        try c.encode(iterations, forKey: .iterations)
+        try c.encode(converged, forKey: .converged)
+        try c.encode(significant(trace), forKey: .trace)
+        try c.encodeIfPresent(traceStandardError.map(significant), forKey: .traceStandardError)
+        try c.encode(hutchinsonSamples, forKey: .hutchinsonSamples)
+        try c.encode(hessianVectorProduct, forKey: .hessianVectorProduct)
+        try c.encode(significant(finiteDifferenceStep), forKey: .finiteDifferenceStep)
     }
 
     /// Measures `task` (from 0) of `checkpoint` on `samples` of its training data (a seeded draw: the first of a

@@ -32,7 +32,7 @@ struct Analyze: ParsableCommand {
 
     static func write<T: Encodable>(_ value: T, to url: URL) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -84,11 +84,13 @@ extension Analyze {
                 chosen = parsed.map { $0! - 1 }
             } else { chosen = Array(0..<taskCount) }
             let alphas = (0..<points).map { Double($0) / Double(points - 1) }
-            let result: Interpolation
+            var result: Interpolation
             do { result = try Interpolation.measure(from: first, to: second, alphas: alphas, tasks: chosen) } catch {
                 throw ValidationError("\(error)")
             }
             let folder = out.map { URL(fileURLWithPath: $0) } ?? Analyze.defaultFolder(for: first.url)
+            result.from = relativePath(of: first.url, from: folder)
+            result.to = relativePath(of: second.url, from: folder)
             let name = "interpolate-\(Analyze.stem(first.url))-\(Analyze.stem(second.url))"
             try Analyze.write(result, to: folder.appendingPathComponent(name + ".json"))
             do { try InterpolationReport(result).write(to: folder.appendingPathComponent(name + ".html")) } catch {
@@ -147,13 +149,14 @@ extension Analyze {
             let loaded = try Analyze.load(checkpoint, dataDirectory: dataDir)
             let count = loaded.trainer.context.stream.taskCount
             guard (1...count).contains(task) else { throw ValidationError("--task must be from 1 to \(count), got \(task)") }
-            let result: Sharpness
+            var result: Sharpness
             do {
                 result = try Sharpness.measure(loaded, task: task - 1, samples: samples, top: top, maxIterations: iterations,
                                                tolerance: tolerance, hutchinsonSamples: hutchinson, step: step, seed: seed)
             } catch { throw ValidationError("\(error)") }
             let folder = out.map { URL(fileURLWithPath: $0) } ?? Analyze.defaultFolder(for: loaded.url)
             let target = folder.appendingPathComponent("sharpness-\(Analyze.stem(loaded.url))-task\(task).json")
+            result.checkpoint = relativePath(of: loaded.url, from: folder)
             try Analyze.write(result, to: target)
             if json {
                 let encoder = JSONEncoder()

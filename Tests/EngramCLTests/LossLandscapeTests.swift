@@ -112,6 +112,42 @@ import Testing
         #expect(a.trainer.context.model.namedParameters().map { $0.1.scalars } == before, "A's model is restored")
     }
 
+    @Test("an analysis's JSON gives its reals to 6 significant digits, as results.json does")
+    func analysisJSONIsRounded() throws {
+        let (directory, _) = try Self.keptRun()
+        let kept = (1...2).map { directory.appendingPathComponent("checkpoints/task-\($0).safetensors") }
+        let a = try AnalyzedCheckpoint(contentsOf: kept[0]), b = try AnalyzedCheckpoint(contentsOf: kept[1])
+        let line = try Interpolation.measure(from: a, to: b, alphas: [0, 1.0 / 3, 1], tasks: [0, 1])
+        let sharpness = try Sharpness.measure(a, task: 0, samples: 100, top: 1, maxIterations: 5, hutchinsonSamples: 2)
+        func reals(_ value: some Encodable) throws -> [Double] {
+            func collect(_ x: Any) -> [Double] {
+                switch x {
+                case let n as NSNumber: [n.doubleValue]   // booleans too: 0 and 1 pass
+                case let a as [Any]: a.flatMap(collect)
+                case let d as [String: Any]: d.values.flatMap(collect)
+                default: []
+                }
+            }
+            return collect(try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)))
+        }
+        let numbers = try reals(line) + reals(sharpness)
+        #expect(numbers.count > 20)
+        #expect(numbers.allSatisfy { Double(String(format: "%.6g", $0)) == $0 }, "\(numbers)")
+        #expect(try reals(line).contains(0.333333) && reals(sharpness).contains(0.001))
+        // Unrounded in memory: the ends still equal the checkpoints' own accuracies exactly.
+        #expect(line.accuracy[0] == a.recordedAccuracy[0].prefix(2).map(Double.init))
+    }
+
+    @Test("an analysis names its checkpoints relative to its own folder, absolute only when they share nothing")
+    func checkpointPathsAreRelative() {
+        let run = URL(fileURLWithPath: "/results/sweep/run")
+        let kept = run.appendingPathComponent("checkpoints/task-1.safetensors")
+        #expect(relativePath(of: kept, from: run.appendingPathComponent("analysis")) == "../checkpoints/task-1.safetensors")
+        #expect(relativePath(of: kept, from: run) == "checkpoints/task-1.safetensors")
+        #expect(relativePath(of: kept, from: URL(fileURLWithPath: "/results/other/run/analysis")) == "../../../sweep/run/checkpoints/task-1.safetensors")
+        #expect(relativePath(of: kept, from: URL(fileURLWithPath: "/tmp/out")) == kept.path)
+    }
+
     @Test("checkpoints of different streams are refused, naming the setting")
     func differentStreamsAreRefused() throws {
         let (first, _) = try Self.keptRun(seed: 0), (second, _) = try Self.keptRun(seed: 1)
