@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "EngramDataTests", dependencies: ["EngramTensor", "EngramData"]),
         .testTarget(name: "EngramFuzzTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL",
                                                           .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "EngramCLTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "EngramCLTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "CEngramKernels", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EngramReportTests", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport"]),
         .testTarget(name: "EngramStoreTests", dependencies: ["EngramCL", "EngramReport", "EngramStore"]),
     ] + (hasMPI ? [.systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])])] : [])

@@ -184,3 +184,35 @@ void engram_path_integral_update(long n, float *path, const float *gradient, con
     pathArguments a = {path, gradient, after, before};
     parallelRanges(n, PARALLEL_FROM, ALIGNMENT, pathIntegralRange, &a);
 }
+
+// MARK: Riemannian Walk
+
+typedef struct {
+    float *fisher, *score;
+    const float *gradient, *before, *after;
+    float alpha, epsilon;
+    int first;
+} walkArguments;
+
+static void walkRange(void *context, long begin, long end) {
+    const walkArguments *a = context;
+    float *restrict f = a->fisher, *restrict s = a->score;
+    const float *restrict g = a->gradient, *restrict before = a->before, *restrict after = a->after;
+    const float alpha = a->alpha, keep = 1 - a->alpha, epsilon = a->epsilon;
+    if (a->first)
+        for (long i = begin; i < end; i++) f[i] = g[i] * g[i];
+    else
+        for (long i = begin; i < end; i++) f[i] = alpha * g[i] * g[i] + keep * f[i];
+    for (long i = begin; i < end; i++) {
+        float d = after[i] - before[i];
+        float gain = -g[i] * d / (0.5f * f[i] * d * d + epsilon);
+        // Swift's max(0, gain): gain when gain >= 0 (−0 included), else 0 (NaN included).
+        s[i] = s[i] + (gain >= 0 ? gain : 0.0f);
+    }
+}
+
+void engram_rwalk_update(long n, float *fisher, float *score, const float *gradient, const float *before,
+                         const float *after, float alpha, float epsilon, int first) {
+    walkArguments a = {fisher, score, gradient, before, after, alpha, epsilon, first};
+    parallelRanges(n, PARALLEL_FROM, ALIGNMENT, walkRange, &a);
+}

@@ -1,6 +1,7 @@
 import EngramTensor
 import EngramData
 import EngramNN
+import CEngramKernels
 
 /// Riemannian Walk (Chaudhry, Dokania, Ajanthan & Torr, ECCV 2018), without its exemplar replay.
 ///
@@ -83,9 +84,16 @@ public final class RWalk: RegisteredStrategy {
         for (name, p) in context.model.namedParameters() {
             guard let g = taskGradient[name], let before = stepStart[name] else { continue }
             let after = p.scalars
-            Self.updateFisher(&fisher[name], gradient: g, alpha: alpha)
-            Self.accumulateScore(&taskScore[name, default: [Float](repeating: 0, count: g.count)], gradient: g,
-                                 before: before, after: after, fisher: fisher[name]!, epsilon: epsilon)
+            let first = fisher[name] == nil
+            if first { fisher[name] = [Float](repeating: 0, count: g.count) }
+            if taskScore[name] == nil { taskScore[name] = [Float](repeating: 0, count: g.count) }
+            // In place (no copy of F or s per step), vectorized and on the kernel threads: the arithmetic of
+            // `updateFisher` then `accumulateScore`, element for element (tested against them).
+            fisher[name]!.withUnsafeMutableBufferPointer { f in
+                taskScore[name]!.withUnsafeMutableBufferPointer { s in
+                    engram_rwalk_update(f.count, f.baseAddress, s.baseAddress, g, before, after, alpha, epsilon, first ? 1 : 0)
+                }
+            }
         }
     }
 

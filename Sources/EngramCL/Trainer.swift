@@ -269,8 +269,10 @@ public final class Trainer {
     /// What a non-finite loss most likely comes from, said only when the evidence points there: parameters
     /// already non-finite (the training before diverged, or a damaged checkpoint), a finite task loss with a
     /// non-finite total (the strategy's penalty or distillation: its strength), or a non-finite task loss from
-    /// finite parameters (the step size).
-    public static func divergenceHint(taskLoss: Float, context: TrainingContext) -> String {
+    /// finite parameters (the step size — and, when the strategy adds a term to the loss, that term's strength:
+    /// an explicit quadratic-penalty step oscillates and grows once lr·λ·Ω passes about 2, so the parameters blow up
+    /// through the penalty before the penalty itself overflows; EWC λ 1000 on Rotated MNIST at lr 0.01 does).
+    public static func divergenceHint(taskLoss: Float, context: TrainingContext, strategyAddsTerm: Bool = false) -> String {
         let badParameters = context.model.namedParameters().filter { !$0.1.scalars.allSatisfy(\.isFinite) }.map(\.0)
         if let first = badParameters.first {
             return "; the parameters were already non-finite (\(first)\(badParameters.count > 1 ? " and \(badParameters.count - 1) more" : "")) — "
@@ -280,7 +282,9 @@ public final class Trainer {
             return "; the task loss is finite, so the strategy's term overflowed: lower its strength (λ, c, …) "
                 + "or use penalty_step: proximal for quadratic penalties"
         }
-        return "; the parameters are finite but the outputs overflowed: lower the learning rate"
+        guard strategyAddsTerm else { return "; the parameters are finite but the outputs overflowed: lower the learning rate" }
+        return "; the parameters are finite but the outputs overflowed: lower the learning rate or the strategy's strength "
+            + "(λ, c, …; a quadratic penalty's gradient step diverges once lr·λ·Ω is too large — penalty_step: proximal is stable for any λ)"
     }
 
     /// Points the model's task-conditioned modules at `batch`: its one task, or in a task-incremental stream each
@@ -354,16 +358,18 @@ public final class Trainer {
         let restoreShards = group.map { DataParallel.enterShard(of: model, group: $0, rows: rows, total: whole.count) }
         defer { restoreShards?() }
         var taskLoss: Tensor?
+        var strategyAddsTerm = false
         func loss() -> Tensor {
             let output = model(batch.inputs)
             let task = Losses.crossEntropy(output, targets: batch.labels, allowedClasses: context.activeClasses)
             if taskLoss == nil { taskLoss = task }
             let total = strategy.loss(taskLoss: task, output: output, batch: batch, context: context)
+            strategyAddsTerm = strategyAddsTerm || total !== task
             return group == nil ? total : total * share
         }
         func failure(_ value: Float) -> String {
             "the loss became \(value) at task \(task + 1) of \(context.stream.taskCount), epoch \(epoch + 1), batch \(b + 1) "
-                + "(task loss \(taskLoss?.item ?? .nan))" + Self.divergenceHint(taskLoss: taskLoss?.item ?? .nan, context: context)
+                + "(task loss \(taskLoss?.item ?? .nan))" + Self.divergenceHint(taskLoss: taskLoss?.item ?? .nan, context: context, strategyAddsTerm: strategyAddsTerm)
         }
         let rho = context.configuration.samRho
         let optimizer = context.optimizer

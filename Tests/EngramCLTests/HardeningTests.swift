@@ -210,6 +210,10 @@ import Glibc
         let context = trainer.context
         #expect(Trainer.divergenceHint(taskLoss: 0.7, context: context).contains("strength"))
         #expect(Trainer.divergenceHint(taskLoss: .infinity, context: context).contains("learning rate"))
+        #expect(!Trainer.divergenceHint(taskLoss: .infinity, context: context).contains("proximal"))
+        // With a strategy's term in the loss (a quadratic penalty's oscillating gradient step), its strength too.
+        let penalized = Trainer.divergenceHint(taskLoss: .nan, context: context, strategyAddsTerm: true)
+        #expect(penalized.contains("learning rate") && penalized.contains("strength") && penalized.contains("penalty_step: proximal"))
         let (_, p) = context.model.namedParameters()[0]
         var values = p.scalars
         values[3] = .nan

@@ -3,8 +3,32 @@ import EngramNN
 import EngramData
 import EngramCL
 import Testing
+import CEngramKernels
 
 @Suite(.serialized) struct RWalkTests {
+    @Test("the in-place step kernel gives the bits of updateFisher then accumulateScore, on one and two threads, first step or not",
+          arguments: [(Int32(1), true), (1, false), (2, true), (2, false)])
+    func stepKernelMatchesTheSwiftUpdates(threads: Int32, first: Bool) {
+        let n = 100_003   // above the kernels' parallel threshold, not a multiple of their 16-element shares
+        var rng = RandomGenerator(seed: 11)
+        let g = Tensor.normal([n], using: &rng).scalars, before = Tensor.normal([n], using: &rng).scalars
+        // Every fourth parameter did not move (Δθ = 0: a zero gain of either sign), the rest moved either way.
+        let after = zip(before, Tensor.normal([n], using: &rng).scalars).enumerated().map { i, p in i % 4 == 0 ? p.0 : p.0 + 0.01 * p.1 }
+        let startFisher = Tensor.normal([n], using: &rng).scalars.map(abs), startScore = Tensor.normal([n], using: &rng).scalars.map(abs)
+        var expectedFisher: [Float]? = first ? nil : startFisher
+        var expectedScore = startScore
+        RWalk.updateFisher(&expectedFisher, gradient: g, alpha: 0.9)
+        RWalk.accumulateScore(&expectedScore, gradient: g, before: before, after: after, fisher: expectedFisher!, epsilon: 1e-3)
+        var fisher = first ? [Float](repeating: 0, count: n) : startFisher, score = startScore
+        let previous = engram_kernels_threads()
+        engram_kernels_set_threads(threads)
+        engram_rwalk_update(n, &fisher, &score, g, before, after, 0.9, 1e-3, first ? 1 : 0)
+        engram_kernels_set_threads(previous)
+        #expect(fisher.map(\.bitPattern) == expectedFisher!.map(\.bitPattern))
+        #expect(score.map(\.bitPattern) == expectedScore.map(\.bitPattern))
+        #expect(zip(score, startScore).contains { $0 > $1 } && zip(score, startScore).contains { $0 == $1 })
+    }
+
     @Test("one step adds max(0, −g·Δθ / (½·F·Δθ² + ε)) to the score, computed by hand")
     func scoreOfAHandMadeStep() {
         let g: [Float] = [0.5, -1, 2, 0.3]

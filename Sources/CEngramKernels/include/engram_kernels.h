@@ -35,4 +35,10 @@ double engram_quadratic_value(long n, const float *w, const float *omega, const 
 /// Synaptic Intelligence's path integral: ω = ω − g·(θ_after − θ_before).
 void engram_path_integral_update(long n, float *path, const float *gradient, const float *after, const float *before);
 
+/// Riemannian Walk's step: F = αg² + (1 − α)F (F = g² when `first`), then s = s + max(0, −g·Δθ / (½FΔθ² + ε)) with
+/// the updated F and Δθ = after − before (the arithmetic of `RWalk.updateFisher` and `RWalk.accumulateScore`, in their
+/// order).
+void engram_rwalk_update(long n, float *fisher, float *score, const float *gradient, const float *before,
+                         const float *after, float alpha, float epsilon, int first);
+
 #endif
