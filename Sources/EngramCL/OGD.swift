@@ -38,15 +38,21 @@ public final class OGD: RegisteredStrategy {
 
     public let memorySize: Int
     public let output: Output
-    /// The orthonormal directions, [K, P] over the shared parameters in the model's order.
+    /// The orthonormal directions, [K, P] over the shared parameters in the model's order (networks with shared
+    /// parameters outside Linear layers; otherwise `factored` holds them).
     public private(set) var basis: Tensor?
+    /// The directions as the Linear layers' factors and Gram–Schmidt coefficients (`FactoredDirections`), when every
+    /// shared parameter belongs to a Linear layer: the same projection up to rounding at a fraction of the time and memory.
+    public private(set) var factored: FactoredDirections?
+    /// Whether the factored form may be used (tests compare it with the explicit basis).
+    public var allowsFactoredDirections = true
 
     public init(memorySize: Int = 100, output: Output = .gtl) {
         self.memorySize = memorySize; self.output = output
     }
 
     public var name: String { "ogd" }
-    public var directions: Int { basis?.shape[0] ?? 0 }
+    public var directions: Int { factored?.count ?? basis?.shape[0] ?? 0 }
 
     /// The parameters every task uses: all but the heads of a multi-head model.
     static func sharedParameters(of model: any Module) -> [(String, Tensor)] {
@@ -55,6 +61,10 @@ public final class OGD: RegisteredStrategy {
 
     /// g ← g − Σᵢ ⟨g, vᵢ⟩ vᵢ over the shared parameters.
     public func afterBackward(context: TrainingContext) {
+        if let factored {
+            factored.project(Dictionary(uniqueKeysWithValues: Self.sharedParameters(of: context.model)))
+            return
+        }
         guard let basis else { return }
         let parameters = Self.sharedParameters(of: context.model)
         let g = Tensor(shape: [1, basis.shape[1]], scalars: Array(ReplayMemory.gradients(of: parameters).joined()))
@@ -71,9 +81,29 @@ public final class OGD: RegisteredStrategy {
         let restore = model.enterEvaluationMode()
         defer { restore(); model.zeroGrad() }
         model.setActiveTask(task)
-        let tangents = Self.tangents(of: model, inputs: batch.inputs, labels: batch.labels, output: output,
-                                     parameters: Self.sharedParameters(of: model))
+        let shared = Self.sharedParameters(of: model)
+        if basis == nil, allowsFactoredDirections, let layers = factored?.layers ?? FactoredDirections.layers(of: model, shared: shared) {
+            var directions = factored ?? FactoredDirections(layers: layers)
+            let width = model(batch.inputs.indexSelect([0])).shape[1]
+            directions.extend(with: FactoredDirections.factors(of: model, inputs: batch.inputs,
+                                                               seeds: Self.seeds(labels: batch.labels, width: width, output: output),
+                                                               layers: layers))
+            factored = directions
+            return
+        }
+        let tangents = Self.tangents(of: model, inputs: batch.inputs, labels: batch.labels, output: output, parameters: shared)
         basis = Self.orthonormalize(tangents, against: basis)
+    }
+
+    /// The backward seeds of the stored outputs, one [n, width] matrix per direction a sample contributes: gtl the
+    /// one-hot of each sample's label, all one matrix per logit, average 1/width everywhere.
+    public static func seeds(labels: [Int], width: Int, output: Output) -> [[Float]] {
+        let n = labels.count
+        switch output {
+        case .gtl: return [(0..<(n * width)).map { i in i % width == labels[i / width] ? 1 : 0 }]
+        case .all: return (0..<width).map { c in (0..<(n * width)).map { i in i % width == c ? 1 : 0 } }
+        case .average: return [[Float](repeating: 1 / Float(width), count: n * width)]
+        }
     }
 
     /// The stored directions for each sample k of `inputs`: ∇θ(sᵀf(x_k)) over `parameters` (flattened in their
@@ -110,13 +140,24 @@ public final class OGD: RegisteredStrategy {
         return rows.isEmpty ? nil : Tensor(shape: [rows.count / p, p], scalars: rows)
     }
 
-    public var memoryBytes: Int { (basis?.count ?? 0) * MemoryLayout<Float>.size }
+    public var memoryBytes: Int { factored?.byteCount ?? (basis?.count ?? 0) * MemoryLayout<Float>.size }
 
+    /// `basis` [K, P], or the factors of the kept tangents (`factors.<l>.deltas`, `factors.<l>.activations`).
     public func saveState() throws -> StrategyState {
-        StrategyState(tensors: basis.map { [("basis", $0)] } ?? [])
+        if let factored { return StrategyState(tensors: factored.tensors()) }
+        return StrategyState(tensors: basis.map { [("basis", $0)] } ?? [])
     }
 
     public func loadState(_ state: StrategyState, context: TrainingContext) throws {
+        factored = nil
+        if state.tensors.keys.contains(where: { $0.hasPrefix("factors.") }) {
+            guard let layers = FactoredDirections.layers(of: context.model, shared: Self.sharedParameters(of: context.model)) else {
+                throw StrategyError("state holds factored directions, but this model's shared parameters are not all Linear layers'")
+            }
+            factored = try FactoredDirections.restored(from: state.tensors, layers: layers)
+            basis = nil
+            return
+        }
         guard let b = state.tensors["basis"] else { basis = nil; return }
         let p = Self.sharedParameters(of: context.model).reduce(0) { $0 + $1.1.count }
         guard b.shape.count == 2, b.shape[1] == p else {

@@ -47,6 +47,17 @@ func gemm(_ a: [Float], transA: Bool, _ b: [Float], transB: Bool, m: Int, n: Int
 
 /// Process-wide BLAS settings.
 public enum BLAS {
+    /// op(A)·op(B) in double precision through `cblas_dgemm` (row-major; op(A) is m×k, op(B) k×n), for the few
+    /// products whose rounding float cannot afford (OGD's factored directions: coefficients of near-dependent tangents).
+    public static func doubleGEMM(_ a: [Double], transA: Bool, _ b: [Double], transB: Bool, m: Int, n: Int, k: Int) -> [Double] {
+        precondition(a.count == m * k && b.count == k * n, "doubleGEMM: \(a.count) and \(b.count) values for \(m)×\(k) and \(k)×\(n)")
+        var c = [Double](repeating: 0, count: m * n)
+        guard m > 0, n > 0, k > 0 else { return c }
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(transA ? m : k), b, Int32(transB ? k : n), 0, &c, Int32(n))
+        return c
+    }
+
     /// Sets the number of threads OpenBLAS uses for GEMM (and oneDNN for convolutions, when built with it, and the
     /// element-wise kernels of `CEngramKernels`: optimizer steps, quadratic penalties). Results are deterministic for a
     /// fixed count.
