@@ -403,12 +403,19 @@ struct RunDriver {
             logger.info("data: \(data.dataset) from \(data.directory)\(data.downloaded ? " (downloaded)" : "") — \(files)")
         }
         let results: RunResults
+        // The run's own log.txt says why it stopped: the terminal or the sweep's output that showed the error may be gone.
+        let fileLogger = Logger(label: "engram.run") { _ in RunLogHandler(file: logFile, console: false) }
         do { results = try run.run(resume: resume) } catch let stop as RunInterrupted {
             logger.info("\(stop.description)")
             throw ExitCode(130)
         } catch let error as StrategyError where error.key != nil {
             // A value found wrong once the stream is known (a memory smaller than its classes): named as its flag.
-            throw ValidationError(error.naming(ExperimentOptions.flag(for:)))
+            let named = ValidationError(error.naming(ExperimentOptions.flag(for:)))
+            fileLogger.error("failed: \(named)")
+            throw named
+        } catch {
+            fileLogger.error("failed: \(error)")
+            throw error
         }
         do { try RunReport.write(forRunIn: dir) } catch { logger.warning("could not write the report: \(error)") }
         // The directory is the source of truth: a store that cannot take the run costs one warning, never the run.

@@ -63,6 +63,18 @@ func engram(_ arguments: [String], log: URL, environment: [String: String] = [:]
         #expect(runLog.contains("compute: OpenBLAS for matrix products and convolutions"), "\(runLog)")
     }
 
+    @Test("a run that fails says why in its own log.txt, not only on the terminal")
+    func failureIsLoggedInTheRunDirectory() throws {
+        let dir = try temporaryDirectory("engram-cli-diverges")
+        // Plain SGD at lr 10⁶ overflows within the first task.
+        let flags = common.filter { $0 != "--quiet" } + ["--lr", "1000000", "--optimizer", "sgd", "--momentum", "0"]
+        #expect(try engram(["run", "--out", dir.path] + flags, log: dir.appendingPathComponent("out.txt")) != 0)
+        let runLog = try String(contentsOf: dir.appendingPathComponent("log.txt"), encoding: .utf8)
+        #expect(runLog.contains("error failed: the loss became"), "\(runLog)")
+        let terminal = try String(contentsOf: dir.appendingPathComponent("out.txt"), encoding: .utf8)
+        #expect(terminal.components(separatedBy: "the loss became").count == 2, "said once on the terminal: \(terminal)")
+    }
+
     @Test("the engram executable exists (swift test builds it)")
     func executableExists() {
         #expect(FileManager.default.isExecutableFile(atPath: engramExecutable), "build it with swift build -c release or set ENGRAM_BIN")
