@@ -33,7 +33,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "How many points to run at once, each in its own process.")
     var jobs: Int = 1
 
-    @Flag(help: "List the points and their state (finished, interrupted, pending) without running anything.")
+    @Flag(help: "List the points and their state (finished, interrupted, pending, or failed: the reason its log ends with) without running anything.")
     var list = false
 
     @Flag(help: "Only errors and the summary.")
@@ -72,8 +72,8 @@ struct Sweep: ParsableCommand {
                 let state: String
                 switch try sweep.state(of: point) {
                 case .finished: state = "finished"
-                case .interrupted: state = "interrupted"
-                case .pending: state = "pending"
+                case .interrupted: state = Self.lastFailure(in: sweep.directory(for: point)).map { "failed: \($0)" } ?? "interrupted"
+                case .pending: state = Self.lastFailure(in: sweep.directory(for: point)).map { "failed: \($0)" } ?? "pending"
                 }
                 print(point.name.padding(toLength: max(40, point.name.count + 2), withPad: " ", startingAt: 0) + state)
             }
@@ -82,6 +82,16 @@ struct Sweep: ParsableCommand {
         try FileManager.default.createDirectory(at: sweep.directory, withIntermediateDirectories: true)
         try text.write(to: sweep.directory.appendingPathComponent("sweep.yaml"), atomically: true, encoding: .utf8)
         try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path, mpi: mpi).run(sensitivity: true)
+    }
+}
+
+extension Sweep {
+    /// Why a point's last attempt stopped, when it failed: the message of the `error failed: …` line its run wrote
+    /// last into log.txt (nil when the log ends any other way — finished, interrupted, still running — or is absent).
+    static func lastFailure(in directory: URL) -> String? {
+        guard let text = try? String(contentsOf: directory.appendingPathComponent("log.txt"), encoding: .utf8),
+              let last = text.split(separator: "\n").last, let marker = last.range(of: " error failed: ") else { return nil }
+        return String(last[marker.upperBound...])
     }
 }
 

@@ -75,6 +75,25 @@ func engram(_ arguments: [String], log: URL, environment: [String: String] = [:]
         #expect(terminal.components(separatedBy: "the loss became").count == 2, "said once on the terminal: \(terminal)")
     }
 
+    @Test("engram sweep --list names a point that failed and the reason its log ends with")
+    func sweepListShowsFailures() throws {
+        let dir = try temporaryDirectory("engram-cli-sweep-failure")
+        let file = dir.appendingPathComponent("sweep.yaml")
+        try """
+        out: \(dir.appendingPathComponent("runs").path)
+        base: {benchmark: permuted-mnist, tasks: 2, hidden: [16], fraction: 0.02, strategy: finetune, data_dir: \(datasetsRoot),
+               training: {epochs: 1, batch_size: 32, optimizer: sgd, momentum: 0}}
+        grid:
+          training.lr: [0.01, 1.0e+38]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let log = dir.appendingPathComponent("out.txt")
+        #expect(try engram(["sweep", file.path, "--quiet"], log: log) != 0)
+        #expect(try engram(["sweep", file.path, "--list"], log: log) == 0)
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").suffix(2)
+        #expect(lines.first?.contains("finished") == true, "\(lines)")
+        #expect(lines.last?.contains("failed: the loss became") == true, "\(lines)")
+    }
+
     @Test("the engram executable exists (swift test builds it)")
     func executableExists() {
         #expect(FileManager.default.isExecutableFile(atPath: engramExecutable), "build it with swift build -c release or set ENGRAM_BIN")
