@@ -36,6 +36,9 @@ struct Sweep: ParsableCommand {
     @Flag(help: "List the points and their state (finished, interrupted, pending, or failed: the reason its log ends with) without running anything.")
     var list = false
 
+    @Flag(help: "Run again the points whose last attempt failed (by default they are skipped and listed: a divergence or a bad setting fails the same way again).")
+    var retryFailed = false
+
     @Flag(help: "Only errors and the summary.")
     var quiet = false
 
@@ -81,7 +84,8 @@ struct Sweep: ParsableCommand {
         }
         try FileManager.default.createDirectory(at: sweep.directory, withIntermediateDirectories: true)
         try text.write(to: sweep.directory.appendingPathComponent("sweep.yaml"), atomically: true, encoding: .utf8)
-        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path, mpi: mpi).run(sensitivity: true)
+        try SweepExecutor(sweep: sweep, jobs: jobs, quiet: quiet, json: json, store: store.path, mpi: mpi, retryFailed: retryFailed)
+            .run(sensitivity: true)
     }
 }
 
@@ -106,6 +110,8 @@ struct SweepExecutor {
     let store: String?
     /// Spread the points over the ranks of an MPI job (`mpirun -n N engram sweep … --mpi`).
     var mpi = false
+    /// Run points whose last attempt failed (their log ends with the reason) instead of skipping them.
+    var retryFailed = false
 
     /// A point that did not finish: its name, why, and where its output is.
     struct Failure {
@@ -134,13 +140,32 @@ struct SweepExecutor {
         try summarise(sensitivity: sensitivity, ranks: ranks)
     }
 
+    /// The reason `point`'s last attempt failed, if its log ends with one and it ran the configuration the point has
+    /// now (a changed base makes it a new attempt).
+    func failedEarlier(_ point: SweepPoint) -> String? {
+        let dir = sweep.directory(for: point)
+        guard let reason = Sweep.lastFailure(in: dir),
+              let written = try? String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8),
+              let current = try? point.configuration.resolved().yamlText(), written == current else { return nil }
+        return reason
+    }
+
     /// Finds the unfinished points, runs them (here, in child processes, or over the MPI job's ranks), then prints
     /// and writes the summary.
     func summarise(sensitivity: Bool, ranks: Int) throws {
         var todo: [(SweepPoint, resume: Bool)] = []
+        var skipped: [Failure] = []
         for point in sweep.points {
             let state: SweepPointState
             do { state = try sweep.state(of: point) } catch let error as SweepError { throw ValidationError(error.description) }
+            let unfinished: Bool
+            if case .finished = state { unfinished = false } else { unfinished = true }
+            if unfinished, !retryFailed, let reason = failedEarlier(point) {
+                skipped.append(Failure(point: point, reason: reason + " (failed earlier, not run again)",
+                                             log: sweep.directory(for: point).appendingPathComponent("log.txt")))
+                if !quiet { note("✗ \(point.name): failed earlier, skipped (--retry-failed runs it again)") }
+                continue
+            }
             switch state {
             case .finished: if !quiet { note("✓ \(point.name): finished earlier, skipped") }
             case .interrupted: todo.append((point, true))
@@ -157,12 +182,13 @@ struct SweepExecutor {
             try point.configuration.resolved().yamlText().write(to: dir.appendingPathComponent("config.yaml"),
                                                                 atomically: true, encoding: .utf8)
         }
-        let failures: [Failure]
+        var failures: [Failure]
         #if ENGRAM_MPI
         if mpi { failures = try coordinate(todo, ranks: ranks) } else { failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo) }
         #else
         failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo)
         #endif
+        failures = skipped + failures
 
         let finished: [(point: SweepPoint, results: RunResults)]
         do { finished = try sweep.finishedResults() } catch let error as SweepError { throw ValidationError(error.description) }
@@ -177,7 +203,7 @@ struct SweepExecutor {
             print("(\(finished.count) of \(sweep.points.count) runs; \(sweep.directory.path)/summary.csv, summary.json)")
         }
         if !failures.isEmpty {
-            note("\(failures.count) point\(failures.count == 1 ? "" : "s") failed (rerun the same command to retry):")
+            note("\(failures.count) point\(failures.count == 1 ? "" : "s") failed (rerun with --retry-failed to run \(failures.count == 1 ? "it" : "them") again):")
             for f in failures { note("  ✗ \(f.point.name): \(f.reason) — log: \(f.log.path)") }
             throw ExitCode.failure
         }

@@ -92,6 +92,19 @@ func engram(_ arguments: [String], log: URL, environment: [String: String] = [:]
         let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").suffix(2)
         #expect(lines.first?.contains("finished") == true, "\(lines)")
         #expect(lines.last?.contains("failed: the loss became") == true, "\(lines)")
+        // A rerun skips the failed point (it would fail the same way) and still exits with an error; --retry-failed runs it.
+        let failedLog = dir.appendingPathComponent("runs/finetune__lr=1e+38/log.txt")
+        func attempts() throws -> Int {
+            let text = try String(contentsOf: failedLog, encoding: .utf8)
+            return text.components(separatedBy: " starting ").count + text.components(separatedBy: " resuming ").count - 2
+        }
+        #expect(try attempts() == 1)
+        let rerun = dir.appendingPathComponent("rerun.txt")
+        #expect(try engram(["sweep", file.path], log: rerun) != 0)
+        #expect(try String(contentsOf: rerun, encoding: .utf8).contains("finetune__lr=1e+38: failed earlier, skipped (--retry-failed runs it again)"))
+        #expect(try attempts() == 1)
+        #expect(try engram(["sweep", file.path, "--quiet", "--retry-failed"], log: rerun) != 0)
+        #expect(try attempts() == 2)
     }
 
     @Test("the engram executable exists (swift test builds it)")
