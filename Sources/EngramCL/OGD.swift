@@ -21,8 +21,9 @@ import Foundation
 /// own head is free, as in the reference's split benchmarks. Memory (`strategy_memory_bytes`), growing with the
 /// tasks: one float per shared parameter per stored direction — or, when every shared parameter belongs to a Linear
 /// layer, the factored form (`FactoredDirections`): (2M + Σ_l (out + in + 1))·M doubles for M directions, the same
-/// projection up to rounding at a fraction of the time (the explicit basis is read twice from memory every step). Deviation: the reference orthonormalizes once with
-/// classical Gram–Schmidt; the second pass only removes rounding (the issue asks for a numerically stable basis).
+/// projection up to rounding at a fraction of the time (the explicit basis is read twice from memory every step).
+/// Deviation: the reference orthonormalizes once with classical Gram–Schmidt; the second pass only removes rounding
+/// (the issue asks for a numerically stable basis).
 public final class OGD: RegisteredStrategy {
     /// The output whose gradient is stored.
     public enum Output: String, CaseIterable, Sendable { case gtl, all, average }
@@ -86,7 +87,7 @@ public final class OGD: RegisteredStrategy {
         let shared = Self.sharedParameters(of: model)
         if basis == nil, allowsFactoredDirections, let layers = factored?.layers ?? FactoredDirections.layers(of: model, shared: shared) {
             var directions = factored ?? FactoredDirections(layers: layers)
-            let width = model(batch.inputs.indexSelect([0])).shape[1]
+            let width = GradMode.withoutGrad { model(batch.inputs.indexSelect([0])) }.shape[1]
             directions.extend(with: FactoredDirections.factors(of: model, inputs: batch.inputs,
                                                                seeds: Self.seeds(labels: batch.labels, width: width, output: output),
                                                                layers: layers))
