@@ -75,6 +75,16 @@ public struct SummaryRow: Sendable, Codable, Equatable {
 /// The summary of a comparison or sweep: one row per group of runs, metrics as mean ± std over seeds.
 public struct ResultsSummary: Sendable, Codable, Equatable {
     public var rows: [SummaryRow]
+    /// Points whose last attempt failed, with the reason (absent when none failed): a summary read by a script
+    /// shows what is missing from `rows` and why.
+    public var failed: [FailedPoint]?
+
+    /// A point that did not finish because its run stopped with an error.
+    public struct FailedPoint: Sendable, Codable, Equatable {
+        public var name: String
+        public var reason: String
+        public init(name: String, reason: String) { self.name = name; self.reason = reason }
+    }
 
     /// Groups the finished points by ``SweepPoint/group`` (keeping the order in which groups first appear)
     /// and summarizes each group's metrics over its seeds.

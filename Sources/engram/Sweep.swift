@@ -192,7 +192,8 @@ struct SweepExecutor {
 
         let finished: [(point: SweepPoint, results: RunResults)]
         do { finished = try sweep.finishedResults() } catch let error as SweepError { throw ValidationError(error.description) }
-        let summary = ResultsSummary(finished)
+        var summary = ResultsSummary(finished)
+        if !failures.isEmpty { summary.failed = failures.map { .init(name: $0.point.name, reason: $0.reason) } }
         try summary.write(to: sweep.directory)
         writeComparisonReport(runs: finished.map(\.results), to: sweep.directory.appendingPathComponent("report.html"))
         if json {

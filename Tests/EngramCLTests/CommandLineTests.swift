@@ -105,6 +105,10 @@ func engram(_ arguments: [String], log: URL, environment: [String: String] = [:]
         #expect(try attempts() == 1)
         #expect(try engram(["sweep", file.path, "--quiet", "--retry-failed"], log: rerun) != 0)
         #expect(try attempts() == 2)
+        // summary.json names the failed point and why, beside the finished one's row.
+        let summary = try JSONDecoder().decode(ResultsSummary.self, from: Data(contentsOf: dir.appendingPathComponent("runs/summary.json")))
+        #expect(summary.rows.count == 1 && summary.failed?.map(\.name) == ["finetune__lr=1e+38"])
+        #expect(summary.failed?.first?.reason.contains("the loss became nan") == true)
     }
 
     @Test("the engram executable exists (swift test builds it)")
