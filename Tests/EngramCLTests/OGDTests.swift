@@ -101,7 +101,31 @@ import Testing
         #expect(zip(shared.flatMap { $0.1.grad!.scalars }, projected).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
     }
 
-    @Test("in a run OGD forgets less than fine-tuning and holds one float per parameter per stored direction")
+    @Test("on MLPs (one head, a head per task) OGD keeps factored directions, resumes bit-identically and its state round-trips",
+          arguments: [false, true])
+    func factoredDirectionsResumeAndRoundTrip(multiHead: Bool) throws {
+        var c = multiHead ? smallSplitMNIST(strategy: "ogd", fraction: 0.01) : smallPermutedMNIST(strategy: "ogd", tasks: 3, fraction: 0.01)
+        c.hidden = [16]
+        c.training.epochs = 2
+        c.training.batchSize = 16
+        c.hyperparameters["ogd", "memory_size"] = 8
+        for position in [TrainingPosition(task: 1, epoch: 1), TrainingPosition(task: 2, epoch: 0)] {
+            let (straight, resumed) = try uninterruptedAndResumed(c, interruptAt: position)
+            #expect(straight == resumed, "interrupted at task \(position.task), epoch \(position.epoch)")
+        }
+        let ogd = OGD(memorySize: 8)
+        let trainer = try makeTrainer(c, strategy: ogd)
+        for task in 0..<2 { try trainer.train(from: TrainingPosition(task: task)) }
+        #expect(ogd.factored != nil && ogd.basis == nil && ogd.directions == 16)
+        let saved = try ogd.saveState()
+        #expect(saved.tensors.keys.allSatisfy { $0.hasPrefix("factors.") } && saved.tensors.count == (multiHead ? 2 : 4))
+        let copy = OGD(memorySize: 8)
+        try copy.loadState(saved, context: trainer.context)
+        #expect(copy.factored == ogd.factored, "the Gram matrix and coefficients are rebuilt to the same bits")
+        #expect(copy.memoryBytes == ogd.memoryBytes)
+    }
+
+    @Test("in a run OGD forgets less than fine-tuning and its factored directions hold (2M + Σ(out + in + 1))·M doubles")
     func protectsOldTasks() throws {
         var c = smallPermutedMNIST(strategy: "ogd", tasks: 3, fraction: 0.05)
         c.training.learningRate = 0.01   // OGD's guarantee is first-order: small steps (the reference: 0.001 over 5 epochs)
