@@ -76,11 +76,19 @@ def task_aware(r):
     return r.get("average_accuracy"), r.get("average_forgetting")
 
 
+def method(r):
+    """The method a run belongs to: its strategy, `+sam` when it trains with sharpness-aware steps (SAM is an
+    optimizer option of any strategy, so its runs are a method of their own, not seeds of the strategy's row)."""
+    sam = ((r.get("configuration") or {}).get("training") or {}).get("sam_rho")
+    return r["strategy"] + ("+sam" if sam else "")
+
+
 def main(directories):
     files = []
     for directory in directories:
         for path in sorted(Path(directory).rglob("results.json")):
             r = json.loads(path.read_text())
+            r["strategy"] = method(r)
             files.append((r, flat_settings(r["configuration"])))
     by_strategy = {}
     for r, settings in files:
