@@ -63,6 +63,8 @@ public struct ComparisonReport: Sendable {
     public var title: String
     /// The runs grouped by method, in order of first appearance of each strategy, then by setting.
     public let groups: [RunGroup]
+    /// Points of a sweep that failed (name and reason), listed under the runs so the page shows what is missing.
+    public var failed: [(name: String, reason: String)] = []
 
     /// The numeric options a sensitivity plot can be drawn against, by option key (`lambda`, `c`, …, from the
     /// strategy registry), and `training.lr`.
@@ -154,6 +156,10 @@ public struct ComparisonReport: Sendable {
 
         body.append(.h2("Runs"))
         body.append(runsTable())
+        if !failed.isEmpty {
+            body.append(.h2("Failed points"))
+            body.append(ReportPage.table(header: ["point", "why it stopped"], rows: failed.map { [$0.name, $0.reason] }, numericColumns: []))
+        }
         return ReportPage.document(title: "Engram report: \(title)", body: body)
     }
 

@@ -195,7 +195,8 @@ struct SweepExecutor {
         var summary = ResultsSummary(finished)
         if !failures.isEmpty { summary.failed = failures.map { .init(name: $0.point.name, reason: $0.reason) } }
         try summary.write(to: sweep.directory)
-        writeComparisonReport(runs: finished.map(\.results), to: sweep.directory.appendingPathComponent("report.html"))
+        writeComparisonReport(runs: finished.map(\.results), failed: failures.map { ($0.point.name, $0.reason) },
+                              to: sweep.directory.appendingPathComponent("report.html"))
         if json {
             print(String(decoding: try summary.jsonData(), as: UTF8.self))
         } else {
@@ -372,10 +373,12 @@ final class ChildSignalForwarding: @unchecked Sendable {
 ///
 /// Writes the comparison report (per-method bars with error bars, sensitivity curves) of `engram compare`
 /// and `engram sweep`; a failure is reported but does not fail the command (the summary files exist).
-func writeComparisonReport(runs: [RunResults], to url: URL) {
+func writeComparisonReport(runs: [RunResults], failed: [(name: String, reason: String)] = [], to url: URL) {
     guard !runs.isEmpty else { return }
     do {
-        try ComparisonReport(runs: runs).write(to: url)
+        var report = ComparisonReport(runs: runs)
+        report.failed = failed
+        try report.write(to: url)
     } catch {
         FileHandle.standardError.write(Data("warning: could not write \(url.path): \(error)\n".utf8))
     }

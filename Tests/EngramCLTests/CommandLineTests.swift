@@ -109,6 +109,8 @@ func engram(_ arguments: [String], log: URL, environment: [String: String] = [:]
         let summary = try JSONDecoder().decode(ResultsSummary.self, from: Data(contentsOf: dir.appendingPathComponent("runs/summary.json")))
         #expect(summary.rows.count == 1 && summary.failed?.map(\.name) == ["finetune__lr=1e+38"])
         #expect(summary.failed?.first?.reason.contains("the loss became nan") == true)
+        let report = try String(contentsOf: dir.appendingPathComponent("runs/report.html"), encoding: .utf8)
+        #expect(report.contains("Failed points") && report.contains("finetune__lr=1e+38"))
     }
 
     @Test("the engram executable exists (swift test builds it)")
