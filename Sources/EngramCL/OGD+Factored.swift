@@ -25,6 +25,8 @@ public struct FactoredDirections: Sendable, Equatable {
         public let outputs: Int
         /// Columns of Â: the layer's inputs, plus 1 with a bias.
         public let inputs: Int
+        /// The layer's inputs (columns of its weight): `inputs` without the bias's column.
+        var weightColumns: Int { inputs - (bias == nil ? 0 : 1) }
         /// Δ [M, outputs] and Â [M, inputs] of the kept tangents, in the order they were kept.
         public internal(set) var deltas: [Double] = []
         public internal(set) var activations: [Double] = []
@@ -90,7 +92,7 @@ public struct FactoredDirections: Sendable, Equatable {
             for s in seeds.indices {
                 var tangent: (deltas: [[Double]], activations: [[Double]]) = ([], [])
                 for (l, layer) in layers.enumerated() {
-                    let out = layer.outputs, width = layer.inputs - (layer.bias == nil ? 0 : 1)
+                    let out = layer.outputs, width = layer.weightColumns
                     tangent.deltas.append(deltas[l][s][(k * out)..<((k + 1) * out)].map(Double.init))
                     tangent.activations.append(activations[l][(k * width)..<((k + 1) * width)].map(Double.init)
                                                + (layer.bias == nil ? [] : [1]))
@@ -167,7 +169,7 @@ public struct FactoredDirections: Sendable, Equatable {
         let m = count
         // G = [∂L/∂W ∂L/∂b] of every layer, in double.
         let gradients: [[Double]] = layers.map { layer in
-            let w = parameters[layer.weight]!, width = layer.inputs - (layer.bias == nil ? 0 : 1)
+            let w = parameters[layer.weight]!, width = layer.weightColumns
             let gw = w.grad?.scalars ?? [Float](repeating: 0, count: w.count)
             let gb = layer.bias.flatMap { parameters[$0]?.grad?.scalars } ?? [Float](repeating: 0, count: layer.outputs)
             var g = [Double](repeating: 0, count: layer.outputs * layer.inputs)
@@ -196,7 +198,7 @@ public struct FactoredDirections: Sendable, Equatable {
             for j in 0..<m { for o in 0..<layer.outputs { scaled[j * layer.outputs + o] *= w[j] } }
             let z = BLAS.doubleGEMM(scaled, transA: true, layer.activations, transB: false,
                                     m: layer.outputs, n: layer.inputs, k: m)   // [out, inputs]
-            let width = layer.inputs - (layer.bias == nil ? 0 : 1)
+            let width = layer.weightColumns
             let g = gradients[l]
             var gw = [Float](repeating: 0, count: layer.outputs * width), gb = [Float](repeating: 0, count: layer.outputs)
             for o in 0..<layer.outputs {

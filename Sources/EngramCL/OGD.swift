@@ -118,12 +118,7 @@ public final class OGD: RegisteredStrategy {
         for k in 0..<inputs.shape[0] {
             let logits = model(inputs.indexSelect([k]))
             let width = logits.shape[1]
-            let seeds: [[Float]]
-            switch output {
-            case .gtl: seeds = [(0..<width).map { $0 == labels[k] ? 1 : 0 }]
-            case .all: seeds = (0..<width).map { c in (0..<width).map { $0 == c ? 1 : 0 } }
-            case .average: seeds = [[Float](repeating: 1 / Float(width), count: width)]
-            }
+            let seeds = Self.seeds(labels: [labels[k]], width: width, output: output)
             for (i, seed) in seeds.enumerated() {
                 model.zeroGrad()
                 logits.backward(seed: Tensor(shape: [1, width], scalars: seed), retainGraph: i < seeds.count - 1)

@@ -75,8 +75,9 @@ struct Sweep: ParsableCommand {
                 let state: String
                 switch try sweep.state(of: point) {
                 case .finished: state = "finished"
-                case .interrupted: state = Self.lastFailure(in: sweep.directory(for: point)).map { "failed: \($0)" } ?? "interrupted"
-                case .pending: state = Self.lastFailure(in: sweep.directory(for: point)).map { "failed: \($0)" } ?? "pending"
+                case let unfinished:
+                    let failure = Self.lastFailure(in: sweep.directory(for: point)).map { "failed: \($0)" }
+                    state = failure ?? (unfinished == .pending ? "pending" : "interrupted")
                 }
                 print(point.name.padding(toLength: max(40, point.name.count + 2), withPad: " ", startingAt: 0) + state)
             }
