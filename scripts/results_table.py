@@ -46,13 +46,19 @@ def batch_norm(r):
 
 def flat_settings(c):
     """The hyper-parameters of a configuration as {'mas.lambda': 1, …}: sections (schema 2 with per-strategy
-    options) and, for older files, values outside sections as they were written."""
+    options) and, for older files, values outside sections as they were written; plus the learning rate and dropout."""
     flat = {}
     for key, value in (c.get("hyperparameters") or {}).items():
         if isinstance(value, dict):
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
+    # Options outside the sections that make a different method setting: the learning rate, and dropout (Stable
+    # SGD's recipe is dropout plus the decayed learning rate).
+    if "lr" in (c.get("training") or {}):
+        flat["training.lr"] = c["training"]["lr"]
+    if "dropout" in c:
+        flat["dropout"] = c["dropout"]
     return flat
 
 
