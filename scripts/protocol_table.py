@@ -13,6 +13,8 @@ import json
 import statistics
 from pathlib import Path
 
+from results_table import mean_std, method
+
 # (ACC %, forgetting as a fraction) of Mirzadeh et al. 2021, Table 1, as read from the paper (see docs/results.md).
 PUBLISHED = {
     "permuted": {"finetune": (44.4, 0.53), "ewc": (70.7, 0.23), "agem": (65.7, 0.29), "er": (72.4, 0.16),
@@ -39,11 +41,6 @@ def setting(c):
     return ", ".join(parts)
 
 
-def mean_std(xs):
-    xs = [100 * x for x in xs]
-    return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("directory")
@@ -60,18 +57,16 @@ def main():
                 failed.append(run.name)
             continue
         r = json.loads(results.read_text())
-        c = r["configuration"]
-        method = r["strategy"] + ("+sam" if (c.get("training") or {}).get("sam_rho") else "")
-        rows.setdefault((method, setting(c)), []).append(r)
+        rows.setdefault((method(r), setting(r["configuration"])), []).append(r)
     published = PUBLISHED[args.benchmark]
     print("| method | setting | seeds | ACC (%) | forgetting (%) | published ACC (%) | published forgetting (%) | s a run |")
     print("|---|---|---|---|---|---|---|---|")
-    for (method, shown), runs in sorted(rows.items(), key=lambda kv: (ORDER.index(kv[0][0]) if kv[0][0] in ORDER else 99, kv[0][1])):
+    for (name, shown), runs in sorted(rows.items(), key=lambda kv: (ORDER.index(kv[0][0]) if kv[0][0] in ORDER else 99, kv[0][1])):
         acc = mean_std([r["average_accuracy"] for r in runs])
         forgetting = mean_std([r["average_forgetting"] for r in runs])
-        paper = published.get(method)
+        paper = published.get(name)
         seconds = statistics.mean(r["wall_seconds"] for r in runs)
-        print(f"| {NAMES.get(method, method)} | {shown} | {len(runs)} | {acc} | {forgetting} | "
+        print(f"| {NAMES.get(name, name)} | {shown} | {len(runs)} | {acc} | {forgetting} | "
               f"{paper[0] if paper else '–'} | {f'{100 * paper[1]:.0f}' if paper else '–'} | {seconds:.0f} |")
     if failed:
         print("\nFailed runs (their log.txt gives the reason): " + ", ".join(failed))
