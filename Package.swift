@@ -7,10 +7,30 @@ import PackageDescription
 /// SQLite index of runs, GRDB) → EngramReport →
 /// EngramCL → EngramNN and EngramData (siblings) → EngramTensor → COpenBLAS. Each target lists every layer its
 /// files import.
+
+/// The vector instructions of the machine that builds (Engram is built where it runs: the README's commands build
+/// from source): Swift's default x86-64 target is SSE2, four floats a vector, so every loop Swift vectorizes would run
+/// a quarter (AVX-512) or half (AVX2) as wide as the CPU allows. Widths change no result: neither Swift nor these C
+/// targets contract a·b + c into one rounding or reorder a floating-point sum, so the same bits come out (tested:
+/// docs/speed.md item 15). `ENGRAM_TARGET_CPU=x86-64` builds the portable binary; other systems get the default.
+let hostCPU: String? = {
+    if let forced = ProcessInfo.processInfo.environment["ENGRAM_TARGET_CPU"] { return forced.isEmpty ? nil : forced }
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+    let flags = Set(line.split(separator: " ").map(String.init))
+    let haswell: Set = ["avx", "avx2", "fma", "bmi1", "bmi2", "movbe", "f16c", "abm", "popcnt", "sse4_2", "xsave"]
+    let skylakeAVX512 = haswell.union(["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "adx"])
+    if skylakeAVX512.isSubset(of: flags) { return "skylake-avx512" }
+    if haswell.isSubset(of: flags) { return "haswell" }
+    return nil
+}()
+let hostVectorFlags: [String] = hostCPU.map { $0 == "x86-64" ? [] : ["-target-cpu", $0] } ?? []
+let hostVectorCFlags: [String] = hostCPU.map { $0 == "x86-64" ? [] : ["-march=\($0)"] } ?? []
+
 /// Release builds keep Swift's overflow, bounds and precondition checks (`-O`, not `-Ounchecked`): Engram reads
 /// downloaded archives and other people's checkpoints, so a malformed value must stop cleanly, never corrupt
 /// memory. Hot kernels skip checks locally through unsafe buffer pointers over extents validated once.
-let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-wmo"] + hostVectorFlags, .when(configuration: .release))]
 
 /// Open MPI (Debian `libopenmpi-dev`): `engram sweep --mpi` is built only where its pkg-config file is found; without
 /// it the package and the tests build and pass, and `--mpi` says how to get it.
@@ -47,7 +67,7 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
-        .target(name: "CEngramKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "CEngramKernels", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"] + hostVectorCFlags)]),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",

@@ -26,7 +26,11 @@ extension Tensor {
             // Two sums over the members: Σx with the counts, then Σ(x − μ)² about the whole batch's μ.
             var sums = [Double](repeating: 0, count: c + 1)
             xv.withUnsafeBufferPointer { px in
-                for ch in 0..<c { for b in 0..<n { sums[ch] += Double(reduceSum(px.baseAddress! + (b * c + ch) * inner, inner)) } }
+                for ch in 0..<c {
+                    withPlaneSums(px.baseAddress! + ch * inner, stride: c * inner, planes: n, inner: inner) { planes in
+                        for b in 0..<n { sums[ch] += Double(planes[b]) }
+                    }
+                }
             }
             sums[c] = Double(localCount)
             group.sum(&sums)
@@ -35,7 +39,9 @@ extension Tensor {
             var squares = [Double](repeating: 0, count: c)
             xv.withUnsafeBufferPointer { px in
                 for ch in 0..<c {
-                    for b in 0..<n { squares[ch] += Double(reduceSquaredDeviation(px.baseAddress! + (b * c + ch) * inner, mean[ch], inner)) }
+                    withPlaneSquaredDeviations(px.baseAddress! + ch * inner, center: mean[ch], stride: c * inner, planes: n, inner: inner) { planes in
+                        for b in 0..<n { squares[ch] += Double(planes[b]) }
+                    }
                 }
             }
             group.sum(&squares)
@@ -55,10 +61,14 @@ extension Tensor {
             forEachRange(c, work: xv.count) { channels in for ch in channels {
                 if training {
                     var s: Double = 0
-                    for b in 0..<n { s += Double(reduceSum(px.baseAddress! + (b * c + ch) * inner, inner)) }
+                    withPlaneSums(px.baseAddress! + ch * inner, stride: c * inner, planes: n, inner: inner) { planes in
+                        for b in 0..<n { s += Double(planes[b]) }
+                    }
                     let mu = Float(s / Double(m))
                     var ss: Double = 0
-                    for b in 0..<n { ss += Double(reduceSquaredDeviation(px.baseAddress! + (b * c + ch) * inner, mu, inner)) }
+                    withPlaneSquaredDeviations(px.baseAddress! + ch * inner, center: mu, stride: c * inner, planes: n, inner: inner) { planes in
+                        for b in 0..<n { ss += Double(planes[b]) }
+                    }
                     mean[ch] = mu
                     invStd[ch] = Float(1 / (ss / Double(m) + Double(epsilon)).squareRoot())
                     unbiased[ch] = Float(ss / Double(Swift.max(m - 1, 1)))
@@ -111,10 +121,9 @@ extension Tensor {
                         forEachRange(c, work: g.count) { channels in
                             for ch in channels {
                                 var sg: Float = 0, sgh: Float = 0
-                                for b in 0..<n {
-                                    let base = (b * c + ch) * inner
-                                    sg += reduceSum(pg.baseAddress! + base, inner)
-                                    sgh += reduceDot(pg.baseAddress! + base, ph.baseAddress! + base, inner)
+                                withPlaneSumsAndDots(pg.baseAddress! + ch * inner, ph.baseAddress! + ch * inner,
+                                                     stride: c * inner, planes: n, inner: inner) { sums, dots in
+                                    for b in 0..<n { sg += sums[b]; sgh += dots[b] }
                                 }
                                 dbeta[ch] = sg
                                 dgamma[ch] = sgh

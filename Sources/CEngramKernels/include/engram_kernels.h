@@ -41,4 +41,17 @@ void engram_path_integral_update(long n, float *path, const float *gradient, con
 void engram_rwalk_update(long n, float *fisher, float *score, const float *gradient, const float *before,
                          const float *after, float alpha, float epsilon, int first);
 
+// Per-plane reductions (batch normalization's statistics and gradients): plane k is the `inner` floats at
+// p + k·stride, k < planes. Each result is the sum of Engram's Swift reductions, bit for bit: eight accumulators
+// (lane j adds elements j, j + 8, …), combined ((a₀ + a₁) + (a₂ + a₃)) + ((a₄ + a₅) + (a₆ + a₇)), then the
+// remaining elements in order.
+
+/// out[k] = Σᵢ pₖᵢ.
+void engram_plane_sums(const float *p, long stride, long planes, long inner, float *out);
+/// out[k] = Σᵢ (pₖᵢ − center)².
+void engram_plane_squared_deviations(const float *p, float center, long stride, long planes, long inner, float *out);
+/// sums[k] = Σᵢ pₖᵢ and dots[k] = Σᵢ pₖᵢqₖᵢ, reading each plane once.
+void engram_plane_sums_and_dots(const float *p, const float *q, long stride, long planes, long inner, float *sums,
+                                float *dots);
+
 #endif
