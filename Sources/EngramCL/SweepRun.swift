@@ -57,6 +57,17 @@ public struct SweepDirectory: Sendable {
         return .pending
     }
 
+    /// Whether a point listed earlier as still to run should start now, asked right before it starts: processes sharing
+    /// a grid (two `engram sweep` on one file, or MPI ranks) list their points once, so another may have finished
+    /// the point since (nil: skip it, never run it again) or left a checkpoint (true: resume from it). False: start it.
+    public func resumeNow(_ point: SweepPoint) throws -> Bool? {
+        switch try state(of: point) {
+        case .finished: return nil
+        case .interrupted: return true
+        case .pending: return false
+        }
+    }
+
     /// Runs one point in this process (resuming from its checkpoint if there is one) and returns its results.
     @discardableResult
     public func run(_ point: SweepPoint, onEvent: ((TrainingEvent) -> Void)? = nil) throws -> RunResults {

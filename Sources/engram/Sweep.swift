@@ -216,11 +216,22 @@ struct SweepExecutor {
     /// One point after another in this process, with the usual progress output unless quiet.
     func runInProcess(_ todo: [(SweepPoint, resume: Bool)]) -> [Failure] {
         var failures: [Failure] = []
-        for (index, (point, resume)) in todo.enumerated() {
+        for (index, (point, _)) in todo.enumerated() {
             let dir = sweep.directory(for: point)
             if RunInterruption.isRequested { break }
             if RunDirectoryLock.isHeld(in: dir) {
                 note("⋯ \(point.name): another process is running it, skipped")
+                continue
+            }
+            let resume: Bool
+            do {
+                guard let now = try sweep.resumeNow(point) else {
+                    note("⋯ \(point.name): finished meanwhile by another process, skipped")
+                    continue
+                }
+                resume = now
+            } catch {
+                failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("log.txt")))
                 continue
             }
             if !quiet { note("[\(index + 1)/\(todo.count)] \(resume ? "resuming" : "running") \(point.name)") }
@@ -279,10 +290,21 @@ struct SweepExecutor {
                      + "and starting no more; rerun the same command to continue")
                 queue.removeAll()
             }
-            while running.count < jobs, let (point, resume) = queue.popFirst() {
+            while running.count < jobs, let (point, _) = queue.popFirst() {
                 let dir = sweep.directory(for: point)
                 if RunDirectoryLock.isHeld(in: dir) {
                     note("⋯ \(point.name): another process is running it, skipped")
+                    continue
+                }
+                let resume: Bool
+                do {
+                    guard let now = try sweep.resumeNow(point) else {
+                        note("⋯ \(point.name): finished meanwhile by another process, skipped")
+                        continue
+                    }
+                    resume = now
+                } catch {
+                    failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("output.log")))
                     continue
                 }
                 launched += 1

@@ -272,6 +272,28 @@ private func tinyConfiguration() -> ExperimentConfiguration {
         #expect(summary.rows.count == 1 && summary.rows[0].seeds == [0, 1, 2])
     }
 
+    @Test("a point listed as pending that another process finished meanwhile is skipped, and one it left interrupted resumes")
+    func aPointFinishedByAnotherProcessIsNotRunAgain() throws {
+        let dir = try temporaryDirectory("sweep-shared")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = SweepSpecification(base: tinyConfiguration(), grid: ["seed": [.int(0), .int(1)]])
+        // This process lists its points: both pending.
+        let mine = try SweepDirectory(spec, directory: dir)
+        #expect(try mine.points.map { try mine.state(of: $0) } == [.pending, .pending])
+        // Another process on the same grid finishes point 0 and is interrupted in point 1.
+        let other = try SweepDirectory(spec, directory: dir)
+        try other.run(other.points[0])
+        struct Interrupt: Error {}
+        let interrupted = try ExperimentRun(configuration: other.points[1].configuration, directory: other.directory(for: other.points[1]))
+        interrupted.afterCheckpoint = { _ in throw Interrupt() }
+        #expect(throws: Interrupt.self) { try interrupted.run() }
+        // Asked again right before starting: point 0 is skipped, point 1 resumes from the checkpoint.
+        #expect(try mine.resumeNow(mine.points[0]) == nil)
+        #expect(try mine.resumeNow(mine.points[1]) == true)
+        let fresh = try SweepDirectory(spec, directory: try temporaryDirectory("sweep-shared-fresh"))
+        #expect(try fresh.resumeNow(fresh.points[0]) == false)
+    }
+
     @Test("results written for another configuration are refused, naming the file")
     func staleResultsAreRefused() throws {
         let dir = try temporaryDirectory("sweep-stale")
