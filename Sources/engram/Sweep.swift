@@ -213,27 +213,34 @@ struct SweepExecutor {
         if RunInterruption.isRequested { throw ExitCode(130) }
     }
 
+    /// Whether to start `point` now, and whether from its checkpoint, asked right before it starts (processes sharing
+    /// the grid listed their points once; `SweepDirectory.resumeNow`): nil, with a note, when another process is
+    /// running it or finished it meanwhile, and nil with a failure (its `log` named) when its state cannot be read.
+    func startDecision(_ point: SweepPoint, log: String, failures: inout [Failure]) -> Bool? {
+        let dir = sweep.directory(for: point)
+        if RunDirectoryLock.isHeld(in: dir) {
+            note("⋯ \(point.name): another process is running it, skipped")
+            return nil
+        }
+        do {
+            guard let resume = try sweep.resumeNow(point) else {
+                note("⋯ \(point.name): finished meanwhile by another process, skipped")
+                return nil
+            }
+            return resume
+        } catch {
+            failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent(log)))
+            return nil
+        }
+    }
+
     /// One point after another in this process, with the usual progress output unless quiet.
     func runInProcess(_ todo: [(SweepPoint, resume: Bool)]) -> [Failure] {
         var failures: [Failure] = []
         for (index, (point, _)) in todo.enumerated() {
             let dir = sweep.directory(for: point)
             if RunInterruption.isRequested { break }
-            if RunDirectoryLock.isHeld(in: dir) {
-                note("⋯ \(point.name): another process is running it, skipped")
-                continue
-            }
-            let resume: Bool
-            do {
-                guard let now = try sweep.resumeNow(point) else {
-                    note("⋯ \(point.name): finished meanwhile by another process, skipped")
-                    continue
-                }
-                resume = now
-            } catch {
-                failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("log.txt")))
-                continue
-            }
+            guard let resume = startDecision(point, log: "log.txt", failures: &failures) else { continue }
             if !quiet { note("[\(index + 1)/\(todo.count)] \(resume ? "resuming" : "running") \(point.name)") }
             do {
                 try RunDriver(configuration: point.configuration, directory: dir.path, quiet: quiet, json: false,
@@ -292,21 +299,7 @@ struct SweepExecutor {
             }
             while running.count < jobs, let (point, _) = queue.popFirst() {
                 let dir = sweep.directory(for: point)
-                if RunDirectoryLock.isHeld(in: dir) {
-                    note("⋯ \(point.name): another process is running it, skipped")
-                    continue
-                }
-                let resume: Bool
-                do {
-                    guard let now = try sweep.resumeNow(point) else {
-                        note("⋯ \(point.name): finished meanwhile by another process, skipped")
-                        continue
-                    }
-                    resume = now
-                } catch {
-                    failures.append(Failure(point: point, reason: "\(error)", log: dir.appendingPathComponent("output.log")))
-                    continue
-                }
+                guard let resume = startDecision(point, log: "output.log", failures: &failures) else { continue }
                 launched += 1
                 let job: (process: Process, log: FileHandle, url: URL)
                 do { job = try launchChild(point, resume: resume, environment: environment, recording: store.map { ["--store", $0] } ?? ["--no-store"]) } catch {
