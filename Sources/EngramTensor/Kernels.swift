@@ -6,9 +6,9 @@ import Dispatch
 @inline(__always)
 func withPlaneSums<R>(_ base: UnsafePointer<Float>, stride: Int, planes: Int, inner: Int,
                       _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: planes) { sums in
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(planes, 1)) { sums in
         engram_plane_sums(base, stride, planes, inner, sums.baseAddress!)
-        return body(UnsafeBufferPointer(sums))
+        return body(UnsafeBufferPointer(rebasing: sums[..<planes]))
     }
 }
 
@@ -16,9 +16,9 @@ func withPlaneSums<R>(_ base: UnsafePointer<Float>, stride: Int, planes: Int, in
 @inline(__always)
 func withPlaneSquaredDeviations<R>(_ base: UnsafePointer<Float>, center: Float, stride: Int, planes: Int, inner: Int,
                                    _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: planes) { squares in
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(planes, 1)) { squares in
         engram_plane_squared_deviations(base, center, stride, planes, inner, squares.baseAddress!)
-        return body(UnsafeBufferPointer(squares))
+        return body(UnsafeBufferPointer(rebasing: squares[..<planes]))
     }
 }
 
@@ -26,9 +26,10 @@ func withPlaneSquaredDeviations<R>(_ base: UnsafePointer<Float>, center: Float, 
 @inline(__always)
 func withPlaneSumsAndDots<R>(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, stride: Int, planes: Int, inner: Int,
                              _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) -> R) -> R {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * planes) { buffer in
-        engram_plane_sums_and_dots(p, q, stride, planes, inner, buffer.baseAddress!, buffer.baseAddress! + planes)
-        return body(UnsafeBufferPointer(rebasing: buffer[..<planes]), UnsafeBufferPointer(rebasing: buffer[planes...]))
+    let width = Swift.max(planes, 1)  // a shard of a data-parallel batch may hold no sample: never an empty allocation
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * width) { buffer in
+        engram_plane_sums_and_dots(p, q, stride, planes, inner, buffer.baseAddress!, buffer.baseAddress! + width)
+        return body(UnsafeBufferPointer(rebasing: buffer[..<planes]), UnsafeBufferPointer(rebasing: buffer[width..<(width + planes)]))
     }
 }
 
