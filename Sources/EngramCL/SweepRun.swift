@@ -58,7 +58,7 @@ public struct SweepDirectory: Sendable {
     }
 
     /// Whether a point listed earlier as still to run should start now, asked right before it starts: processes sharing
-    /// a grid (two `engram sweep` on one file, or MPI ranks) list their points once, so another may have finished
+    /// a grid (two `engram sweep` on one file) list their points once, so another may have finished
     /// the point since (nil: skip it, never run it again) or left a checkpoint (true: resume from it). False: start it.
     public func resumeNow(_ point: SweepPoint) throws -> Bool? {
         switch try state(of: point) {
