@@ -14,7 +14,9 @@ import PackageDescription
 /// targets contract a·b + c into one rounding or reorder a floating-point sum, so the same bits come out (tested:
 /// docs/speed.md item 15). `ENGRAM_TARGET_CPU=x86-64` builds the portable binary; other systems get the default.
 let hostCPU: String? = {
-    if let forced = ProcessInfo.processInfo.environment["ENGRAM_TARGET_CPU"] { return forced.isEmpty ? nil : forced }
+    if let forced = ProcessInfo.processInfo.environment["ENGRAM_TARGET_CPU"] {
+        return forced.isEmpty || forced == "x86-64" ? nil : forced  // x86-64: the compilers' default
+    }
     guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
     let flags = Set(line.split(separator: " ").map(String.init))
@@ -24,8 +26,8 @@ let hostCPU: String? = {
     if haswell.isSubset(of: flags) { return "haswell" }
     return nil
 }()
-let hostVectorFlags: [String] = hostCPU.map { $0 == "x86-64" ? [] : ["-target-cpu", $0] } ?? []
-let hostVectorCFlags: [String] = hostCPU.map { $0 == "x86-64" ? [] : ["-march=\($0)"] } ?? []
+let hostVectorFlags: [String] = hostCPU.map { ["-target-cpu", $0] } ?? []
+let hostVectorCFlags: [String] = hostCPU.map { ["-march=\($0)"] } ?? []
 
 /// Release builds keep Swift's overflow, bounds and precondition checks (`-O`, not `-Ounchecked`): Engram reads
 /// downloaded archives and other people's checkpoints, so a malformed value must stop cleanly, never corrupt

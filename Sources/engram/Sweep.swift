@@ -185,9 +185,9 @@ struct SweepExecutor {
         }
         var failures: [Failure]
         #if ENGRAM_MPI
-        if mpi { failures = try coordinate(todo, ranks: ranks) } else { failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo) }
+        if mpi { failures = try coordinate(todo, ranks: ranks) } else { failures = jobs == 1 ? runInProcess(todo.map(\.0)) : try runInProcesses(todo.map(\.0)) }
         #else
-        failures = jobs == 1 ? runInProcess(todo) : try runInProcesses(todo)
+        failures = jobs == 1 ? runInProcess(todo.map(\.0)) : try runInProcesses(todo.map(\.0))
         #endif
         failures = skipped + failures
 
@@ -234,10 +234,11 @@ struct SweepExecutor {
         }
     }
 
-    /// One point after another in this process, with the usual progress output unless quiet.
-    func runInProcess(_ todo: [(SweepPoint, resume: Bool)]) -> [Failure] {
+    /// One point after another in this process, with the usual progress output unless quiet (each resumes or starts
+    /// as `startDecision` finds it when its turn comes).
+    func runInProcess(_ todo: [SweepPoint]) -> [Failure] {
         var failures: [Failure] = []
-        for (index, (point, _)) in todo.enumerated() {
+        for (index, point) in todo.enumerated() {
             let dir = sweep.directory(for: point)
             if RunInterruption.isRequested { break }
             guard let resume = startDecision(point, log: "log.txt", failures: &failures) else { continue }
@@ -281,7 +282,7 @@ struct SweepExecutor {
 
     /// `jobs` child processes of this executable at a time (`engram run --config …` or `engram resume …`),
     /// each writing its output to `<point>/output.log`.
-    func runInProcesses(_ todo: [(SweepPoint, resume: Bool)]) throws -> [Failure] {
+    func runInProcesses(_ todo: [SweepPoint]) throws -> [Failure] {
         var environment = ProcessInfo.processInfo.environment
         if environment["OPENBLAS_NUM_THREADS"] == nil {
             environment["OPENBLAS_NUM_THREADS"] = String(max(1, ProcessInfo.processInfo.activeProcessorCount / jobs))
@@ -297,7 +298,7 @@ struct SweepExecutor {
                      + "and starting no more; rerun the same command to continue")
                 queue.removeAll()
             }
-            while running.count < jobs, let (point, _) = queue.popFirst() {
+            while running.count < jobs, let point = queue.popFirst() {
                 let dir = sweep.directory(for: point)
                 guard let resume = startDecision(point, log: "output.log", failures: &failures) else { continue }
                 launched += 1
