@@ -290,7 +290,9 @@ private func tinyConfiguration() -> ExperimentConfiguration {
         // Asked again right before starting: point 0 is skipped, point 1 resumes from the checkpoint.
         #expect(try mine.resumeNow(mine.points[0]) == nil)
         #expect(try mine.resumeNow(mine.points[1]) == true)
-        let fresh = try SweepDirectory(spec, directory: try temporaryDirectory("sweep-shared-fresh"))
+        let freshDirectory = try temporaryDirectory("sweep-shared-fresh")
+        defer { try? FileManager.default.removeItem(at: freshDirectory) }
+        let fresh = try SweepDirectory(spec, directory: freshDirectory)
         #expect(try fresh.resumeNow(fresh.points[0]) == false)
     }
 
