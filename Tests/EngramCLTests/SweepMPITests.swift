@@ -7,9 +7,21 @@ import Testing
 @Suite(.serialized) struct SweepMPITests {
     static let mpirun: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// A sweep of six small points (two strategies × three seeds) writing to `out`.
-    static func specification(out: URL, epochs: Int = 1) throws -> URL {
+    /// A sweep of six small points (two strategies × three seeds) writing to `out`. With `longEpochs`, the two
+    /// seed-2 points train that many epochs instead of `epochs`; a second grid lists them, so they are handed out last.
+    static func specification(out: URL, epochs: Int = 1, longEpochs: Int? = nil) throws -> URL {
         let file = out.deletingLastPathComponent().appendingPathComponent("\(out.lastPathComponent).yaml")
+        let seeds = if let longEpochs {
+            """
+            grids:
+              - {training.seed: [0, 1], epochs: [\(epochs)]}
+              - {training.seed: [2], epochs: [\(longEpochs)]}
+            """
+        } else {
+            """
+              training.seed: [0, 1, 2]
+            """
+        }
         let text = """
             out: \(out.path)
             base:
@@ -21,7 +33,7 @@ import Testing
               training: {epochs: \(epochs), batch_size: 32}
             grid:
               strategy: [finetune, ewc]
-              training.seed: [0, 1, 2]
+            \(seeds)
             """
         try text.write(to: file, atomically: true, encoding: .utf8)
         return file
@@ -87,20 +99,27 @@ import Testing
         guard Self.mpirun != nil else { print("SweepMPITests: mpirun not installed, skipped"); return }
         let root = try temporaryDirectory("engram-mpi-kill")
         let out = root.appendingPathComponent("mpi"), log = root.appendingPathComponent("out.txt")
-        let file = try Self.specification(out: out, epochs: 3)
+        // The four short points finish in seconds; the two long ones (handed out last) run far longer than the wait
+        // below can be late by, so the kill lands while they run however loaded the machine is.
+        let file = try Self.specification(out: out, epochs: 1, longEpochs: 600)
         let store = root.appendingPathComponent("runs.sqlite")
         let first = try Self.launchMPI(file, ranks: 3, store: store, log: log)
-        // Wait until a point has finished and others are running, then kill one rank (not mpirun) with SIGKILL.
+        // Wait until the short points have finished and a long one runs, then kill (SIGKILL) the rank running it.
         let deadline = Date().addingTimeInterval(300)
-        while first.isRunning && Date() < deadline && ((try? Self.matrices(out))?.isEmpty ?? true) { usleep(20_000) }
-        let ranks = Self.processes(containing: [file.path, "--mpi"]).filter { $0 != first.processIdentifier }
-        let victim = ranks.last
+        var victim: Int32?
+        while first.isRunning && Date() < deadline {
+            if ((try? Self.matrices(out))?.count ?? 0) >= 4, let child = Self.processes(containing: [out.path, "epochs=600"]).first {
+                victim = Self.parent(of: child)
+                break
+            }
+            usleep(20_000)
+        }
         #expect(first.isRunning && victim != nil, "the sweep ended before a rank could be killed")
         if let victim { kill(victim, SIGKILL) }
         first.waitUntilExit()
         #expect(first.terminationStatus != 0, "mpirun ends the job when a rank dies")
         let done = try Self.matrices(out)
-        #expect(!done.isEmpty && done.count < 6)
+        #expect(done.count == 4, "the short points finished and the long ones did not: \(done.keys.sorted())")
         let stamps = Dictionary(uniqueKeysWithValues: done.keys.map { name in
             (name, (try? FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).appendingPathComponent("results.json").path)[.modificationDate]) as? Date)
         })
@@ -112,6 +131,15 @@ import Testing
             let now = (try? FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).appendingPathComponent("results.json").path)[.modificationDate]) as? Date
             #expect(now == stamp, "\(name) was run again")
         }
+    }
+
+    /// The parent process id of `pid` (the fourth field of /proc/PID/stat, after the parenthesised command name).
+    static func parent(of pid: Int32) -> Int32? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let stat = String(decoding: data, as: UTF8.self)
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
     }
 
     /// Process ids whose command line holds every one of `parts`.
