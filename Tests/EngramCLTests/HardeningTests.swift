@@ -224,7 +224,9 @@ import Glibc
 }
 
 @Suite(.serialized) struct InterruptionTests {
-    let flags = ["--benchmark", "permuted-mnist", "--tasks", "3", "--epochs", "4", "--hidden", "64", "--fraction", "0.05",
+    /// Runs of a few seconds (a task is about a second unloaded), so a signal sent once a run has started cannot
+    /// arrive after its end even on a loaded machine.
+    let flags = ["--benchmark", "permuted-mnist", "--tasks", "3", "--epochs", "40", "--hidden", "64", "--fraction", "0.05",
                  "--strategy", "mas", "--data-dir", datasetsRoot]
 
     /// Waits until `file` contains `text` (at most `seconds`).
@@ -260,7 +262,7 @@ import Glibc
         let file = dir.appendingPathComponent("sweep.yaml")
         try """
             out: \(dir.appendingPathComponent("out").path)
-            base: {benchmark: permuted-mnist, tasks: 3, hidden: [64], fraction: 0.05, strategy: mas, data_dir: \(datasetsRoot), training: {epochs: 4}}
+            base: {benchmark: permuted-mnist, tasks: 3, hidden: [64], fraction: 0.05, strategy: mas, data_dir: \(datasetsRoot), training: {epochs: 40}}
             grid: {training.seed: [0, 1, 2, 3]}
             """.write(to: file, atomically: true, encoding: .utf8)
         let log = dir.appendingPathComponent("sweep.txt")
