@@ -46,6 +46,11 @@ public struct RunResults: Sendable, Codable, Equatable {
     public var wallSeconds: Double?
     /// Peak resident set size of the process that finished the run, in bytes.
     public var peakRSSBytes: Int?
+    /// The library that computed the matrix products and convolutions of the process that finished the run
+    /// (`onednn` or `openblas`, ``ComputeBackend``), and its OpenBLAS threads; nil in older files. The two backends
+    /// round differently, so the same seed gives a different trajectory on each (docs/results-schema.md).
+    public var computeBackend: String?
+    public var computeThreads: Int?
     /// The dataset files the run read, with their MD5 (nil for older files and prebuilt benchmarks).
     public var dataFiles: [DataFileRecord]?
     /// The accuracies around each consolidation phase (SRC's sleep), for methods that have one.
@@ -136,7 +141,7 @@ public struct RunResults: Sendable, Codable, Equatable {
         case samplesPerSecondPerTask = "samples_per_second_per_task", peakRSSBytes = "peak_rss_bytes"
         case strategyMemoryBytes = "strategy_memory_bytes", parameterCount = "parameter_count"
         case taskAgnostic = "task_agnostic", dataFiles = "data_files", batchNorm = "batch_norm"
-        case consolidation
+        case consolidation, computeBackend = "compute_backend", computeThreads = "compute_threads"
         // The older layout (no schema_version).
         case matrix, metrics
     }
@@ -176,6 +181,8 @@ public struct RunResults: Sendable, Codable, Equatable {
                   wallSeconds: try c.decodeIfPresent(Double.self, forKey: .wallSeconds),
                   peakRSSBytes: try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes))
         dataFiles = try c.decodeIfPresent([DataFileRecord].self, forKey: .dataFiles)
+        computeBackend = try c.decodeIfPresent(String.self, forKey: .computeBackend)
+        computeThreads = try c.decodeIfPresent(Int.self, forKey: .computeThreads)
         consolidation = try c.decodeIfPresent(ConsolidationSummary.self, forKey: .consolidation)
     }
 
@@ -220,6 +227,8 @@ public struct RunResults: Sendable, Codable, Equatable {
         if let peakRSSBytes { try c.encode(peakRSSBytes, forKey: .peakRSSBytes) } else { try c.encodeNil(forKey: .peakRSSBytes) }
         try c.encode(strategyMemoryBytes, forKey: .strategyMemoryBytes)
         try c.encode(parameterCount, forKey: .parameterCount)
+        try c.encodeIfPresent(computeBackend, forKey: .computeBackend)
+        try c.encodeIfPresent(computeThreads, forKey: .computeThreads)
         try c.encode(configuration, forKey: .configuration)
         try c.encodeIfPresent(taskAgnostic, forKey: .taskAgnostic)
         try c.encodeIfPresent(dataFiles, forKey: .dataFiles)
@@ -476,6 +485,8 @@ public final class ExperimentRun {
                                  strategyMemoryBytes: r.strategyMemoryBytes, parameterCount: model.parameterCount,
                                  configuration: configuration, wallSeconds: wallSeconds, peakRSSBytes: ProcessMemory.peakResidentBytes)
         results.dataFiles = dataFiles
+        results.computeBackend = ComputeBackend.current.rawValue
+        results.computeThreads = BLAS.threads
         if let before = r.accuracyBeforeConsolidation, before.count == r.accuracy.count, let phase = r.consolidationPhase {
             results.consolidation = ConsolidationSummary(phase: phase, before: before, after: r.accuracy,
                                                          seconds: r.consolidationSeconds ?? [])

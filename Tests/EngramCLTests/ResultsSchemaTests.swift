@@ -65,6 +65,8 @@ let bothFiguresKeys = ["accuracy_matrix_taw", "accuracy_matrix_tag", "average_ac
         #expect(rss > 1_000_000, "peak RSS of a process that trained a network is above 1 MB: \(rss)")
         #expect(try #require(object["parameter_count"] as? Int) > 0)
         #expect(object["configuration"] is [String: Any])
+        #expect(object["compute_backend"] as? String == ComputeBackend.current.rawValue)
+        #expect((object["compute_threads"] as? Int ?? 0) >= 1)
         for key in ["accuracy_matrix", "average_accuracy", "average_forgetting", "bwt", "fwt", "learning_accuracy",
                     "accuracy_matrix_taw", "accuracy_matrix_tag", "average_accuracy_taw", "average_accuracy_tag", "task_agnostic"] {
             for x in numbers(in: object[key]) { #expect(significantDigits(x) <= 6, "\(key): \(x)") }
