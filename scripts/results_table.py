@@ -133,6 +133,13 @@ def main(directories):
                f"{runs[0]['parameter_count']:,}",
                mean_std([sum(r["seconds_per_task"]) for r in runs], scale=1.0, digits=0)]
         print("| " + " | ".join(row) + " |")
+    # The backends round differently, so one seed follows a different trajectory on each: say which produced the rows.
+    backends = {}
+    for r, _ in files:
+        backends[r.get("compute_backend", "not recorded")] = backends.get(r.get("compute_backend", "not recorded"), 0) + 1
+    if set(backends) != {"not recorded"}:
+        print("\ncompute backend: " + ", ".join(f"{name} ({count} run{'s' if count != 1 else ''})"
+                                               for name, count in sorted(backends.items())))
 
 
 if __name__ == "__main__":
