@@ -103,8 +103,11 @@ let package = Package(
         .target(name: "Engram", dependencies: ["EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport", "EngramStore"]),
         .executableTarget(
             name: "engram",
+            // The layers are listed beside the umbrella module that re-exports them: the umbrella's .swiftmodule is not
+            // rewritten when only a layer changes, so without them an incremental build kept the CLI compiled against a
+            // layer's old memory layout (a stored property added to RunResults crashed every run at its end).
             dependencies: [
-                "Engram",
+                "Engram", "EngramTensor", "EngramNN", "EngramData", "EngramCL", "EngramReport", "EngramStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
