@@ -9,6 +9,7 @@ trainable parameters, training seconds.
 Reads every results.json below the given directories: schema version 2 (docs/results-schema.md) and the older
 layout (camelCase `matrix` / `metrics`).
 """
+import collections
 import json
 import statistics
 import sys
@@ -134,9 +135,7 @@ def main(directories):
                mean_std([sum(r["seconds_per_task"]) for r in runs], scale=1.0, digits=0)]
         print("| " + " | ".join(row) + " |")
     # The backends round differently, so one seed follows a different trajectory on each: say which produced the rows.
-    backends = {}
-    for r, _ in files:
-        backends[r.get("compute_backend", "not recorded")] = backends.get(r.get("compute_backend", "not recorded"), 0) + 1
+    backends = collections.Counter(r.get("compute_backend", "not recorded") for r, _ in files)
     if set(backends) != {"not recorded"}:
         print("\ncompute backend: " + ", ".join(f"{name} ({count} run{'s' if count != 1 else ''})"
                                                for name, count in sorted(backends.items())))

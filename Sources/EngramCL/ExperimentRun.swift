@@ -47,9 +47,10 @@ public struct RunResults: Sendable, Codable, Equatable {
     /// Peak resident set size of the process that finished the run, in bytes.
     public var peakRSSBytes: Int?
     /// The library that computed the matrix products and convolutions of the process that finished the run
-    /// (`onednn` or `openblas`, ``ComputeBackend``), and its OpenBLAS threads; nil in older files. The two backends
-    /// round differently, so the same seed gives a different trajectory on each (docs/results-schema.md).
+    /// (`onednn` or `openblas`, ``ComputeBackend``); nil in older files. The two backends round differently, so the
+    /// same seed gives a different trajectory on each (docs/results-schema.md).
     public var computeBackend: String?
+    /// The OpenBLAS threads of the process that finished the run (oneDNN uses as many); nil in older files.
     public var computeThreads: Int?
     /// The dataset files the run read, with their MD5 (nil for older files and prebuilt benchmarks).
     public var dataFiles: [DataFileRecord]?
